@@ -1,0 +1,93 @@
+"""Who may do what, where: the single place where access is decided.
+
+Every view declares a permission with `@permission(...)`; the request hook installed by
+`install()` refuses any endpoint that declares none (deny by default). Site-scoped checks
+(this case's site, this patient's site) are asked here too, by the services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from coi.errors import Forbidden
+
+PUBLIC = "public"  # no login needed (login page, health check, OpenAPI document)
+AUTHENTICATED = "authenticated"  # any logged-in user, whatever their roles
+
+# permission -> roles that hold it (at a site). PHI permissions are further limited to the
+# patient's treating site by the services that show or change it.
+POLICY: dict[str, frozenset[str]] = {
+    "case.list": frozenset({"site_staff", "coordinator", "qa"}),
+    "case.view": frozenset({"site_staff", "coordinator", "qa"}),
+    "case.enrol": frozenset({"site_staff"}),
+    "unit.register": frozenset({"site_staff"}),
+    "patient.view": frozenset({"site_staff", "coordinator", "qa"}),
+    "patient.correct": frozenset({"site_staff"}),
+    "user.manage": frozenset({"admin"}),
+    "token.manage": frozenset({"admin"}),
+    "audit.view": frozenset({"admin", "qa"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The person (or machine, through a token) doing something, with their role grants."""
+
+    user_id: int
+    username: str
+    full_name: str
+    grants: frozenset[tuple[int, str]]  # (site id, role)
+    timezone: str = "UTC"
+    token_id: int | None = None
+    site_names: dict[int, str] = field(default_factory=dict, compare=False)
+
+    def roles(self) -> set[str]:
+        return {role for _site, role in self.grants}
+
+
+def allowed(actor: Actor | None, name: str, site_id: int | None = None) -> bool:
+    """May `actor` use permission `name` at `site_id` (or at any of their sites, if None)?"""
+    if name == PUBLIC:
+        return True
+    if actor is None:
+        return False
+    if name == AUTHENTICATED:
+        return True
+    roles = POLICY[name]
+    return any(role in roles and site_id in (None, site) for site, role in actor.grants)
+
+
+def require(actor: Actor | None, name: str, site_id: int | None = None, *, doing: str) -> None:
+    if not allowed(actor, name, site_id):
+        raise Forbidden(f"You are not allowed to {doing}.")
+
+
+def sites_for(actor: Actor, name: str) -> set[int]:
+    """The sites at which `actor` holds permission `name`."""
+    roles = POLICY[name]
+    return {site for site, role in actor.grants if role in roles}
+
+
+def allowed_at_any(actor: Actor | None, name: str, site_ids: Iterable[int]) -> bool:
+    return any(allowed(actor, name, site) for site in site_ids)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def permission(name: str) -> Callable[[F], F]:
+    """Declare the permission a view needs. Undeclared views are refused."""
+    if name not in POLICY and name not in (PUBLIC, AUTHENTICATED):
+        raise ValueError(f"unknown permission {name!r}")
+
+    def mark(view: F) -> F:
+        view.coi_permission = name  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def declared_permission(view: Callable[..., Any] | None) -> str | None:
+    return getattr(view, "coi_permission", None)

@@ -1,0 +1,1 @@
+"""The JSON API for machines (couriers' devices, other systems), under /api/v1."""

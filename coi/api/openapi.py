@@ -1,0 +1,134 @@
+"""The OpenAPI 3.1 description of /api/v1. Request bodies come from the same pydantic models
+that validate them, so the document cannot drift from what the API accepts."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+
+from coi import __version__
+from coi.models import CASE_STATES
+from coi.schemas import EnrolmentIn, PatientIn, ScanIn, UnitIn
+
+REF = "#/components/schemas/{model}"
+
+
+def _schemas() -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for model in (EnrolmentIn, PatientIn, UnitIn, ScanIn):
+        schema = model.model_json_schema(ref_template=REF)
+        found.update(schema.pop("$defs", {}))
+        found[model.__name__] = schema
+    found.update(_OUTPUT_SCHEMAS)
+    return found
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(model=name)}
+
+
+def _json(name: str) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"required": True, **_json(model.__name__)}
+
+
+_PROBLEM = {"description": "Problem (RFC 9457)",
+            "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+_ERRORS = {str(code): _PROBLEM for code in (401, 403, 404, 413, 422)}
+
+_STR = {"type": "string"}
+_OUTPUT_SCHEMAS: dict[str, Any] = {
+    "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "code"],
+                "properties": {"type": _STR, "title": _STR, "status": {"type": "integer"},
+                               "detail": _STR, "code": _STR, "position": {"type": "integer"},
+                               "errors": {"type": "array", "items": {
+                                   "type": "object", "properties": {"field": _STR,
+                                                                    "message": _STR}}}}},
+    "Unit": {"type": "object", "required": ["serial", "kind", "sequence", "state"],
+             "properties": {"serial": _STR, "serial_display": _STR, "kind": _STR,
+                            "sequence": {"type": "integer"}, "state": _STR,
+                            "registered_at": {"type": "string", "format": "date-time"},
+                            "custodian_site": _STR, "coi": _STR}},
+    "CaseSummary": {"type": "object", "required": ["coi", "state", "product", "site"],
+                    "properties": {"coi": _STR, "state": {"enum": list(CASE_STATES)},
+                                   "product": _STR, "site": _STR, "manufacturing_site": _STR,
+                                   "enrolled_at": {"type": "string", "format": "date-time"}}},
+    "Case": {"type": "object", "required": ["coi", "state", "product", "site", "units"],
+             "description": "`patient` is present only for readers at the treating site.",
+             "properties": {"coi": _STR, "coi_display": _STR, "state": _STR, "product": _STR,
+                            "route_version": {"type": "integer"}, "site": _STR,
+                            "manufacturing_site": _STR,
+                            "enrolled_at": {"type": "string", "format": "date-time"},
+                            "units": {"type": "array", "items": _ref("Unit")},
+                            "patient": _ref("PatientIn")}},
+    "CaseList": {"type": "object", "properties": {
+        "cases": {"type": "array", "items": _ref("CaseSummary")}}},
+    "ParsedIdentifier": {"type": "object", "required": ["type"],
+                         "properties": {"type": {"enum": ["coi", "unit", "isbt128_din", "gs1"]}},
+                         "additionalProperties": True},
+}
+
+_COI = {"name": "coi", "in": "path", "required": True, "schema": _STR,
+        "description": "COI identifier with its check character, e.g. A999826000001X"}
+
+
+@cache
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Chain-of-identity platform API", "version": __version__,
+                 "description": "Enrol patients, register units and read cases. Authenticate "
+                                "with an API token: `Authorization: Bearer <token>`."},
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/cases": {
+                "get": {"summary": "List cases you may see", "operationId": "listCases",
+                        "parameters": [
+                            {"name": "state", "in": "query", "schema": {"enum": list(CASE_STATES)}},
+                            {"name": "site", "in": "query", "schema": _STR},
+                            {"name": "product", "in": "query", "schema": _STR},
+                            {"name": "limit", "in": "query",
+                             "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                            {"name": "offset", "in": "query",
+                             "schema": {"type": "integer", "minimum": 0}}],
+                        "responses": {"200": {"description": "Cases", **_json("CaseList")},
+                                      **_ERRORS}},
+                "post": {"summary": "Enrol a patient; the case gets its COI identifier",
+                         "operationId": "enrol", "requestBody": _body(EnrolmentIn),
+                         "responses": {"201": {"description": "Enrolled", **_json("Case")},
+                                       "409": _PROBLEM, **_ERRORS}},
+            },
+            "/cases/{coi}": {"get": {"summary": "Read a case", "operationId": "getCase",
+                                     "parameters": [_COI],
+                                     "responses": {"200": {"description": "The case",
+                                                           **_json("Case")}, **_ERRORS}}},
+            "/cases/{coi}/units": {"post": {
+                "summary": "Register a unit against a case", "operationId": "registerUnit",
+                "parameters": [_COI], "requestBody": _body(UnitIn),
+                "responses": {"201": {"description": "Registered", **_json("Unit")},
+                              "409": _PROBLEM, **_ERRORS}}},
+            "/units/{serial}": {"get": {
+                "summary": "Read a unit", "operationId": "getUnit",
+                "parameters": [{"name": "serial", "in": "path", "required": True, "schema": _STR}],
+                "responses": {"200": {"description": "The unit", **_json("Unit")}, **_ERRORS}}},
+            "/identifiers/parse": {"post": {
+                "summary": "Parse scanned text into a typed identifier",
+                "operationId": "parseIdentifier", "requestBody": _body(ScanIn),
+                "responses": {"200": {"description": "Parsed", **_json("ParsedIdentifier")},
+                              **_ERRORS}}},
+            "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                                      "security": [],
+                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        },
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "API token issued by an administrator"}},
+        },
+    }

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request, url_for
+from sqlmodel import select
+
+from coi.access import AUTHENTICATED, PUBLIC, permission
+from coi.api import openapi
+from coi.errors import InvalidInput
+from coi.identifiers import CoiId, Gs1Data, IsbtDin, UnitSerial, parse_scan
+from coi.models import CASE_STATES, Product, Site
+from coi.phi import PatientIdentity
+from coi.schemas import EnrolmentIn, ScanIn, UnitIn, validate
+from coi.services import cases, enrolment
+from coi.web import actor, cipher, now, request_session
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@blueprint.route("/openapi.json")
+@permission(PUBLIC)
+def openapi_document() -> Any:
+    return jsonify(openapi.document())
+
+
+@blueprint.route("/cases")
+@permission("case.list")
+def list_cases() -> Any:
+    db = request_session()
+    state = request.args.get("state") or None
+    if state and state not in CASE_STATES:
+        raise InvalidInput(f"'{state}' is not a case state; use one of: {', '.join(CASE_STATES)}.",
+                           [{"field": "state", "message": "Unknown state."}])
+    site = _by_code(Site, request.args.get("site"), "site")
+    product = _by_code(Product, request.args.get("product"), "product")
+    rows = cases.list_cases(session=db, actor=actor(), state=state,
+                            site_id=site.id if site else None,
+                            product_id=product.id if product else None,
+                            limit=_bounded_int("limit", 100, 1, 500),
+                            offset=_bounded_int("offset", 0, 0, 10**9))
+    return jsonify({"cases": [_case_summary(row) for row in rows]})
+
+
+@blueprint.route("/cases", methods=["POST"])
+@permission("case.enrol")
+def enrol() -> Any:
+    db = request_session()
+    data = validate(EnrolmentIn, _json_body())
+    case = enrolment.enrol(
+        session=db, now=now(), actor=actor(), cipher=cipher(), site_code=data.site,
+        product_code=data.product, manufacturing_site_code=data.manufacturing_site,
+        identity=PatientIdentity(data.patient.name, data.patient.birth_date, data.patient.mrn))
+    db.commit()
+    coi = cases.coi_of(case)
+    body = _case_document(coi.text)
+    return jsonify(body), 201, {"Location": url_for("api.get_case", coi=coi.text)}
+
+
+@blueprint.route("/cases/<coi>")
+@permission("case.view")
+def get_case(coi: str) -> Any:
+    return jsonify(_case_document(coi))
+
+
+@blueprint.route("/cases/<coi>/units", methods=["POST"])
+@permission("unit.register")
+def register_unit(coi: str) -> Any:
+    db = request_session()
+    data = validate(UnitIn, _json_body())
+    unit = enrolment.register_unit(session=db, now=now(), actor=actor(), coi_text=coi,
+                                   kind=data.kind)
+    case = cases.visible_case(session=db, actor=actor(), coi_text=coi)
+    db.commit()
+    serial = cases.serial_of(unit, case)
+    return jsonify(_unit(unit, serial)), 201, {"Location": url_for("api.get_unit", serial=serial.text)}
+
+
+@blueprint.route("/units/<serial>")
+@permission("case.view")
+def get_unit(serial: str) -> Any:
+    unit, case = cases.unit_by_serial(session=request_session(), actor=actor(), serial_text=serial)
+    return jsonify(_unit(unit, cases.serial_of(unit, case)) | {"coi": cases.coi_of(case).text})
+
+
+@blueprint.route("/identifiers/parse", methods=["POST"])
+@permission(AUTHENTICATED)
+def parse_identifier() -> Any:
+    data = validate(ScanIn, _json_body())
+    return jsonify(describe(parse_scan(data.text)))
+
+
+def describe(parsed: CoiId | UnitSerial | IsbtDin | Gs1Data) -> dict[str, Any]:
+    if isinstance(parsed, CoiId):
+        return {"type": "coi", "text": parsed.text, "display": parsed.display}
+    if isinstance(parsed, UnitSerial):
+        return {"type": "unit", "text": parsed.text, "display": parsed.display,
+                "coi": parsed.coi.text, "kind": parsed.kind, "sequence": parsed.sequence}
+    if isinstance(parsed, IsbtDin):
+        return {"type": "isbt128_din", "coi": parsed.coi.text, "flags": parsed.flags,
+                "check_verified": parsed.check_verified}
+    return {"type": "gs1", "source": parsed.source, "symbology": parsed.symbology,
+            "elements": [{"ai": ai, "value": value} for ai, value in parsed.elements]}
+
+
+def _case_document(coi_text: str) -> dict[str, Any]:
+    d = cases.case_detail(session=request_session(), actor=actor(), cipher=cipher(),
+                          coi_text=coi_text)
+    body: dict[str, Any] = {
+        "coi": d.coi.text, "coi_display": d.coi.display, "state": d.case.state,
+        "product": d.product.code, "route_version": d.route_row.version,
+        "site": d.site.code, "manufacturing_site": d.manufacturing_site.code,
+        "enrolled_at": d.case.created_at.isoformat(),
+        "units": [_unit(unit, serial) | {"custodian_site": site.code}
+                  for unit, serial, site in d.units],
+    }
+    if d.identity is not None:  # only for readers at the treating site
+        body["patient"] = {"name": d.identity.name, "birth_date": d.identity.birth_date.isoformat(),
+                           "mrn": d.identity.mrn}
+    return body
+
+
+def _case_summary(row: cases.CaseRow) -> dict[str, Any]:
+    return {"coi": row.coi.text, "state": row.case.state, "product": row.product.code,
+            "site": row.site.code, "manufacturing_site": row.manufacturing_site.code,
+            "enrolled_at": row.case.created_at.isoformat()}
+
+
+def _unit(unit: Any, serial: UnitSerial) -> dict[str, Any]:
+    return {"serial": serial.text, "serial_display": serial.display, "kind": unit.kind,
+            "sequence": unit.sequence, "state": unit.state,
+            "registered_at": unit.created_at.isoformat()}
+
+
+def _json_body() -> Any:
+    if not request.is_json:
+        raise InvalidInput("Send a JSON body with 'Content-Type: application/json'.")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise InvalidInput("The request body is not valid JSON.")
+    return data
+
+
+def _by_code(model: type[Site] | type[Product], code: str | None, field: str) -> Any:
+    if not code:
+        return None
+    found = request_session().exec(select(model).where(model.code == code)).first()
+    if found is None:
+        raise InvalidInput(f"No {field} with code {code!r}.",
+                           [{"field": field, "message": "Unknown code."}])
+    return found
+
+
+def _bounded_int(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise InvalidInput(f"'{name}' must be a whole number from {low} to {high}.",
+                           [{"field": name, "message": f"{low} to {high}."}])
+    return value

@@ -1,0 +1,82 @@
+"""`flask coi ...`: database migrations, first start, demo data, PHI key rotation."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlmodel import select
+
+from coi import demo, migrate
+from coi.db import session_scope
+from coi.models import Patient
+from coi.phi import PhiCipher
+
+cli = AppGroup("coi", help="Chain-of-identity platform commands.")
+db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
+phi_cli = AppGroup("phi", help="Encrypted patient data.")
+cli.add_command(db_cli)
+cli.add_command(phi_cli)
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    return current_app.extensions["coi.engine"]
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema."""
+    migrate.upgrade(_engine())
+    click.echo(f"Database at migration {migrate.current_revision(_engine())}.")
+
+
+@cli.command("init")
+def init() -> None:
+    """Migrate, and on a first start in development mode load the demo data set."""
+    migrate.upgrade(_engine())
+    if current_app.config["MODE"] != "development":
+        click.echo("Database migrated. (Demo data is loaded in development mode only.)")
+        return
+    with session_scope(_engine()) as session:
+        if demo.is_loaded(session):
+            click.echo("Database migrated; demo data already loaded.")
+            logins = [(u, demo.PASSWORD, shows) for u, _n, _g, shows in demo.PEOPLE]
+        else:
+            logins = demo.load(session=session, now=current_app.extensions["coi.clock"].now(),
+                               cipher=current_app.extensions["coi.phi"])
+            click.echo("Database migrated; demo data loaded.")
+    _print_logins(logins)
+
+
+@cli.command("demo")
+def load_demo() -> None:
+    """Load the demo data set into an empty database."""
+    with session_scope(_engine()) as session:
+        if demo.is_loaded(session):
+            raise click.ClickException("The database already has sites; demo data not loaded.")
+        logins = demo.load(session=session, now=current_app.extensions["coi.clock"].now(),
+                           cipher=current_app.extensions["coi.phi"])
+    _print_logins(logins)
+
+
+@phi_cli.command("rotate")
+def rotate() -> None:
+    """Re-encrypt every patient record under the first key in COI_PHI_KEYS and recompute the
+    MRN index under COI_PHI_INDEX_KEY. Afterwards an old key can leave COI_PHI_KEYS (keep it
+    at the end of the list while audit entries written under it must stay readable)."""
+    cipher: PhiCipher = current_app.extensions["coi.phi"]
+    count = 0
+    with session_scope(_engine()) as session:
+        for patient in session.exec(select(Patient).with_for_update()):
+            patient.phi = cipher.rotate(patient.phi)
+            patient.mrn_index = cipher.mrn_index(cipher.decrypt(patient.phi).mrn)
+            session.add(patient)
+            count += 1
+    click.echo(f"Re-encrypted {count} patient record(s) under the newest key.")
+
+
+def _print_logins(logins: list[tuple[str, str, str]]) -> None:
+    click.echo("\nDemo logins (password for all: %s):" % logins[0][1] if logins else "")
+    for username, _password, shows in logins:
+        click.echo(f"  {username:<15} {shows}")
+    click.echo("\nOpen http://127.0.0.1:5000 and log in.\n")

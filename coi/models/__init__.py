@@ -1,0 +1,36 @@
+"""The tables. Importing this package registers every model on `SQLModel.metadata`."""
+
+from coi.models.audit import AuditEntry
+from coi.models.case import CASE_STATES, Case, CoiSequence
+from coi.models.patient import Patient
+from coi.models.product import Product, ProductRoute
+from coi.models.signature import MEANINGS, Signature
+from coi.models.site import SITE_KINDS, Site
+from coi.models.unit import UNIT_KINDS, UNIT_STATES, Unit
+from coi.models.user import ROLES, ApiToken, LoginAttempt, RoleGrant, User
+
+# Evidence: the database refuses UPDATE and DELETE on these (migration triggers).
+APPEND_ONLY_TABLES = ("audit_entry", "signature", "login_attempt")
+
+__all__ = [
+    "APPEND_ONLY_TABLES",
+    "CASE_STATES",
+    "MEANINGS",
+    "ROLES",
+    "SITE_KINDS",
+    "UNIT_KINDS",
+    "UNIT_STATES",
+    "ApiToken",
+    "AuditEntry",
+    "Case",
+    "CoiSequence",
+    "LoginAttempt",
+    "Patient",
+    "Product",
+    "ProductRoute",
+    "RoleGrant",
+    "Signature",
+    "Site",
+    "Unit",
+    "User",
+]

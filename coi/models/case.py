@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from coi.models.types import UTCDateTime
+
+CASE_STATES = ("enrolled",)  # the custody route adds the states that follow
+
+
+class Case(SQLModel, table=True):
+    """One therapy event for one patient. `coi` holds the 13 data characters of the COI
+    identifier; the check character is computed wherever it is shown."""
+
+    __tablename__ = "therapy_case"  # "case" is a reserved word in SQL
+
+    id: int | None = Field(default=None, primary_key=True)
+    coi: str = Field(max_length=13, unique=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    product_id: int = Field(foreign_key="product.id", index=True)
+    route_id: int = Field(foreign_key="product_route.id")
+    site_id: int = Field(foreign_key="site.id", index=True)  # the treating site
+    manufacturing_site_id: int = Field(foreign_key="site.id", index=True)
+    state: str = Field(max_length=32, index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    created_by_id: int = Field(foreign_key="app_user.id")
+
+
+class CoiSequence(SQLModel, table=True):
+    """The last serial number issued per facility and year. Incremented with a single
+    UPDATE ... RETURNING, which the database serialises, so concurrent enrolments never
+    draw the same number."""
+
+    __tablename__ = "coi_sequence"
+
+    facility_id: str = Field(max_length=5, primary_key=True)
+    year: str = Field(max_length=2, primary_key=True)
+    last_number: int = Field(default=0)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from coi.models.types import UTCDateTime
+
+UNIT_KINDS = ("apheresis_bag", "sample", "drug_product_bag")
+UNIT_STATES = ("registered",)  # the custody route adds the states that follow
+
+
+class Unit(SQLModel, table=True):
+    """One physical container. `serial` holds the 16 data characters of its serial; the
+    first 13 are its case's COI identifier, so a scan names the case without a lookup."""
+
+    __tablename__ = "unit"
+    __table_args__ = (UniqueConstraint("case_id", "kind", "sequence"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    serial: str = Field(max_length=16, unique=True)
+    case_id: int = Field(foreign_key="therapy_case.id", index=True)
+    kind: str = Field(max_length=32)
+    sequence: int
+    state: str = Field(max_length=32)
+    custodian_site_id: int = Field(foreign_key="site.id", index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by_id: int = Field(foreign_key="app_user.id")

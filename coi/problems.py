@@ -1,0 +1,86 @@
+"""Errors as people and machines see them: RFC 9457 problem+json for the API, a page for the
+web UI. Never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from coi.auth import is_api_request
+from coi.db import request_session
+from coi.errors import DomainError, InvalidInput
+from coi.identifiers import IdentifierError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "urn:coi:problem:"
+
+
+def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> Any:
+    body = {"type": PROBLEM_TYPE + code, "title": title, "status": status, "detail": detail,
+            "code": code, **extra}
+    response = jsonify(body)
+    response.status_code = status
+    response.content_type = "application/problem+json"
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="coi"'
+    return response
+
+
+def install(app: Flask) -> None:
+    app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(IdentifierError, _identifier_error)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def render(status: int, title: str, detail: str, code: str, **extra: Any) -> Any:
+    _rollback()
+    if is_api_request():
+        return problem(status, title, detail, code, **extra)
+    return render_template("error.html", status=status, title=title, detail=detail,
+                           errors=extra.get("errors", [])), status
+
+
+def _domain_error(error: DomainError) -> Any:
+    extra = {"errors": error.errors} if isinstance(error, InvalidInput) and error.errors else {}
+    return render(error.status, error.title, error.message, error.code, **extra)
+
+
+def _identifier_error(error: IdentifierError) -> Any:
+    return render(422, "Identifier not valid", error.message, error.code,
+                  **({"position": error.position} if error.position else {}))
+
+
+def _csrf_error(error: CSRFError) -> Any:
+    return render(400, "Form expired", "The form was open too long or came from elsewhere; "
+                  "reload the page and submit it again. Nothing was saved.", "csrf")
+
+
+def _too_large(error: RequestEntityTooLarge) -> Any:
+    return render(413, "Request too large", "The request is larger than this server accepts; "
+                  "nothing was saved.", "too_large")
+
+
+def _http_error(error: HTTPException) -> Any:
+    status = error.code or 500
+    return render(status, error.name, error.description or error.name, f"http_{status}")
+
+
+def _unexpected(error: Exception) -> Any:
+    log.exception("unexpected error")
+    return render(500, "Internal error", "Something went wrong on our side; nothing was saved. "
+                  "The error has been logged.", "internal")
+
+
+def _rollback() -> None:
+    try:
+        request_session().rollback()
+    except Exception:  # noqa: BLE001 - a broken connection must not hide the original error
+        log.exception("rollback failed")

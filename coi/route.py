@@ -1,0 +1,107 @@
+"""A product's route as data: the ordered steps from enrolment to infusion, read from TOML.
+
+Pure: text in, a validated `Route` out. The custody issue gives the steps their meaning
+at scan time; here a route is parsed, checked and stored so that every case keeps the
+version it started with.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+
+from coi.models.site import SITE_KINDS
+from coi.models.user import ROLES
+
+STEP_KEYS = {"name", "title", "roles", "site_kind", "scan", "verifiers", "max_hours"}
+
+
+class RouteError(ValueError):
+    """The route definition is not valid; the message says where."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    title: str
+    roles: tuple[str, ...]
+    site_kind: str
+    scan: tuple[str, ...]  # what must be scanned, e.g. ("wristband", "apheresis_bag")
+    verifiers: int
+    max_hours: float | None  # time allowed since the previous step
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    product: str
+    version: int
+    steps: tuple[Step, ...]
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+
+def parse_route(text: str) -> Route:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RouteError(f"the route is not valid TOML: {exc}") from exc
+    product = data.get("product")
+    version = data.get("version")
+    if not isinstance(product, str) or not product:
+        raise RouteError("the route needs `product = \"CODE\"`")
+    if not isinstance(version, int) or version < 1:
+        raise RouteError("the route needs `version = N` with N a whole number from 1")
+    raw_steps = data.get("step")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise RouteError("the route needs at least one [[step]]")
+    steps = tuple(_parse_step(number, raw) for number, raw in enumerate(raw_steps, start=1))
+    names = [step.name for step in steps]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise RouteError(f"step names must be unique; repeated: {', '.join(duplicates)}")
+    if steps[0].name != "enrol":
+        raise RouteError("the first step must be `enrol`")
+    return Route(product=product, version=version, steps=steps)
+
+
+def _parse_step(number: int, raw: object) -> Step:
+    where = f"step {number}"
+    if not isinstance(raw, dict):
+        raise RouteError(f"{where} is not a table")
+    unknown = sorted(set(raw) - STEP_KEYS)
+    if unknown:
+        raise RouteError(f"{where} has unknown keys: {', '.join(unknown)}")
+    name, title = raw.get("name"), raw.get("title")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise RouteError(f"{where} needs a `name` made of letters, digits and _")
+    where = f"step {number} ({name})"
+    if not isinstance(title, str) or not title:
+        raise RouteError(f"{where} needs a `title`")
+    roles = raw.get("roles")
+    if not isinstance(roles, list) or not roles or any(role not in ROLES for role in roles):
+        raise RouteError(f"{where}: `roles` must list some of {', '.join(ROLES)}")
+    site_kind = raw.get("site_kind")
+    if site_kind not in SITE_KINDS:
+        raise RouteError(f"{where}: `site_kind` must be one of {', '.join(SITE_KINDS)}")
+    scan = raw.get("scan", [])
+    if not isinstance(scan, list) or any(not isinstance(item, str) for item in scan):
+        raise RouteError(f"{where}: `scan` must be a list of names")
+    verifiers = raw.get("verifiers", 0)
+    if not isinstance(verifiers, int) or not 0 <= verifiers <= 3:
+        raise RouteError(f"{where}: `verifiers` must be 0 to 3")
+    max_hours = raw.get("max_hours")
+    if max_hours is not None and (not isinstance(max_hours, int | float) or max_hours <= 0):
+        raise RouteError(f"{where}: `max_hours` must be a positive number")
+    return Step(
+        name=name,
+        title=title,
+        roles=tuple(roles),
+        site_kind=str(site_kind),
+        scan=tuple(scan),
+        verifiers=verifiers,
+        max_hours=float(max_hours) if max_hours is not None else None,
+    )

@@ -1,0 +1,81 @@
+"""Input shapes, shared by the web forms and the JSON API so both refuse the same things."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from coi.errors import InvalidInput
+
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Mrn = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=1000)]
+UnitKind = Literal["apheresis_bag", "sample", "drug_product_bag"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class PatientIn(Strict):
+    name: Name = Field(description="Full name as on the patient's wristband")
+    birth_date: date = Field(description="Date of birth, ISO 8601 (YYYY-MM-DD)")
+    mrn: Mrn = Field(description="Medical record number at the treating site")
+
+
+class EnrolmentIn(Strict):
+    site: Code = Field(description="Code of the collection (treating) site")
+    product: Code = Field(description="Product code")
+    manufacturing_site: Code = Field(description="Code of the manufacturing site")
+    patient: PatientIn
+
+
+class UnitIn(Strict):
+    kind: UnitKind = Field(description="Kind of container")
+
+
+class PatientCorrectionIn(Strict):
+    name: Name | None = None
+    birth_date: date | None = None
+    mrn: Mrn | None = None
+    reason: Reason
+    password: str = Field(min_length=1, max_length=200, description="Signer's password")
+
+
+class ScanIn(Strict):
+    text: str = Field(min_length=1, max_length=4000, description="Text as the scanner sent it")
+
+
+def validate(model: type[Strict], data: Any) -> Any:
+    """`data` as `model`, or InvalidInput naming every field that is wrong."""
+    if not isinstance(data, dict):
+        raise InvalidInput("The request body must be a JSON object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(part) for part in error["loc"]) or "(body)",
+                   "message": _message(error)} for error in exc.errors()]
+        raise InvalidInput(f"{len(errors)} field(s) are not valid: "
+                           + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3]),
+                           errors) from None
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "This field is required."
+    if kind == "extra_forbidden":
+        return "This field is not expected."
+    if kind.startswith("date"):
+        return "Give a date as YYYY-MM-DD."
+    if kind == "string_too_short":
+        return "This field must not be empty." if error["ctx"]["min_length"] == 1 else \
+            f"Give at least {error['ctx']['min_length']} characters."
+    if kind == "string_too_long":
+        return f"At most {error['ctx']['max_length']} characters."
+    if kind == "literal_error":
+        return "Choose one of: " + error["ctx"]["expected"]
+    return str(error["msg"])

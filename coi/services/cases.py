@@ -1,0 +1,137 @@
+"""Reading cases: lists filtered to what the reader may see, and the case page's contents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from coi.access import Actor, allowed, sites_for
+from coi.errors import NotFound
+from coi.identifiers import UNIT_KIND_CODES, CoiId, UnitSerial
+from coi.models import AuditEntry, Case, Patient, Product, ProductRoute, Signature, Site, Unit
+from coi.phi import PatientIdentity, PhiCipher
+from coi.route import Route
+from coi.services import audit, masterdata
+from coi.services import signatures as signature_service
+
+
+def coi_of(case: Case) -> CoiId:
+    return CoiId(facility=case.coi[:5], year=case.coi[5:7], serial=case.coi[7:])
+
+
+def serial_of(unit: Unit, case: Case) -> UnitSerial:
+    return UnitSerial(coi=coi_of(case), kind_code=UNIT_KIND_CODES[unit.kind], sequence=unit.sequence)
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    case: Case
+    coi: CoiId
+    product: Product
+    site: Site
+    manufacturing_site: Site
+
+
+@dataclass(frozen=True)
+class CaseDetail:
+    case: Case
+    coi: CoiId
+    product: Product
+    route: Route
+    route_row: ProductRoute
+    site: Site
+    manufacturing_site: Site
+    units: list[tuple[Unit, UnitSerial, Site]]
+    identity: PatientIdentity | None  # None unless the reader may see PHI
+    may_register_units: bool
+    may_correct_patient: bool
+    history: list[AuditEntry]
+    signatures: list[Signature]
+
+
+def list_cases(
+    *, session: Session, actor: Actor, state: str | None = None, site_id: int | None = None,
+    product_id: int | None = None, limit: int = 100, offset: int = 0,
+) -> list[CaseRow]:
+    """Cases at the reader's sites (as treating or manufacturing site), newest first."""
+    visible = sites_for(actor, "case.list")
+    manufacturing = aliased(Site)
+    query = (
+        select(Case, Product, Site, manufacturing)
+        .join(Product, col(Product.id) == Case.product_id)
+        .join(Site, col(Site.id) == Case.site_id)
+        .join(manufacturing, col(manufacturing.id) == Case.manufacturing_site_id)
+        .where(or_(col(Case.site_id).in_(visible), col(Case.manufacturing_site_id).in_(visible)))
+        .order_by(col(Case.created_at).desc(), col(Case.id).desc())
+        .limit(limit).offset(offset)
+    )
+    if state:
+        query = query.where(Case.state == state)
+    if site_id:
+        query = query.where(or_(Case.site_id == site_id, Case.manufacturing_site_id == site_id))
+    if product_id:
+        query = query.where(Case.product_id == product_id)
+    return [CaseRow(case, coi_of(case), product, site, mfg)
+            for case, product, site, mfg in session.exec(query).all()]
+
+
+def visible_case(*, session: Session, actor: Actor, coi_text: str, lock: bool = False) -> Case:
+    """The case named by `coi_text` if the reader may see it; NotFound otherwise, so that
+    outsiders cannot even learn that a case exists."""
+    coi = CoiId.parse(coi_text)
+    query = select(Case).where(Case.coi == coi.compact)
+    if lock:
+        query = query.with_for_update()
+    case = session.exec(query).first()
+    if case is None or not (allowed(actor, "case.view", case.site_id)
+                            or allowed(actor, "case.view", case.manufacturing_site_id)):
+        raise NotFound(f"No case {coi.text} that you may see.")
+    return case
+
+
+def case_detail(*, session: Session, actor: Actor, cipher: PhiCipher, coi_text: str) -> CaseDetail:
+    case = visible_case(session=session, actor=actor, coi_text=coi_text)
+    product = session.get(Product, case.product_id)
+    route_row = session.get(ProductRoute, case.route_id)
+    site = session.get(Site, case.site_id)
+    manufacturing = session.get(Site, case.manufacturing_site_id)
+    assert product and route_row and site and manufacturing
+    units = [(unit, serial_of(unit, case), custodian) for unit, custodian in session.exec(
+        select(Unit, Site).join(Site, col(Site.id) == Unit.custodian_site_id)
+        .where(Unit.case_id == case.id).order_by(col(Unit.kind), col(Unit.sequence))).all()]
+    identity = None
+    if allowed(actor, "patient.view", case.site_id):
+        patient = session.get(Patient, case.patient_id)
+        assert patient is not None
+        identity = cipher.decrypt(patient.phi)
+    return CaseDetail(
+        case=case, coi=coi_of(case), product=product, route=masterdata.route_of(route_row),
+        route_row=route_row, site=site, manufacturing_site=manufacturing, units=units,
+        identity=identity,
+        may_register_units=allowed(actor, "unit.register", case.site_id),
+        may_correct_patient=allowed(actor, "patient.correct", case.site_id),
+        history=audit.history(session=session, entity="patient", entity_id=case.patient_id)
+        if identity else [],
+        signatures=signature_service.for_subject(session=session, subject_type="patient",
+                                                 subject_id=case.patient_id) if identity else [],
+    )
+
+
+def unit_by_serial(*, session: Session, actor: Actor, serial_text: str) -> tuple[Unit, Case]:
+    serial = UnitSerial.parse(serial_text)
+    case = visible_case(session=session, actor=actor, coi_text=serial.coi.text)
+    unit = session.exec(select(Unit).where(Unit.serial == serial.compact)).first()
+    if unit is None:
+        raise NotFound(f"No unit {serial.text}.")
+    return unit, case
+
+
+def counts_by_state(*, session: Session, actor: Actor) -> dict[str, int]:
+    visible = sites_for(actor, "case.list")
+    rows = session.exec(select(Case.state, func.count()).where(
+        or_(col(Case.site_id).in_(visible), col(Case.manufacturing_site_id).in_(visible))
+    ).group_by(Case.state)).all()
+    return dict(rows)

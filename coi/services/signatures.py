@@ -1,0 +1,75 @@
+"""Electronic signatures (21 CFR Part 11): the signer re-enters their password, says what the
+signature means, and the signature is bound to a SHA-256 of exactly what was signed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from coi.access import Actor
+from coi.errors import AuthenticationFailed, InvalidInput
+from coi.models import MEANINGS, Signature, User
+from coi.passwords import password_matches
+
+
+def canonical(content: Any) -> bytes:
+    """The one byte form of a record that is hashed: sorted keys, no spaces, UTF-8."""
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str).encode()
+
+
+def content_hash(content: Any) -> str:
+    return hashlib.sha256(canonical(content)).hexdigest()
+
+
+def sign(
+    *,
+    session: Session,
+    now: datetime,
+    signer: Actor,
+    password: str,
+    meaning: str,
+    subject_type: str,
+    subject_id: object,
+    content: Any,
+) -> Signature:
+    """Sign `content` as `signer`. Raises AuthenticationFailed if the password is wrong."""
+    if meaning not in MEANINGS:
+        raise InvalidInput(f"'{meaning}' is not a signature meaning; use one of: "
+                           + ", ".join(MEANINGS))
+    user = session.get(User, signer.user_id)
+    if user is None or not user.active or not password_matches(user.password_hash, password):
+        raise AuthenticationFailed(
+            "The password does not match: the signature was not applied and nothing was saved."
+        )
+    signature = Signature(
+        signer_id=user.id,  # type: ignore[arg-type]
+        signer_name=user.full_name,
+        meaning=meaning,
+        signed_at=now,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        content_sha256=content_hash(content),
+    )
+    session.add(signature)
+    session.flush()
+    return signature
+
+
+def matches(signature: Signature, content: Any) -> bool:
+    """Is `content` exactly what was signed?"""
+    return signature.content_sha256 == content_hash(content)
+
+
+def for_subject(*, session: Session, subject_type: str, subject_id: object) -> list[Signature]:
+    return list(
+        session.exec(
+            select(Signature)
+            .where(Signature.subject_type == subject_type, Signature.subject_id == str(subject_id))
+            .order_by(col(Signature.id))
+        )
+    )

@@ -1,0 +1,87 @@
+"""API tokens for couriers' devices and other machines. The token is shown once; only its
+SHA-256 is stored (a token has 256 bits of entropy, so a fast hash is enough)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from coi.access import Actor, require
+from coi.errors import AuthenticationFailed, InvalidInput, NotFound
+from coi.models import ApiToken, User
+from coi.services import audit
+
+PREFIX = "coi_"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(
+    *, session: Session, now: datetime, actor: Actor | None, user_id: int, name: str,
+    days: int, reason: str,
+) -> tuple[str, ApiToken]:
+    """A new token for `user_id`; returns the token text (shown once) and its record."""
+    if actor is not None:
+        require(actor, "token.manage", doing="issue API tokens")
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        raise NotFound("No such active user.")
+    if not name.strip() or len(name) > 100:
+        raise InvalidInput("Give the token a name (what device or system uses it).",
+                           [{"field": "name", "message": "1-100 characters."}])
+    if not 1 <= days <= 730:
+        raise InvalidInput("A token lives 1 to 730 days.",
+                           [{"field": "days", "message": "1 to 730."}])
+    text = PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user_id, name=name.strip(), token_hash=token_hash(text),
+                     prefix=text[:12], created_at=now,
+                     created_by_id=actor.user_id if actor else user_id,
+                     expires_at=now + timedelta(days=days))
+    session.add(token)
+    session.flush()
+    audit.record(session=session, now=now, actor=actor, entity="api_token", entity_id=token.id,
+                 action="create", reason=reason,
+                 changes={"user": (None, user.username), "name": (None, token.name),
+                          "expires_at": (None, token.expires_at)})
+    return text, token
+
+
+def user_for_token(*, session: Session, now: datetime, text: str) -> tuple[User, ApiToken]:
+    token = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(text))).first()
+    if token is None:
+        raise AuthenticationFailed("The API token is not valid.")
+    if token.revoked_at is not None:
+        raise AuthenticationFailed("The API token was revoked.")
+    if token.expires_at <= now:
+        raise AuthenticationFailed("The API token has expired.")
+    user = session.get(User, token.user_id)
+    if user is None or not user.active:
+        raise AuthenticationFailed("The API token's account is deactivated.")
+    return user, token
+
+
+def revoke_token(
+    *, session: Session, now: datetime, actor: Actor, token_id: int, reason: str,
+) -> ApiToken:
+    require(actor, "token.manage", doing="revoke API tokens")
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound("No such token.")
+    if token.revoked_at is None:
+        audit.record(session=session, now=now, actor=actor, entity="api_token",
+                     entity_id=token.id, action="update", reason=reason,
+                     changes={"revoked_at": (None, now)})
+        token.revoked_at = now
+        session.add(token)
+        session.flush()
+    return token
+
+
+def list_tokens(*, session: Session) -> list[tuple[ApiToken, User]]:
+    return list(session.exec(select(ApiToken, User).join(User, col(User.id) == ApiToken.user_id)
+                             .order_by(col(ApiToken.id).desc())).all())

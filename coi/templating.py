@@ -1,0 +1,34 @@
+"""Template helpers: times in local time with their zone, identifiers with check characters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask, g
+from markupsafe import Markup, escape
+
+from coi import access
+
+
+def local_time(value: datetime | None, zone: str | None = None) -> Markup:
+    """`value` (UTC) in `zone` (default: the reader's home site), with its zone named, inside
+    a <time> element that carries the exact UTC instant."""
+    if value is None:
+        return Markup("")
+    tz = ZoneInfo(zone or (g.actor.timezone if g.get("actor") else "UTC"))
+    local = value.astimezone(tz)
+    name = local.tzname() or ""
+    if not name.isalpha():
+        offset = local.strftime("%z")
+        name = f"UTC{offset[:3]}:{offset[3:]}"
+    text = f"{local:%Y-%m-%d %H:%M} {name}"
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        value.isoformat(), f"{value:%Y-%m-%d %H:%M:%S} UTC ({tz.key})", escape(text))
+
+
+def install(app: Flask) -> None:
+    app.add_template_filter(local_time, "localtime")
+    app.jinja_env.globals["allowed"] = lambda name, site=None: access.allowed(
+        g.get("actor"), name, site)
+    app.jinja_env.globals["app_version"] = app.config["VERSION"]

@@ -1,0 +1,139 @@
+"""Administration: accounts, role grants, API tokens, and the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from coi.access import permission, sites_for
+from coi.errors import DomainError, InvalidInput
+from coi.models import ROLES
+from coi.services import audit, masterdata, tokens, users
+from coi.web import actor, now, request_session
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+
+AUDIT_ENTITIES = ("user", "role_grant", "site", "product", "patient", "unit", "api_token")
+
+
+@blueprint.route("/users", methods=["GET", "POST"])
+@permission("user.manage")
+def user_list() -> Any:
+    db, me, form = request_session(), actor(), request.form
+    if request.method == "POST":
+        try:
+            users.create_user(session=db, now=now(), actor=me, username=form.get("username", ""),
+                              full_name=form.get("full_name", ""),
+                              password=form.get("password", ""), email=form.get("email") or None,
+                              reason=form.get("reason", ""))
+        except DomainError as error:
+            return _refused(error, "admin.user_list")
+        db.commit()
+        flash(f"Account {form.get('username', '').strip().lower()} created.", "success")
+        return redirect(url_for("admin.user_list"))
+    return render_template("admin/users.html", people=users.list_users(session=db), roles=ROLES,
+                           sites=[s for s in masterdata.active_sites(session=db)
+                                  if s.id in sites_for(me, "user.manage")])
+
+
+@blueprint.route("/users/<int:user_id>/grants", methods=["POST"])
+@permission("user.manage")
+def grant(user_id: int) -> Any:
+    db, form = request_session(), request.form
+    try:
+        users.grant_role(session=db, now=now(), actor=actor(), user_id=user_id,
+                         site_id=_int(form.get("site"), "site"), role=form.get("role", ""),
+                         reason=form.get("reason", ""))
+    except DomainError as error:
+        return _refused(error, "admin.user_list")
+    db.commit()
+    flash("Role granted.", "success")
+    return redirect(url_for("admin.user_list"))
+
+
+@blueprint.route("/grants/<int:grant_id>/revoke", methods=["POST"])
+@permission("user.manage")
+def revoke(grant_id: int) -> Any:
+    db = request_session()
+    try:
+        users.revoke_role(session=db, now=now(), actor=actor(), grant_id=grant_id,
+                          reason=request.form.get("reason", ""))
+    except DomainError as error:
+        return _refused(error, "admin.user_list")
+    db.commit()
+    flash("Role revoked.", "success")
+    return redirect(url_for("admin.user_list"))
+
+
+@blueprint.route("/users/<int:user_id>/active", methods=["POST"])
+@permission("user.manage")
+def set_active(user_id: int) -> Any:
+    db, form = request_session(), request.form
+    try:
+        user = users.set_active(session=db, now=now(), actor=actor(), user_id=user_id,
+                                active=form.get("active") == "1", reason=form.get("reason", ""))
+    except DomainError as error:
+        return _refused(error, "admin.user_list")
+    db.commit()
+    flash(f"{user.username} is now {'active' if user.active else 'deactivated'}.", "success")
+    return redirect(url_for("admin.user_list"))
+
+
+@blueprint.route("/tokens", methods=["GET", "POST"])
+@permission("token.manage")
+def token_list() -> Any:
+    db, form = request_session(), request.form
+    issued = None
+    if request.method == "POST":
+        try:
+            issued, _token = tokens.issue_token(
+                session=db, now=now(), actor=actor(), user_id=_int(form.get("user"), "user"),
+                name=form.get("name", ""), days=_int(form.get("days"), "days"),
+                reason=form.get("reason", ""))
+        except DomainError as error:
+            return _refused(error, "admin.token_list")
+        db.commit()
+        flash("Token issued. Copy it now: it is shown only once.", "success")
+    return render_template("admin/tokens.html", issued=issued,
+                           tokens=tokens.list_tokens(session=db), now=now(),
+                           people=[u for u, _g in users.list_users(session=db) if u.active])
+
+
+@blueprint.route("/tokens/<int:token_id>/revoke", methods=["POST"])
+@permission("token.manage")
+def revoke_token(token_id: int) -> Any:
+    db = request_session()
+    try:
+        tokens.revoke_token(session=db, now=now(), actor=actor(), token_id=token_id,
+                            reason=request.form.get("reason", ""))
+    except DomainError as error:
+        return _refused(error, "admin.token_list")
+    db.commit()
+    flash("Token revoked.", "success")
+    return redirect(url_for("admin.token_list"))
+
+
+@blueprint.route("/audit")
+@permission("audit.view")
+def audit_trail() -> Any:
+    entity = request.args.get("entity") or None
+    if entity and entity not in AUDIT_ENTITIES:
+        raise InvalidInput(f"'{entity}' is not a kind of record in the audit trail.")
+    entries = audit.recent(session=request_session(), entity=entity)
+    return render_template("admin/audit.html", entries=entries, entity=entity,
+                           entities=AUDIT_ENTITIES)
+
+
+def _refused(error: DomainError, endpoint: str) -> Any:
+    request_session().rollback()
+    flash(f"Nothing was changed: {error.message}", "error")
+    return redirect(url_for(endpoint)), 303
+
+
+def _int(value: str | None, field: str) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        raise InvalidInput(f"Choose a {field} from the list.",
+                           [{"field": field, "message": "Choose one from the list."}]) from None

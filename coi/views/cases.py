@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from coi.access import permission, sites_for
+from coi.errors import DomainError, InvalidInput
+from coi.models import CASE_STATES, UNIT_KINDS
+from coi.phi import PatientIdentity
+from coi.schemas import EnrolmentIn, PatientCorrectionIn, UnitIn, validate
+from coi.services import cases, enrolment, masterdata, patients
+from coi.web import actor, cipher, now, request_session
+
+blueprint = Blueprint("cases", __name__, url_prefix="/cases")
+
+
+@blueprint.route("")
+@permission("case.list")
+def index() -> Any:
+    db, me = request_session(), actor()
+    filters = {name: request.args.get(name) or None for name in ("state", "site", "product")}
+    try:
+        site_id = int(filters["site"]) if filters["site"] else None
+        product_id = int(filters["product"]) if filters["product"] else None
+    except ValueError:
+        raise InvalidInput("The site and product filters take an id from the lists.") from None
+    if filters["state"] and filters["state"] not in CASE_STATES:
+        raise InvalidInput(f"'{filters['state']}' is not a case state.")
+    visible = sites_for(me, "case.list")
+    rows = cases.list_cases(session=db, actor=me, state=filters["state"], site_id=site_id,
+                            product_id=product_id)
+    return render_template(
+        "cases/list.html", rows=rows, filters=filters, states=CASE_STATES,
+        sites=[s for s in masterdata.active_sites(session=db) if s.id in visible],
+        products=masterdata.active_products(session=db))
+
+
+@blueprint.route("/new", methods=["GET", "POST"])
+@permission("case.enrol")
+def enrol() -> Any:
+    db, me = request_session(), actor()
+    enrol_sites = sites_for(me, "case.enrol")
+    choices = {
+        "sites": [s for s in masterdata.active_sites(session=db)
+                  if s.id in enrol_sites and "collection" in s.kind_set],
+        "manufacturing_sites": [s for s in masterdata.active_sites(session=db)
+                                if "manufacturing" in s.kind_set],
+        "products": masterdata.active_products(session=db),
+    }
+    if request.method == "GET":
+        return render_template("cases/new.html", values={}, errors={}, **choices)
+    form = request.form
+    values = {name: form.get(name, "") for name in
+              ("site", "product", "manufacturing_site", "name", "birth_date", "mrn")}
+    try:
+        data = validate(EnrolmentIn, {
+            "site": values["site"], "product": values["product"],
+            "manufacturing_site": values["manufacturing_site"],
+            "patient": {"name": values["name"], "birth_date": values["birth_date"] or None,
+                        "mrn": values["mrn"]}})
+        case = enrolment.enrol(
+            session=db, now=now(), actor=me, cipher=cipher(), site_code=data.site,
+            product_code=data.product, manufacturing_site_code=data.manufacturing_site,
+            identity=PatientIdentity(data.patient.name, data.patient.birth_date, data.patient.mrn))
+    except DomainError as error:
+        db.rollback()
+        flash(error.message, "error")
+        return render_template("cases/new.html", values=values, errors=_field_errors(error),
+                               **choices), error.status
+    db.commit()
+    coi = cases.coi_of(case)
+    flash(f"Enrolled. COI identifier {coi.display}.", "success")
+    return redirect(url_for("cases.show", coi=coi.text))
+
+
+@blueprint.route("/<coi>")
+@permission("case.view")
+def show(coi: str) -> Any:
+    detail = cases.case_detail(session=request_session(), actor=actor(), cipher=cipher(),
+                               coi_text=coi)
+    return render_template("cases/detail.html", d=detail, unit_kinds=UNIT_KINDS,
+                           unseal=lambda value: patients.unseal(cipher(), value))
+
+
+@blueprint.route("/<coi>/units", methods=["POST"])
+@permission("unit.register")
+def register_unit(coi: str) -> Any:
+    db = request_session()
+    try:
+        data = validate(UnitIn, {"kind": request.form.get("kind", "")})
+        unit = enrolment.register_unit(session=db, now=now(), actor=actor(), coi_text=coi,
+                                       kind=data.kind)
+    except DomainError as error:
+        db.rollback()
+        flash(f"The unit was not registered: {error.message}", "error")
+        return redirect(url_for("cases.show", coi=coi))
+    serial = cases.serial_of(unit, cases.visible_case(session=db, actor=actor(), coi_text=coi))
+    db.commit()
+    flash(f"Registered {unit.kind.replace('_', ' ')} {serial.display}.", "success")
+    return redirect(url_for("cases.show", coi=coi))
+
+
+@blueprint.route("/<coi>/patient", methods=["POST"])
+@permission("patient.correct")
+def correct_patient(coi: str) -> Any:
+    db, form = request_session(), request.form
+    try:
+        data = validate(PatientCorrectionIn, {
+            "name": form.get("name") or None, "birth_date": form.get("birth_date") or None,
+            "mrn": form.get("mrn") or None, "reason": form.get("reason", ""),
+            "password": form.get("password", "")})
+        patients.correct(session=db, now=now(), actor=actor(), cipher=cipher(), coi_text=coi,
+                         name=data.name, birth_date=data.birth_date, mrn=data.mrn,
+                         reason=data.reason, password=data.password)
+    except DomainError as error:
+        db.rollback()
+        flash(f"Not corrected: {error.message}", "error")
+        return redirect(url_for("cases.show", coi=coi))
+    db.commit()
+    flash("Patient data corrected and signed.", "success")
+    return redirect(url_for("cases.show", coi=coi))
+
+
+def _field_errors(error: DomainError) -> dict[str, str]:
+    if not isinstance(error, InvalidInput):
+        return {}
+    return {item["field"].removeprefix("patient."): item["message"] for item in error.errors}
