@@ -48,7 +48,7 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
         raise ConfigError(f"COI_MODE is {mode!r}; use one of: {', '.join(MODES)}.")
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = "sqlite:///" + str(Path(instance_path) / "coi.sqlite3")
-    if mode == "development":
+    if mode == "development" and any(not config.get(name) for name in SECRET_NAMES):
         _fill_development_secrets(config, Path(instance_path) / "secrets.json")
     missing = [name for name in SECRET_NAMES if not config.get(name)]
     if missing:

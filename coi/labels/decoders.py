@@ -25,9 +25,10 @@ class Decoder:
 
 @dataclass(frozen=True, slots=True)
 class Symbol:
-    text: str
+    text: str  # exactly as encoded: GS1 separators stay raw GS (0x1D) characters
     symbology: str
     decoder: str
+    symbology_identifier: str | None = None  # e.g. "]d2" for GS1 Data Matrix
 
 
 @cache
@@ -64,8 +65,10 @@ def decode_image(image: Image.Image) -> list[Symbol]:
     import zxingcpp
 
     found: list[Symbol] = []
-    for result in zxingcpp.read_barcodes(image):
-        found.append(Symbol(result.text, result.format.name, "zxing-cpp"))
+    # Plain text mode: HRI (the default) would turn GS1 payloads into "(01)..." text.
+    for result in zxingcpp.read_barcodes(image, text_mode=zxingcpp.TextMode.Plain):
+        found.append(Symbol(result.text, result.format.name, "zxing-cpp",
+                            result.symbology_identifier or None))
     pyzbar, _why = _pyzbar()
     if pyzbar is not None:
         seen = {symbol.text for symbol in found}

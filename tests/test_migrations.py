@@ -1,0 +1,69 @@
+"""The schema comes from migrations only, and it is exactly what the models say."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import SQLModel
+
+from coi import migrate
+from coi.db import for_writing
+from coi.models import APPEND_ONLY_TABLES, LoginAttempt
+from coi.services import audit, signatures
+from tests.conftest import PASSWORD
+
+
+def test_migrated_schema_equals_the_models(engine):
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, SQLModel.metadata)
+    assert differences == []
+
+
+def test_database_is_at_the_migration_head(engine):
+    assert migrate.current_revision(engine) == migrate.head_revision() is not None
+
+
+def test_app_start_does_not_create_tables(app_config, tmp_path):
+    from coi import create_app
+
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    app = create_app(app_config | {"DATABASE_URL": empty})
+    engine = app.extensions["coi.engine"]
+    with engine.connect() as connection:
+        tables = connection.execute(text(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")).scalars().all()
+    engine.dispose()
+    assert tables == []
+
+
+@pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
+@pytest.mark.parametrize("statement", ["UPDATE {table} SET id = id", "DELETE FROM {table}"])
+def test_evidence_tables_refuse_update_and_delete(engine, session, world, clock, table, statement):
+    # Row triggers fire per row: put a row in every evidence table first.
+    audit.record(session=session, now=clock.now(), actor=None, entity="site", entity_id="X",
+                 action="update", changes={"name": ("a", "b")}, reason="test")
+    signatures.sign(session=session, now=clock.now(), signer=world.actor("qa"), password=PASSWORD,
+                    meaning="approved", subject_type="site", subject_id="X", content={"a": 1})
+    session.add(LoginAttempt(username="qa", at=clock.now(), succeeded=True))
+    session.commit()
+    with for_writing(engine).connect() as connection:
+        with pytest.raises(DBAPIError, match="append-only"):
+            connection.execute(text(statement.format(table=table)))
+            connection.commit()
+
+
+def test_downgrade_and_upgrade_again_round_trip(engine):
+    config = migrate.alembic_config()
+    from alembic import command
+
+    with for_writing(engine).begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+    with engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() is None
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == migrate.head_revision()
