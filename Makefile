@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 FLASK  := $(BIN)/flask --app wsgi
 
-.PHONY: run test system-deps lint bench clean
+.PHONY: run test system-deps lint bench clean screenshots
 
 # pyzbar needs the zbar shared library. Install it where we can (root with apt-get);
 # elsewhere the app still starts and decodes with zxing-cpp alone (see /healthz).
@@ -56,3 +56,8 @@ lint: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# README screenshots (needs Debian's chromium: apt-get install chromium).
+screenshots: $(VENV)/.installed-test
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python docs/screenshots.py

@@ -76,7 +76,8 @@ def rotate() -> None:
 
 
 def _print_logins(logins: list[tuple[str, str, str]]) -> None:
-    click.echo("\nDemo logins (password for all: %s):" % logins[0][1] if logins else "")
+    if logins:
+        click.echo(f"\nDemo logins (password for all: {logins[0][1]}):")
     for username, _password, shows in logins:
         click.echo(f"  {username:<15} {shows}")
     click.echo("\nOpen http://127.0.0.1:5000 and log in.\n")

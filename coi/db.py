@@ -10,7 +10,6 @@ from flask import current_app, g, request
 from sqlalchemy import Engine, create_engine, event
 from sqlmodel import Session
 
-
 WRITES = "coi_writes"  # execution option: this transaction will write
 
 

@@ -58,14 +58,14 @@ def validate(model: type[Strict], data: Any) -> Any:
     except ValidationError as exc:
         errors = [{"field": ".".join(str(part) for part in error["loc"]) or "(body)",
                    "message": _message(error)} for error in exc.errors()]
-        raise InvalidInput(f"{len(errors)} field(s) are not valid: "
-                           + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3]),
+        listed = "; ".join(f"{e['field']}: {e['message'].rstrip('.')}" for e in errors[:4])
+        raise InvalidInput(f"Nothing was saved. Check {len(errors)} field(s): {listed}.",
                            errors) from None
 
 
 def _message(error: Any) -> str:
     kind = error["type"]
-    if kind == "missing":
+    if kind == "missing" or (error.get("input") is None and kind.endswith("_type")):
         return "This field is required."
     if kind == "extra_forbidden":
         return "This field is not expected."

@@ -16,7 +16,7 @@ from coi.identifiers import CoiId, UnitSerial, parse_scan
 from coi.models import AuditEntry, Case, Patient, Unit
 from coi.phi import PatientIdentity
 from coi.services import enrolment
-from tests.conftest import ENGINE, World, api_token, bearer, login, post_form
+from tests.conftest import ENGINE, api_token, bearer, login, post_form
 
 ENROL_FORM = {"site": "BOS", "product": "CARTX", "manufacturing_site": "MFG",
               "name": "Harriet Vance", "birth_date": "1961-03-14", "mrn": "MRN-0001"}
@@ -169,3 +169,20 @@ def test_unit_kinds_count_separately_up_to_99(session, world, clock, app):
                                 kind="sample")
     session.commit()
     assert count(session, Unit) == 99
+
+
+def test_the_coi_year_is_the_enrolling_sites_local_year(session, world, clock, app):
+    from datetime import UTC, datetime
+
+    clock.set(datetime(2027, 1, 1, 3, 30, tzinfo=UTC))  # 22:30 on New Year's Eve in Boston
+    case = enrolment.enrol(session=session, now=clock.now(), actor=world.actor("staff"),
+                           cipher=app.extensions["coi.phi"], site_code="BOS",
+                           product_code="CARTX", manufacturing_site_code="MFG",
+                           identity=PatientIdentity("P", date(1980, 1, 1), "NYE-1"))
+    assert case.coi[5:7] == "26"
+    clock.set(datetime(2027, 1, 1, 5, 0, tzinfo=UTC))  # 00:00 in Boston: the new year
+    case = enrolment.enrol(session=session, now=clock.now(), actor=world.actor("staff"),
+                           cipher=app.extensions["coi.phi"], site_code="BOS",
+                           product_code="CARTX", manufacturing_site_code="MFG",
+                           identity=PatientIdentity("P", date(1980, 1, 1), "NY-2"))
+    assert case.coi[5:7] == "27" and int(case.coi[7:], 36) == 1  # a new year starts at 1

@@ -41,7 +41,6 @@ def _pyzbar() -> tuple[Any, str | None]:
 
 
 def available_decoders() -> list[Decoder]:
-    import zxingcpp
 
     pyzbar, why = _pyzbar()
     return [

@@ -33,7 +33,8 @@ def record(
         raise InvalidInput("A reason is required for every change to master data.",
                            [{"field": "reason", "message": "Give a reason for the change."}])
     name = actor_name or (f"{actor.full_name} ({actor.username})" if actor else SYSTEM_NAME)
-    items = [(field, old, new) for field, (old, new) in changes.items() if old != new]
+    items: list[tuple[str | None, object, object]] = [
+        (field, old, new) for field, (old, new) in changes.items() if old != new]
     rows = [
         AuditEntry(
             at=now,

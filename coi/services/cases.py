@@ -71,7 +71,8 @@ def list_cases(
     if state:
         query = query.where(Case.state == state)
     if site_id:
-        query = query.where(or_(Case.site_id == site_id, Case.manufacturing_site_id == site_id))
+        query = query.where(or_(col(Case.site_id) == site_id,
+                                col(Case.manufacturing_site_id) == site_id))
     if product_id:
         query = query.where(Case.product_id == product_id)
     return [CaseRow(case, coi_of(case), product, site, mfg)

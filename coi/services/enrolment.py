@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from coi.access import Actor, require
+from coi.access import Actor, allowed, require
 from coi.errors import Conflict, InvalidInput, NotFound
 from coi.identifiers import UNIT_KIND_CODES, CoiId
 from coi.models import Case, CoiSequence, Patient, Product, Site, Unit
@@ -58,7 +59,10 @@ def enrol(
         raise Conflict(f"A patient with this medical record number is already enrolled at "
                        f"{site.name} (case {coi_of(duplicate).text}).",
                        code="duplicate_mrn")
-    coi = CoiId.issue(site.facility_id, now.year, _next_number(session, site.facility_id, now))
+    # The year in the identifier is the enrolling site's calendar year, not UTC's: a case
+    # enrolled on New Year's Eve evening in Boston belongs to the old year.
+    year = now.astimezone(ZoneInfo(site.timezone)).year
+    coi = CoiId.issue(site.facility_id, year, _next_number(session, site.facility_id, year))
     patient = Patient(site_id=site.id, phi=cipher.encrypt(identity),  # type: ignore[arg-type]
                       mrn_index=mrn_index, created_at=now, created_by_id=actor.user_id)
     try:
@@ -91,8 +95,10 @@ def register_unit(
     coi = CoiId.parse(coi_text)
     # Lock the case row so two registrations of the same kind cannot take one sequence number.
     case = session.exec(select(Case).where(Case.coi == coi.compact).with_for_update()).first()
-    if case is None:
-        raise NotFound(f"No case {coi.text}.")
+    if case is None or not (allowed(actor, "case.view", case.site_id)
+                            or allowed(actor, "case.view", case.manufacturing_site_id)):
+        # The same answer as for a missing case: outsiders must not learn that it exists.
+        raise NotFound(f"No case {coi.text} that you may see.")
     require(actor, "unit.register", case.site_id, doing="register units for this case")
     last = session.exec(select(func.max(Unit.sequence)).where(
         Unit.case_id == case.id, Unit.kind == kind)).one() or 0
@@ -110,19 +116,19 @@ def register_unit(
     return unit
 
 
-def _next_number(session: Session, facility_id: str, now: datetime) -> int:
+def _next_number(session: Session, facility_id: str, full_year: int) -> int:
     """The next COI serial number for a facility and year. The UPDATE takes a row lock
     (PostgreSQL) or the write lock (SQLite), so concurrent enrolments get distinct numbers."""
-    year = f"{now.year % 100:02d}"
+    year = f"{full_year % 100:02d}"
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(insert(CoiSequence).values(facility_id=facility_id, year=year, last_number=0)
                     .on_conflict_do_nothing())
     number = session.execute(
         update(CoiSequence)
-        .where(CoiSequence.facility_id == facility_id, CoiSequence.year == year)  # type: ignore[arg-type]
-        .values(last_number=CoiSequence.last_number + 1)
-        .returning(CoiSequence.last_number)  # type: ignore[arg-type]
+        .where(col(CoiSequence.facility_id) == facility_id, col(CoiSequence.year) == year)
+        .values(last_number=col(CoiSequence.last_number) + 1)
+        .returning(col(CoiSequence.last_number))
     ).scalar_one()
     return int(number)
 

@@ -2,7 +2,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from coi.access import AUTHENTICATED, PUBLIC, permission
 from coi.errors import AuthenticationFailed, Throttled

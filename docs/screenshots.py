@@ -1,0 +1,93 @@
+"""Screenshots of the main pages for the README: `make screenshots`.
+
+Serves a fresh demo instance with gunicorn on 127.0.0.1 and drives Debian's Chromium with
+Playwright (no browser download; the flags keep Chromium off the network)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "screenshots"
+PORT = 5077
+BASE = f"http://127.0.0.1:{PORT}"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"]
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as instance:
+        env = os.environ | {"COI_DATABASE_URL": f"sqlite:///{instance}/coi.sqlite3",
+                            "COI_MODE": "development"}
+        bin_dir = Path(sys.executable).parent
+        subprocess.run([bin_dir / "flask", "--app", "wsgi", "coi", "init"], env=env, cwd=ROOT,
+                       check=True, capture_output=True)
+        server = subprocess.Popen([bin_dir / "gunicorn", "-w", "2", "-b", f"127.0.0.1:{PORT}",
+                                   "wsgi:app"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+        try:
+            _wait_for_server()
+            shoot()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def _wait_for_server() -> None:
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(BASE + "/healthz", timeout=1)  # noqa: S310 - our own server
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the app did not start")
+
+
+def login(page: Page, username: str) -> None:
+    page.context.clear_cookies()
+    page.goto(BASE + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "demo-password-1")
+    page.click("button.primary")
+
+
+def shoot() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 820})
+        page.goto(BASE + "/login")
+        page.screenshot(path=OUT / "login.png")
+        login(page, "nurse.boston")
+        page.screenshot(path=OUT / "home.png")
+        page.goto(BASE + "/cases")
+        page.screenshot(path=OUT / "cases.png")
+        page.click("a.coi >> nth=0")
+        page.screenshot(path=OUT / "case-with-phi.png", full_page=True)
+        page.goto(BASE + "/cases/new")
+        page.fill("input[name=name]", "")
+        page.click("button.primary")
+        page.screenshot(path=OUT / "enrol-refused.png")
+        login(page, "coord.mfg")
+        page.goto(BASE + "/cases")
+        page.click("a.coi >> nth=0")
+        page.screenshot(path=OUT / "case-without-phi.png")
+        login(page, "admin")
+        page.goto(BASE + "/admin/users")
+        page.screenshot(path=OUT / "admin-users.png")
+        login(page, "qa.mfg")
+        page.goto(BASE + "/admin/audit")
+        page.screenshot(path=OUT / "audit-trail.png")
+        browser.close()
+    print(f"screenshots written to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
