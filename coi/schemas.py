@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
+                      ValidationError)
+from pydantic_core import PydanticCustomError
 
 from coi.errors import InvalidInput
 
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Mrn = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+# Control characters (NUL, escape sequences, line breaks) have no place in a name or number
+# that is printed on labels and shown on screens.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32,
+                                        pattern=PRINTABLE)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200,
+                                        pattern=PRINTABLE)]
+Mrn = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40,
+                                       pattern=PRINTABLE)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=1000)]
 UnitKind = Literal["apheresis_bag", "sample", "drug_product_bag"]
+
+
+def _written_date(value: Any) -> Any:
+    """Refuse what pydantic's lax mode would read as Unix time (0 or "0" is 1970-01-01):
+    a date comes as YYYY-MM-DD and nothing else."""
+    if isinstance(value, int | float) or (
+            isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)):
+        raise PydanticCustomError("date_format", "Give a date as YYYY-MM-DD.")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_written_date)]
 
 
 class Strict(BaseModel):
@@ -22,7 +43,7 @@ class Strict(BaseModel):
 
 class PatientIn(Strict):
     name: Name = Field(description="Full name as on the patient's wristband")
-    birth_date: date = Field(description="Date of birth, ISO 8601 (YYYY-MM-DD)")
+    birth_date: IsoDate = Field(description="Date of birth, ISO 8601 (YYYY-MM-DD)")
     mrn: Mrn = Field(description="Medical record number at the treating site")
 
 
@@ -39,7 +60,7 @@ class UnitIn(Strict):
 
 class PatientCorrectionIn(Strict):
     name: Name | None = None
-    birth_date: date | None = None
+    birth_date: IsoDate | None = None
     mrn: Mrn | None = None
     reason: Reason
     password: str = Field(min_length=1, max_length=200, description="Signer's password")
@@ -78,4 +99,10 @@ def _message(error: Any) -> str:
         return f"At most {error['ctx']['max_length']} characters."
     if kind == "literal_error":
         return "Choose one of: " + error["ctx"]["expected"]
+    if kind == "string_pattern_mismatch":
+        return "Control characters (such as line breaks) are not allowed here."
+    if kind == "string_type":
+        return "Give this as text."
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return "Give this as a JSON object."
     return str(error["msg"])

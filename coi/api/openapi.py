@@ -49,7 +49,8 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
                                "errors": {"type": "array", "items": {
                                    "type": "object", "properties": {"field": _STR,
                                                                     "message": _STR}}}}},
-    "Unit": {"type": "object", "required": ["serial", "kind", "sequence", "state"],
+    "Unit": {"type": "object", "required": ["serial", "serial_display", "kind", "sequence",
+                                            "state", "registered_at"],
              "properties": {"serial": _STR, "serial_display": _STR, "kind": _STR,
                             "sequence": {"type": "integer"}, "state": _STR,
                             "registered_at": {"type": "string", "format": "date-time"},
@@ -60,7 +61,8 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
                                    "enrolled_at": {"type": "string", "format": "date-time"}}},
     "Case": {"type": "object", "required": ["coi", "state", "product", "site", "units"],
              "description": "`patient` is present only for readers at the treating site.",
-             "properties": {"coi": _STR, "coi_display": _STR, "state": _STR, "product": _STR,
+             "properties": {"coi": _STR, "coi_display": _STR, "state": {"enum": list(CASE_STATES)},
+                            "product": _STR,
                             "route_version": {"type": "integer"}, "site": _STR,
                             "manufacturing_site": _STR,
                             "enrolled_at": {"type": "string", "format": "date-time"},
@@ -68,9 +70,23 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
                             "patient": _ref("PatientIn")}},
     "CaseList": {"type": "object", "properties": {
         "cases": {"type": "array", "items": _ref("CaseSummary")}}},
-    "ParsedIdentifier": {"type": "object", "required": ["type"],
-                         "properties": {"type": {"enum": ["coi", "unit", "isbt128_din", "gs1"]}},
-                         "additionalProperties": True},
+    "ParsedIdentifier": {"oneOf": [
+        {"type": "object", "required": ["type", "text", "display"],
+         "properties": {"type": {"const": "coi"}, "text": _STR, "display": _STR}},
+        {"type": "object", "required": ["type", "text", "display", "coi", "kind", "sequence"],
+         "properties": {"type": {"const": "unit"}, "text": _STR, "display": _STR, "coi": _STR,
+                        "kind": _STR, "sequence": {"type": "integer"}}},
+        {"type": "object", "required": ["type", "coi", "flags", "check_verified"],
+         "properties": {"type": {"const": "isbt128_din"}, "coi": _STR, "flags": _STR,
+                        "check_verified": {"type": "boolean"}}},
+        {"type": "object", "required": ["type", "source", "elements"],
+         "properties": {"type": {"const": "gs1"}, "source": {"enum": ["element_string",
+                                                                      "digital_link"]},
+                        "symbology": {"type": ["string", "null"]},
+                        "elements": {"type": "array", "items": {
+                            "type": "object", "required": ["ai", "value"],
+                            "properties": {"ai": _STR, "value": _STR}}}}},
+    ]},
 }
 
 _COI = {"name": "coi", "in": "path", "required": True, "schema": _STR,

@@ -135,7 +135,10 @@ def _unit(unit: Any, serial: UnitSerial) -> dict[str, Any]:
 def _json_body() -> Any:
     if not request.is_json:
         raise InvalidInput("Send a JSON body with 'Content-Type: application/json'.")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # the JSON decoder gives up on deep nesting: bad input, not a crash
+        raise InvalidInput("The request body is nested too deeply; send a JSON object.") from None
     if data is None:
         raise InvalidInput("The request body is not valid JSON.")
     return data
