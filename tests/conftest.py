@@ -233,3 +233,21 @@ def api_token(session: Session, clock: FrozenClock, world: World, persona: str) 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def make_case(app: Flask, session: Session, world: World, clock: FrozenClock, **overrides: Any) -> Any:
+    """A case enrolled at BOS by `staff` (override any enrol() argument or the identity's fields)."""
+    from datetime import date
+
+    from coi.phi import PatientIdentity
+    from coi.services import enrolment
+
+    identity = PatientIdentity(overrides.pop("name", "Ann Example"),
+                               overrides.pop("birth_date", date(1970, 5, 1)),
+                               overrides.pop("mrn", "M-1"))
+    arguments = {"session": session, "now": clock.now(), "actor": world.actor("staff"),
+                 "cipher": app.extensions["coi.phi"], "site_code": "BOS", "product_code": "CARTX",
+                 "manufacturing_site_code": "MFG", "identity": identity} | overrides
+    case = enrolment.enrol(**arguments)
+    session.commit()
+    return case

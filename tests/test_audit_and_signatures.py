@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 from sqlmodel import select
 
 from coi.errors import AuthenticationFailed, Forbidden, InvalidInput
 from coi.models import AuditEntry, Signature, User
-from coi.phi import PatientIdentity
-from coi.services import enrolment, patients, signatures, tokens, users
+from coi.services import patients, signatures, tokens, users
 from coi.services.cases import coi_of
-from tests.conftest import PASSWORD, login, post_form
+from tests.conftest import PASSWORD, login, make_case, post_form
 
 
 def entries(session, entity: str) -> list[AuditEntry]:
@@ -117,11 +114,7 @@ def test_an_unknown_meaning_is_refused(session, world, clock):
 
 def test_a_signed_correction_shows_its_manifestation_on_the_case_page(
         app, client, world, session, clock):
-    case = enrolment.enrol(session=session, now=clock.now(), actor=world.actor("staff"),
-                           cipher=app.extensions["coi.phi"], site_code="BOS",
-                           product_code="CARTX", manufacturing_site_code="MFG",
-                           identity=PatientIdentity("Ann Example", date(1970, 5, 1), "M-1"))
-    session.commit()
+    case = make_case(app, session, world, clock)
     coi = coi_of(case).text
     login(client, "staff")
     response = post_form(client, f"/cases/{coi}", f"/cases/{coi}/patient",
@@ -136,11 +129,7 @@ def test_a_signed_correction_shows_its_manifestation_on_the_case_page(
 
 
 def test_a_correction_with_a_wrong_password_changes_nothing(app, client, world, session, clock):
-    case = enrolment.enrol(session=session, now=clock.now(), actor=world.actor("staff"),
-                           cipher=app.extensions["coi.phi"], site_code="BOS",
-                           product_code="CARTX", manufacturing_site_code="MFG",
-                           identity=PatientIdentity("Ann Example", date(1970, 5, 1), "M-1"))
-    session.commit()
+    case = make_case(app, session, world, clock)
     coi = coi_of(case).text
     login(client, "staff")
     before = len(entries(session, "patient"))
