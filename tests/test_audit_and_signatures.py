@@ -64,7 +64,7 @@ def test_an_admin_of_one_site_cannot_grant_roles_at_another(session, world, cloc
 
 def test_issuing_and_revoking_a_token_is_audited_without_the_token(session, world, clock):
     text, token = tokens.issue_token(session=session, now=clock.now(), actor=world.actor("admin"),
-                                     user_id=world.actor("courier").user_id, name="handheld 7",
+                                     user_id=world.actor("staff2").user_id, name="handheld 7",
                                      days=90, reason="new scanner")
     tokens.revoke_token(session=session, now=clock.now(), actor=world.actor("admin"),
                         token_id=token.id, reason="scanner lost")
@@ -140,3 +140,19 @@ def test_a_correction_with_a_wrong_password_changes_nothing(app, client, world, 
     assert "Anne Example" not in page
     assert len(entries(session, "patient")) == before
     assert patients.unseal(app.extensions["coi.phi"], None) is None
+
+
+def test_an_admin_manages_only_the_people_of_their_own_sites(session, world, clock):
+    berlin = world.actor("outsider").user_id
+    with pytest.raises(Forbidden, match="works at other sites"):
+        users.set_active(session=session, now=clock.now(), actor=world.actor("admin"),
+                         user_id=berlin, active=False, reason="not mine to do")
+    with pytest.raises(Forbidden, match="works at other sites"):
+        tokens.issue_token(session=session, now=clock.now(), actor=world.actor("admin"),
+                           user_id=berlin, name="x", days=1, reason="not mine to do")
+    session.rollback()
+    assert session.get(User, berlin).active is True
+    boston = users.set_active(session=session, now=clock.now(), actor=world.actor("admin"),
+                              user_id=world.actor("staff2").user_id, active=False,
+                              reason="left the hospital")
+    assert boston.active is False

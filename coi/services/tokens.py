@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from coi.access import Actor, require
+from coi.access import Actor
 from coi.errors import AuthenticationFailed, InvalidInput, NotFound
 from coi.models import ApiToken, User
 from coi.services import audit
+from coi.services.users import require_manager_of
 
 PREFIX = "coi_"
 
@@ -26,11 +27,12 @@ def issue_token(
     days: int, reason: str,
 ) -> tuple[str, ApiToken]:
     """A new token for `user_id`; returns the token text (shown once) and its record."""
-    if actor is not None:
-        require(actor, "token.manage", doing="issue API tokens")
     user = session.get(User, user_id)
     if user is None or not user.active:
         raise NotFound("No such active user.")
+    if actor is not None:
+        require_manager_of(session, actor, "token.manage", user_id,
+                           doing="issue API tokens for this person")
     if not name.strip() or len(name) > 100:
         raise InvalidInput("Give the token a name (what device or system uses it).",
                            [{"field": "name", "message": "1-100 characters."}])
@@ -68,10 +70,11 @@ def user_for_token(*, session: Session, now: datetime, text: str) -> tuple[User,
 def revoke_token(
     *, session: Session, now: datetime, actor: Actor, token_id: int, reason: str,
 ) -> ApiToken:
-    require(actor, "token.manage", doing="revoke API tokens")
     token = session.get(ApiToken, token_id)
     if token is None:
         raise NotFound("No such token.")
+    require_manager_of(session, actor, "token.manage", token.user_id,
+                       doing="revoke this person's API tokens")
     if token.revoked_at is None:
         audit.record(session=session, now=now, actor=actor, entity="api_token",
                      entity_id=token.id, action="update", reason=reason,

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from coi.access import Actor, require
-from coi.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, Throttled
+from coi.access import Actor, allowed, require
+from coi.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound, Throttled
 from coi.models import ROLES, LoginAttempt, RoleGrant, Site, User
 from coi.passwords import hash_password, password_matches, password_problem
 from coi.services import audit
@@ -100,13 +100,25 @@ def revoke_role(
     session.flush()
 
 
+def require_manager_of(session: Session, actor: Actor, permission: str, user_id: int,
+                       *, doing: str) -> None:
+    """An administrator manages the people of their own sites: a user who holds a role at one
+    of them, or no role anywhere yet (a new account). Anyone else is another site's business."""
+    require(actor, permission, doing=doing)
+    sites = {grant.site_id for grant in session.exec(
+        select(RoleGrant).where(RoleGrant.user_id == user_id))}
+    if sites and not any(allowed(actor, permission, site) for site in sites):
+        raise Forbidden(f"You are not allowed to {doing}: this person works at other sites.")
+
+
 def set_active(
     *, session: Session, now: datetime, actor: Actor, user_id: int, active: bool, reason: str,
 ) -> User:
-    require(actor, "user.manage", doing="activate or deactivate accounts")
     user = session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")
+    require_manager_of(session, actor, "user.manage", user_id,
+                       doing="activate or deactivate this account")
     if user.id == actor.user_id and not active:
         raise InvalidInput("You cannot deactivate your own account.")
     audit.record(session=session, now=now, actor=actor, entity="user", entity_id=user.id,

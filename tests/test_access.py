@@ -1,0 +1,343 @@
+"""Who may reach what: every route walked with each persona, then site scoping and PHI.
+
+The table below is the access decision for every endpoint. A route the table does not name
+(or a name the app no longer has) fails `test_every_route_has_an_access_decision`, so no new
+route can ship without someone deciding who may use it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from coi.clock import FrozenClock
+from coi.identifiers import CoiId
+from coi.models import RoleGrant, Unit
+from coi.phi import PatientIdentity
+from coi.services import cases, enrolment, tokens
+from tests.conftest import CSRF, PASSWORD, PERSONAS, World, api_token, bearer, login
+
+ANONYMOUS = "anonymous"
+EVERYONE = frozenset(PERSONAS) | {ANONYMOUS}
+LOGGED_IN = frozenset(PERSONAS)
+CASE_READERS = frozenset({"staff", "staff2", "outsider", "coordinator", "qa"})
+SITE_STAFF = frozenset({"staff", "staff2", "outsider"})
+ADMIN = frozenset({"admin"})
+
+# endpoint -> the personas allowed to use it (roles only; site scoping is tested below).
+EXPECTED: dict[str, frozenset[str]] = {
+    "auth.login": EVERYONE,
+    "auth.logout": LOGGED_IN,
+    "home.index": LOGGED_IN,
+    "health.healthz": EVERYONE,
+    "cases.index": CASE_READERS,
+    "cases.enrol": SITE_STAFF,
+    "cases.show": CASE_READERS,
+    "cases.register_unit": SITE_STAFF,
+    "cases.correct_patient": SITE_STAFF,
+    "admin.user_list": ADMIN,
+    "admin.grant": ADMIN,
+    "admin.revoke": ADMIN,
+    "admin.set_active": ADMIN,
+    "admin.token_list": ADMIN,
+    "admin.revoke_token": ADMIN,
+    "admin.audit_trail": frozenset({"admin", "qa"}),
+    "api.openapi_document": EVERYONE,
+    "api.list_cases": CASE_READERS,
+    "api.enrol": SITE_STAFF,
+    "api.get_case": CASE_READERS,
+    "api.register_unit": SITE_STAFF,
+    "api.get_unit": CASE_READERS,
+    "api.parse_identifier": LOGGED_IN,
+}
+
+PATIENT = PatientIdentity("Harriet Vance", date(1961, 3, 14), "MRN-0001")
+PHI_TEXTS = ("Harriet Vance", "1961-03-14", "MRN-0001")
+
+
+@dataclass
+class Setup:
+    """Real records to fill URL variables with: a case and unit at BOS (and at BER, for the
+    outsider, whose own hospital it is), an API token and a role grant to revoke."""
+
+    coi: dict[str, str]  # site code -> COI text
+    serial: dict[str, str]  # site code -> unit serial text
+    user_id: int
+    grant_id: int
+    token_id: int
+
+
+def enrol_case(app: Flask, session: Session, clock: FrozenClock, world: World, persona: str,
+               site: str, identity: PatientIdentity = PATIENT) -> tuple[str, str]:
+    """A case enrolled at `site` with one apheresis bag: (COI text, unit serial text)."""
+    case = enrolment.enrol(session=session, now=clock.now(), actor=world.actor(persona),
+                           cipher=app.extensions["coi.phi"], site_code=site, product_code="CARTX",
+                           manufacturing_site_code="MFG", identity=identity)
+    coi = cases.coi_of(case).text
+    unit = enrolment.register_unit(session=session, now=clock.now(), actor=world.actor(persona),
+                                   coi_text=coi, kind="apheresis_bag")
+    session.commit()
+    return coi, cases.serial_of(unit, case).text
+
+
+@pytest.fixture
+def setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Setup:
+    bos = enrol_case(app, session, clock, world, "staff", "BOS")
+    ber = enrol_case(app, session, clock, world, "outsider", "BER",
+                     PatientIdentity("Bernd Outside", date(1970, 5, 6), "BER-0001"))
+    staff2 = world.actor("staff2").user_id
+    grant = session.exec(select(RoleGrant).where(RoleGrant.user_id == staff2)).one()
+    _text, token = tokens.issue_token(session=session, now=clock.now(), actor=world.actor("admin"),
+                                      user_id=staff2, name="spare scanner", days=30,
+                                      reason="fixture")
+    session.commit()
+    return Setup(coi={"BOS": bos[0], "BER": ber[0]}, serial={"BOS": bos[1], "BER": ber[1]},
+                 user_id=staff2, grant_id=grant.id, token_id=token.id)  # type: ignore[arg-type]
+
+
+def count(session: Session, model: type) -> int:
+    session.rollback()  # a fresh snapshot
+    return session.exec(select(func.count()).select_from(model)).one()
+
+
+# ---------------------------------------------------------------- every route, every persona
+
+def home_site(persona: str) -> str:
+    """The hospital whose records a persona works with: their own if they are hospital staff."""
+    return PERSONAS[persona][0] if persona in SITE_STAFF else "BOS"
+
+
+def url_values(rule_arguments: set[str], setup: Setup, persona: str) -> dict[str, Any]:
+    site = home_site(persona) if persona != ANONYMOUS else "BOS"
+    known = {"coi": setup.coi[site], "serial": setup.serial[site], "user_id": setup.user_id,
+             "grant_id": setup.grant_id, "token_id": setup.token_id}
+    unknown = rule_arguments - known.keys()
+    assert not unknown, f"the access test does not know what to put in {sorted(unknown)}"
+    return {name: known[name] for name in rule_arguments}
+
+
+def web_form(endpoint: str, persona: str, setup: Setup, world: World) -> dict[str, str]:
+    """A valid form for each POST endpoint, so an allowed persona's request can succeed."""
+    site = home_site(persona) if persona != ANONYMOUS else "BOS"
+    bos = str(world.sites["BOS"].id)
+    return {
+        "auth.login": {"username": persona if persona != ANONYMOUS else "staff",
+                       "password": PASSWORD},
+        "auth.logout": {},
+        "cases.enrol": {"site": site, "product": "CARTX", "manufacturing_site": "MFG",
+                        "name": "New Patient", "birth_date": "1980-01-01", "mrn": "MRN-NEW"},
+        "cases.register_unit": {"kind": "sample"},
+        "cases.correct_patient": {"name": "Corrected Name", "reason": "typo at intake",
+                                  "password": PASSWORD},
+        "admin.user_list": {"username": "newcomer", "full_name": "New Comer",
+                            "password": PASSWORD, "reason": "joined the team"},
+        "admin.grant": {"site": bos, "role": "qa", "reason": "covers QA"},
+        "admin.revoke": {"reason": "left the team"},
+        "admin.set_active": {"active": "0", "reason": "left the team"},
+        "admin.token_list": {"user": str(setup.user_id), "name": "scanner 2", "days": "30",
+                             "reason": "new device"},
+        "admin.revoke_token": {"reason": "device lost"},
+    }[endpoint]
+
+
+def api_body(endpoint: str, persona: str, setup: Setup) -> dict[str, Any]:
+    site = home_site(persona) if persona != ANONYMOUS else "BOS"
+    bodies: dict[str, dict[str, Any]] = {
+        "api.enrol": {"site": site, "product": "CARTX", "manufacturing_site": "MFG",
+                      "patient": {"name": "New Patient", "birth_date": "1980-01-01",
+                                  "mrn": "MRN-NEW"}},
+        "api.register_unit": {"kind": "sample"},
+        "api.parse_identifier": {"text": setup.coi["BOS"]},
+    }
+    return bodies[endpoint]
+
+
+def login_redirect_target(response: Any) -> str | None:
+    """The `next` of a redirect to the login page (\"\" if it has none); None if the response
+    is not a redirect to the login page."""
+    if response.status_code not in (301, 302, 303, 307, 308):
+        return None
+    location = urlsplit(response.headers["Location"])
+    if location.path != "/login":
+        return None
+    return parse_qs(location.query).get("next", [""])[0]
+
+
+def request_as(client: FlaskClient, persona: str, api: bool, token: str | None, method: str,
+               url: str, endpoint: str, setup: Setup, world: World) -> Any:
+    if api:
+        headers = bearer(token) if token else {}
+        if method == "GET":
+            return client.get(url, headers=headers)
+        return client.post(url, json=api_body(endpoint, persona, setup), headers=headers)
+    if method == "GET":
+        return client.get(url)
+    # A browser posts a form carrying the CSRF token of a page it was shown.
+    page = client.get("/login" if persona == ANONYMOUS else "/")
+    csrf = CSRF.search(page.get_data(as_text=True))
+    assert csrf, "no page to take a CSRF token from"
+    return client.post(url, data={**web_form(endpoint, persona, setup, world),
+                                  "csrf_token": csrf.group(1)})
+
+
+def test_every_route_has_an_access_decision(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
+    assert sorted(endpoints - EXPECTED.keys()) == [], "routes with no access decision in EXPECTED"
+    assert sorted(EXPECTED.keys() - endpoints) == [], "EXPECTED names routes the app no longer has"
+
+
+@pytest.mark.parametrize("persona", sorted(EVERYONE))
+@pytest.mark.parametrize("endpoint", sorted(EXPECTED))
+def test_each_persona_reaches_exactly_the_routes_the_table_allows(
+        endpoint, persona, app, client, session, clock, world, setup):
+    rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint == endpoint]
+    assert rules, f"the app has no endpoint {endpoint}"
+    api = endpoint.startswith("api.")
+    token = None
+    if persona != ANONYMOUS:
+        if api:
+            token = api_token(session, clock, world, persona)
+        else:
+            assert login(client, persona).status_code == 302
+    allowed = persona in EXPECTED[endpoint]
+    for rule in rules:
+        url = app.url_map.bind("localhost").build(
+            endpoint, url_values(set(rule.arguments), setup, persona))
+        for method in sorted(rule.methods & {"GET", "POST"}):  # type: ignore[operator]
+            response = request_as(client, persona, api, token, method, url, endpoint, setup,
+                                  world)
+            what = f"{persona} {method} {url} -> {response.status_code}"
+            if allowed and endpoint == "auth.logout":
+                assert login_redirect_target(response) == "", what  # logged out, sent to log in
+                assert login_redirect_target(client.get("/")) == "/", "still logged in after logout"
+            elif allowed:
+                assert response.status_code not in (401, 403), what
+                assert login_redirect_target(response) is None, what
+                assert response.status_code < 400, what  # valid input: the request works
+            elif persona == ANONYMOUS and api:
+                assert response.status_code == 401, what
+                assert response.content_type == "application/problem+json", what
+            elif persona == ANONYMOUS:
+                assert login_redirect_target(response) == urlsplit(url).path, what
+            else:
+                assert response.status_code == 403, what
+
+
+# ---------------------------------------------------------------- site scoping
+
+def test_outsider_cannot_open_another_hospitals_case_page(client, world, setup):
+    login(client, "outsider")
+    response = client.get(f"/cases/{setup.coi['BOS']}")
+    assert response.status_code == 404
+    assert "Harriet Vance" not in response.get_data(as_text=True)
+
+
+def test_outsider_cannot_read_another_hospitals_case_or_unit_through_the_api(
+        client, session, clock, world, setup):
+    token = api_token(session, clock, world, "outsider")
+    case = client.get(f"/api/v1/cases/{setup.coi['BOS']}", headers=bearer(token))
+    unit = client.get(f"/api/v1/units/{setup.serial['BOS']}", headers=bearer(token))
+    assert (case.status_code, unit.status_code) == (404, 404)
+    assert "Harriet Vance" not in case.get_data(as_text=True)
+    assert setup.serial["BOS"] not in unit.get_data(as_text=True)
+
+
+def test_outsider_cannot_register_units_on_another_hospitals_case(
+        client, session, clock, world, setup):
+    units = count(session, Unit)
+    token = api_token(session, clock, world, "outsider")
+    api = client.post(f"/api/v1/cases/{setup.coi['BOS']}/units", json={"kind": "sample"},
+                      headers=bearer(token))
+    assert api.status_code in (403, 404)
+    login(client, "outsider")
+    page = client.get("/")
+    csrf = CSRF.search(page.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    web = client.post(f"/cases/{setup.coi['BOS']}/units",
+                      data={"kind": "sample", "csrf_token": csrf}, follow_redirects=True)
+    assert web.status_code in (403, 404)
+    assert count(session, Unit) == units
+
+
+def test_registering_units_does_not_tell_an_outsider_whether_a_case_exists(
+        client, session, clock, world, setup):
+    # COI identifiers are sequential per facility: a different answer for someone else's case
+    # than for a missing one would let an outsider count another hospital's patients.
+    token = api_token(session, clock, world, "outsider")
+    bos = setup.coi["BOS"]
+    known = CoiId.parse(bos)
+    missing = CoiId.issue(known.facility, 2000 + int(known.year), 999).text  # never enrolled
+    existing = client.post(f"/api/v1/cases/{bos}/units", json={"kind": "sample"},
+                           headers=bearer(token))
+    absent = client.post(f"/api/v1/cases/{missing}/units", json={"kind": "sample"},
+                         headers=bearer(token))
+    assert existing.status_code == absent.status_code == 404
+    assert existing.get_json()["code"] == absent.get_json()["code"]
+
+
+def test_outsider_case_list_shows_none_of_another_hospitals_cases(
+        client, session, clock, world, setup):
+    login(client, "outsider")
+    page = client.get("/cases").get_data(as_text=True)
+    assert setup.coi["BER"] in page  # their own hospital's case is listed
+    assert setup.coi["BOS"] not in page and "Boston Hospital" not in page
+    token = api_token(session, clock, world, "outsider")
+    listed = client.get("/api/v1/cases", headers=bearer(token)).get_json()["cases"]
+    assert [c["coi"] for c in listed] == [setup.coi["BER"]]
+
+
+@pytest.mark.parametrize("persona", ["coordinator", "qa"])
+def test_manufacturing_sees_the_case_it_makes_but_no_patient_identity(
+        persona, client, session, clock, world, setup):
+    login(client, persona)
+    response = client.get(f"/cases/{setup.coi['BOS']}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert CoiId.parse(setup.coi["BOS"]).display in page
+    assert "Identifying data is shown only to staff of the treating site" in page
+    for phi in PHI_TEXTS:
+        assert phi not in page
+    token = api_token(session, clock, world, persona)
+    document = client.get(f"/api/v1/cases/{setup.coi['BOS']}", headers=bearer(token))
+    assert document.status_code == 200
+    assert document.get_json()["coi"] == setup.coi["BOS"]
+    assert "patient" not in document.get_json()
+    for phi in PHI_TEXTS:
+        assert phi not in document.get_data(as_text=True)
+    unit = client.get(f"/api/v1/units/{setup.serial['BOS']}", headers=bearer(token))
+    assert unit.status_code == 200 and unit.get_json()["coi"] == setup.coi["BOS"]
+
+
+def test_staff_at_the_treating_site_see_the_patient_on_the_page_and_in_the_api(
+        client, session, clock, world, setup):
+    login(client, "staff2")  # not the person who enrolled: the site's staff
+    page = client.get(f"/cases/{setup.coi['BOS']}").get_data(as_text=True)
+    for phi in PHI_TEXTS:
+        assert phi in page
+    token = api_token(session, clock, world, "staff2")
+    document = client.get(f"/api/v1/cases/{setup.coi['BOS']}", headers=bearer(token)).get_json()
+    assert document["patient"] == {"name": "Harriet Vance", "birth_date": "1961-03-14",
+                                   "mrn": "MRN-0001"}
+
+
+# ---------------------------------------------------------------- PHI never in lists
+
+@pytest.mark.parametrize("persona", sorted(EVERYONE))
+def test_case_lists_never_show_a_patient_name(persona, app, client, session, clock, world,
+                                               setup):
+    token = api_token(session, clock, world, persona) if persona != ANONYMOUS else None
+    if persona != ANONYMOUS:
+        login(client, persona)
+    page = client.get("/cases", follow_redirects=True).get_data(as_text=True)
+    listed = client.get("/api/v1/cases", headers=bearer(token) if token else {})
+    for text in (page, listed.get_data(as_text=True)):
+        for phi in (*PHI_TEXTS, "Bernd Outside", "BER-0001"):
+            assert phi not in text
+    if persona in CASE_READERS:  # the list is there, just without names
+        assert listed.status_code == 200 and listed.get_json()["cases"]
