@@ -30,21 +30,30 @@ def is_api_request() -> bool:
 
 def _load_actor() -> None:
     g.actor = None
+    g.auth_error = None
     db = request_session()
     if is_api_request():
         header = request.headers.get("Authorization", "")
         if header:
-            scheme, _, text = header.partition(" ")
-            if scheme.lower() != "bearer" or not text.strip():
-                raise AuthenticationFailed("Send the token as 'Authorization: Bearer <token>'.")
-            user, token = tokens.user_for_token(session=db, now=now(), text=text.strip())
-            g.actor = users.actor_for(session=db, user=user, token_id=token.id)
+            try:
+                g.actor = _token_actor(header)
+            except AuthenticationFailed as error:
+                g.auth_error = error  # raised by the permission check, unless the page is public
         return
     user_id = session.get("uid")
     if user_id is not None:
         g.actor = users.load_actor(session=db, user_id=int(user_id))
         if g.actor is None:  # deactivated since login
             session.clear()
+
+
+def _token_actor(header: str) -> access.Actor:
+    scheme, _, text = header.partition(" ")
+    if scheme.lower() != "bearer" or not text.strip():
+        raise AuthenticationFailed("Send the token as 'Authorization: Bearer <token>'.")
+    db = request_session()
+    user, token = tokens.user_for_token(session=db, now=now(), text=text.strip())
+    return users.actor_for(session=db, user=user, token_id=token.id)
 
 
 def _enforce_permission() -> Response | None:
@@ -57,6 +66,8 @@ def _enforce_permission() -> Response | None:
         raise Forbidden("This page is not available.")
     if name == access.PUBLIC:
         return None
+    if g.auth_error is not None:
+        raise g.auth_error
     if g.actor is None:
         if is_api_request():
             raise AuthenticationFailed("This API needs a token: 'Authorization: Bearer <token>'.")

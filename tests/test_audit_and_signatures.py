@@ -156,3 +156,18 @@ def test_an_admin_manages_only_the_people_of_their_own_sites(session, world, clo
                               user_id=world.actor("staff2").user_id, active=False,
                               reason="left the hospital")
     assert boston.active is False
+
+
+def test_a_refused_new_account_keeps_what_was_typed_except_the_password(client, world, session):
+    login(client, "admin")
+    response = post_form(client, "/admin/users", "/admin/users", {
+        "username": "new.nurse", "full_name": "New Nurse", "password": "short",
+        "reason": "hired"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "at least 12 characters" in page
+    assert 'value="new.nurse"' in page and 'value="New Nurse"' in page and 'value="hired"' in page
+    assert page.count("The account was not created") == 1
+    assert 'value="short"' not in page
+    session.rollback()
+    assert session.exec(select(User).where(User.username == "new.nurse")).first() is None

@@ -327,3 +327,8 @@ def test_in_production_the_session_cookie_is_secure(app_config):
 def test_production_refuses_to_start_without_its_keys(app_config):
     with pytest.raises(ConfigError, match="COI_PHI_KEYS"):
         create_app(dict(app_config, MODE="production", PHI_KEYS=None))
+
+
+def test_a_malformed_authorization_header_does_not_break_public_endpoints(client):
+    response = client.get("/api/v1/openapi.json", headers={"Authorization": "Basic Zm9vOmJhcg=="})
+    assert response.status_code == 200 and response.get_json()["openapi"] == "3.1.0"

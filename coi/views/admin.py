@@ -21,6 +21,8 @@ AUDIT_ENTITIES = ("user", "role_grant", "site", "product", "patient", "unit", "a
 @permission("user.manage")
 def user_list() -> Any:
     db, me, form = request_session(), actor(), request.form
+    values: dict[str, str] = {}
+    status = 200
     if request.method == "POST":
         try:
             users.create_user(session=db, now=now(), actor=me, username=form.get("username", ""),
@@ -28,13 +30,19 @@ def user_list() -> Any:
                               password=form.get("password", ""), email=form.get("email") or None,
                               reason=form.get("reason", ""))
         except DomainError as error:
-            return _refused(error, "admin.user_list")
-        db.commit()
-        flash(f"Account {form.get('username', '').strip().lower()} created.", "success")
-        return redirect(url_for("admin.user_list"))
+            # Shown again with what was typed (never the password), so nothing is lost.
+            db.rollback()
+            flash(error.message, "error")
+            values = {name: form.get(name, "") for name in ("username", "full_name", "email",
+                                                            "reason")}
+            status = error.status
+        else:
+            db.commit()
+            flash(f"Account {form.get('username', '').strip().lower()} created.", "success")
+            return redirect(url_for("admin.user_list"))
     return render_template("admin/users.html", people=users.list_users(session=db), roles=ROLES,
-                           sites=[s for s in masterdata.active_sites(session=db)
-                                  if s.id in sites_for(me, "user.manage")])
+                           values=values, sites=[s for s in masterdata.active_sites(session=db)
+                                                 if s.id in sites_for(me, "user.manage")]), status
 
 
 @blueprint.route("/users/<int:user_id>/grants", methods=["POST"])
