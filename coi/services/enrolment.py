@@ -10,13 +10,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from coi.access import Actor, allowed, require
-from coi.errors import Conflict, InvalidInput, NotFound
+from coi.access import Actor, require
+from coi.errors import Conflict, InvalidInput
 from coi.identifiers import UNIT_KIND_CODES, CoiId
 from coi.models import Case, CoiSequence, Patient, Product, Site, Unit
 from coi.phi import PatientIdentity, PhiCipher
 from coi.services import audit, masterdata
-from coi.services.cases import coi_of
+from coi.services.cases import coi_of, visible_case
 
 MAX_UNITS_PER_KIND = 99
 
@@ -92,13 +92,10 @@ def register_unit(
         raise InvalidInput(f"'{kind}' is not a unit kind; use one of: "
                            f"{', '.join(UNIT_KIND_CODES)}.",
                            [{"field": "kind", "message": "Choose a unit kind."}])
-    coi = CoiId.parse(coi_text)
-    # Lock the case row so two registrations of the same kind cannot take one sequence number.
-    case = session.exec(select(Case).where(Case.coi == coi.compact).with_for_update()).first()
-    if case is None or not (allowed(actor, "case.view", case.site_id)
-                            or allowed(actor, "case.view", case.manufacturing_site_id)):
-        # The same answer as for a missing case: outsiders must not learn that it exists.
-        raise NotFound(f"No case {coi.text} that you may see.")
+    # Locked, so two registrations of the same kind cannot take one sequence number; a case
+    # the actor may not see is "not found", as on the case page.
+    case = visible_case(session=session, actor=actor, coi_text=coi_text, lock=True)
+    coi = coi_of(case)
     require(actor, "unit.register", case.site_id, doing="register units for this case")
     last = session.exec(select(func.max(Unit.sequence)).where(
         Unit.case_id == case.id, Unit.kind == kind)).one() or 0
