@@ -84,7 +84,7 @@ def enrol_case(app: Flask, session: Session, clock: FrozenClock, world: World, p
     unit = enrolment.register_unit(session=session, now=clock.now(), actor=world.actor(persona),
                                    coi_text=coi, kind="apheresis_bag")
     session.commit()
-    return coi, cases.serial_of(unit, case).text
+    return coi, cases.serial_of(unit).text
 
 
 @pytest.fixture

@@ -70,9 +70,8 @@ def register_unit(coi: str) -> Any:
     data = validate(UnitIn, _json_body())
     unit = enrolment.register_unit(session=db, now=now(), actor=actor(), coi_text=coi,
                                    kind=data.kind)
-    case = cases.visible_case(session=db, actor=actor(), coi_text=coi)
     db.commit()
-    serial = cases.serial_of(unit, case)
+    serial = cases.serial_of(unit)
     return jsonify(_unit(unit, serial)), 201, {"Location": url_for("api.get_unit", serial=serial.text)}
 
 
@@ -80,7 +79,7 @@ def register_unit(coi: str) -> Any:
 @permission("case.view")
 def get_unit(serial: str) -> Any:
     unit, case = cases.unit_by_serial(session=request_session(), actor=actor(), serial_text=serial)
-    return jsonify(_unit(unit, cases.serial_of(unit, case)) | {"coi": cases.coi_of(case).text})
+    return jsonify(_unit(unit, cases.serial_of(unit)) | {"coi": cases.coi_of(case).text})
 
 
 @blueprint.route("/identifiers/parse", methods=["POST"])

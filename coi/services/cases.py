@@ -22,8 +22,11 @@ def coi_of(case: Case) -> CoiId:
     return CoiId(facility=case.coi[:5], year=case.coi[5:7], serial=case.coi[7:])
 
 
-def serial_of(unit: Unit, case: Case) -> UnitSerial:
-    return UnitSerial(coi=coi_of(case), kind_code=UNIT_KIND_CODES[unit.kind], sequence=unit.sequence)
+def serial_of(unit: Unit) -> UnitSerial:
+    """The unit's serial; its first 13 characters are its case's COI identifier."""
+    return UnitSerial(coi=CoiId(facility=unit.serial[:5], year=unit.serial[5:7],
+                                serial=unit.serial[7:13]),
+                      kind_code=UNIT_KIND_CODES[unit.kind], sequence=unit.sequence)
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def case_detail(*, session: Session, actor: Actor, cipher: PhiCipher, coi_text: 
     site = session.get(Site, case.site_id)
     manufacturing = session.get(Site, case.manufacturing_site_id)
     assert product and route_row and site and manufacturing
-    units = [(unit, serial_of(unit, case), custodian) for unit, custodian in session.exec(
+    units = [(unit, serial_of(unit), custodian) for unit, custodian in session.exec(
         select(Unit, Site).join(Site, col(Site.id) == Unit.custodian_site_id)
         .where(Unit.case_id == case.id).order_by(col(Unit.kind), col(Unit.sequence))).all()]
     identity = None

@@ -95,7 +95,7 @@ def register_unit(coi: str) -> Any:
         db.rollback()
         flash(f"The unit was not registered: {error.message}", "error")
         return redirect(url_for("cases.show", coi=coi))
-    serial = cases.serial_of(unit, cases.visible_case(session=db, actor=actor(), coi_text=coi))
+    serial = cases.serial_of(unit)
     db.commit()
     flash(f"Registered {unit.kind.replace('_', ' ')} {serial.display}.", "success")
     return redirect(url_for("cases.show", coi=coi))
