@@ -12,8 +12,10 @@ from flask_wtf import CSRFProtect
 
 from coi import auth, config, problems, templating
 from coi.clock import SystemClock
+from coi.config import signing_key_from
 from coi.db import close_request_session, make_engine
 from coi.phi import PhiCipher
+from coi.services.labels import Signer
 
 __version__ = metadata.version("coi-platform")
 
@@ -30,16 +32,19 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.extensions["coi.engine"] = make_engine(app.config["DATABASE_URL"])
     app.extensions["coi.clock"] = app.config.pop("CLOCK", None) or SystemClock()
     app.extensions["coi.phi"] = PhiCipher(app.config["PHI_KEYS"], app.config["PHI_INDEX_KEY"])
+    app.extensions["coi.label_signer"] = Signer(signing_key_from(app.config["LABEL_SIGNING_KEY"]),
+                                                app.config["LABEL_VERIFY_BASE_URL"])
     app.teardown_appcontext(close_request_session)
 
     from coi.api.v1 import blueprint as api_v1
     from coi.cli import cli
     from coi.labels.decoders import log_availability
-    from coi.views import admin, cases, health, home, login
+    from coi.views import admin, cases, health, home, labels, login
 
-    for module in (login, home, cases, admin, health):
+    for module in (login, home, cases, labels, admin, health):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(api_v1)
+    app.before_request(labels.photo_upload_limit)
     csrf.init_app(app)
     csrf.exempt(api_v1)  # machines authenticate with bearer tokens, not cookies
     auth.install(app)

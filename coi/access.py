@@ -28,6 +28,8 @@ POLICY: dict[str, frozenset[str]] = {
     "user.manage": frozenset({"admin"}),
     "token.manage": frozenset({"admin"}),
     "audit.view": frozenset({"admin", "qa"}),
+    "label.print": frozenset({"site_staff", "coordinator"}),
+    "label.revoke": frozenset({"site_staff", "qa"}),
 }
 
 

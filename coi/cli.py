@@ -43,7 +43,8 @@ def init() -> None:
             logins = [(u, demo.PASSWORD, shows) for u, _n, _g, shows in demo.PEOPLE]
         else:
             logins = demo.load(session=session, now=current_app.extensions["coi.clock"].now(),
-                               cipher=current_app.extensions["coi.phi"])
+                               cipher=current_app.extensions["coi.phi"],
+                               signer=current_app.extensions["coi.label_signer"])
             click.echo("Database migrated; demo data loaded.")
     _print_logins(logins)
 
@@ -55,7 +56,8 @@ def load_demo() -> None:
         if demo.is_loaded(session):
             raise click.ClickException("The database already has sites; demo data not loaded.")
         logins = demo.load(session=session, now=current_app.extensions["coi.clock"].now(),
-                           cipher=current_app.extensions["coi.phi"])
+                           cipher=current_app.extensions["coi.phi"],
+                           signer=current_app.extensions["coi.label_signer"])
     _print_logins(logins)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 MODES = ("development", "testing", "production")
 
@@ -30,9 +31,14 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_TIME_LIMIT": 8 * 3600,
     "DEFAULT_TIMEZONE": "UTC",
     "API_TOKEN_DAYS": 365,
+    "LABEL_SIGNING_KEY": None,  # Ed25519 private key: 32 bytes, url-safe base64
+    "LABEL_VERIFY_BASE_URL": None,  # where phones open a label's QR; development: local server
+    "ZPL_PRINTERS": "",  # "SITECODE=host[:port],..." Zebra printers reached on raw port 9100
+    "LABEL_UPLOAD_MAX_BYTES": 8 * 1024 * 1024,  # photos uploaded to the public verify page
+    "LABEL_IMAGE_MAX_PIXELS": 40_000_000,  # larger images are refused (decompression bombs)
 }
 
-SECRET_NAMES = ("SECRET_KEY", "PHI_KEYS", "PHI_INDEX_KEY")
+SECRET_NAMES = ("SECRET_KEY", "PHI_KEYS", "PHI_INDEX_KEY", "LABEL_SIGNING_KEY")
 
 
 class ConfigError(RuntimeError):
@@ -54,6 +60,13 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
     if missing:
         raise ConfigError(_missing_secrets_message(mode, missing))
     config["PHI_KEYS"] = _key_list(config["PHI_KEYS"])
+    _check_signing_key(config["LABEL_SIGNING_KEY"])
+    if not config["LABEL_VERIFY_BASE_URL"]:
+        if mode == "production":
+            raise ConfigError("COI_LABEL_VERIFY_BASE_URL is not set: labels carry a link to the "
+                              "public verify page, e.g. https://coi.example.org")
+        config["LABEL_VERIFY_BASE_URL"] = "http://127.0.0.1:5000"
+    config["ZPL_PRINTERS"] = _printers(config["ZPL_PRINTERS"])
     config["SESSION_COOKIE_SECURE"] = config.get("SESSION_COOKIE_SECURE", mode == "production")
     return config
 
@@ -94,18 +107,50 @@ def _key_list(value: str | list[str]) -> list[str]:
     return keys
 
 
+def signing_key_from(text: str) -> Ed25519PrivateKey:
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def _check_signing_key(text: str) -> None:
+    try:
+        signing_key_from(text)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            "COI_LABEL_SIGNING_KEY is not an Ed25519 private key (32 url-safe base64-encoded "
+            "bytes). Generate one with: python -c \"import base64, os; "
+            "print(base64.urlsafe_b64encode(os.urandom(32)).decode())\"") from exc
+
+
+def _printers(value: str | dict[str, tuple[str, int]]) -> dict[str, tuple[str, int]]:
+    """'BOS=10.0.0.5,BER=zebra-ber.local:9100' -> {"BOS": ("10.0.0.5", 9100), ...}"""
+    if isinstance(value, dict):
+        return value
+    printers: dict[str, tuple[str, int]] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        site, _, address = item.partition("=")
+        host, _, port = address.partition(":")
+        if not site or not host or (port and not port.isdigit()):
+            raise ConfigError(f"COI_ZPL_PRINTERS entry {item!r} is not SITECODE=host[:port].")
+        printers[site.strip()] = (host.strip(), int(port or 9100))
+    return printers
+
+
 def _fill_development_secrets(config: dict[str, Any], path: Path) -> None:
-    """Development mode keeps its own secrets in instance/secrets.json, made on first start."""
-    if path.exists():
-        stored = json.loads(path.read_text())
-    else:
-        stored = {
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "PHI_KEYS": [Fernet.generate_key().decode()],
-            "PHI_INDEX_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-        }
+    """Development mode keeps its own secrets in instance/secrets.json (mode 0600), made on
+    first start; a secret added by a later version is added to the file."""
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    made = {
+        "SECRET_KEY": lambda: secrets.token_urlsafe(32),
+        "PHI_KEYS": lambda: [Fernet.generate_key().decode()],
+        "PHI_INDEX_KEY": lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "LABEL_SIGNING_KEY": lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    }
+    missing = [name for name in made if name not in stored]
+    if missing:
+        stored.update({name: made[name]() for name in missing})
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             json.dump(stored, out, indent=2)
     for name in SECRET_NAMES:
@@ -117,9 +162,10 @@ def _missing_secrets_message(mode: str, missing: list[str]) -> str:
     names = ", ".join("COI_" + name for name in missing)
     return (
         f"Refusing to start in {mode} mode: {names} not set. "
-        "Patient data is encrypted with keys that must come from configuration, never from "
-        "the repository. Set COI_SECRET_KEY to a long random string, COI_PHI_KEYS to one or "
-        "more Fernet keys (newest first, comma-separated) and COI_PHI_INDEX_KEY to a random "
-        "url-safe base64 string. Generate a Fernet key with: python -c \"from "
-        'cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+        "Patient data and labels are protected with keys that must come from configuration, "
+        "never from the repository. Set COI_SECRET_KEY to a long random string, COI_PHI_KEYS "
+        "to one or more Fernet keys (newest first, comma-separated), COI_PHI_INDEX_KEY and "
+        "COI_LABEL_SIGNING_KEY to 32 random bytes in url-safe base64. Generate a Fernet key "
+        "with: python -c \"from cryptography.fernet import Fernet; "
+        'print(Fernet.generate_key().decode())"'
     )

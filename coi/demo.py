@@ -4,14 +4,15 @@ validation (A9990-A9999), so no demo identifier can be mistaken for a real one."
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from importlib import resources
 
 from sqlmodel import Session, select
 
+from coi.access import Actor
 from coi.models import Site
 from coi.phi import PatientIdentity, PhiCipher
-from coi.services import cases, enrolment, masterdata, users
+from coi.services import cases, enrolment, labels, masterdata, users
 
 PASSWORD = "demo-password-1"  # noqa: S105 - published demo logins, development mode only
 REASON = "demo data set"
@@ -43,11 +44,25 @@ PATIENTS = [
 ]
 
 
+def _print_labels(session: Session, now: datetime, nurse: Actor, signer: labels.Signer,
+                  coi: str) -> None:
+    """The first Boston case: its label set, one reprint, and one label revoked."""
+    first = labels.print_set(session=session, now=now, actor=nurse, signer=signer, coi_text=coi,
+                             output="zpl300", size="4x2", include_wristband=True, reason=None)
+    later = now + timedelta(minutes=20)
+    labels.reprint(session=session, now=later, actor=nurse, signer=signer,
+                   label_id=first.rows[0].id, output="zpl300",  # type: ignore[arg-type]
+                   reason="bag label smudged during collection")
+    labels.revoke(session=session, now=later, actor=nurse, label_id=first.rows[0].id,  # type: ignore[arg-type]
+                  reason="replaced by the reprint")
+
+
 def is_loaded(session: Session) -> bool:
     return session.exec(select(Site)).first() is not None
 
 
-def load(*, session: Session, now: datetime, cipher: PhiCipher) -> list[tuple[str, str, str]]:
+def load(*, session: Session, now: datetime, cipher: PhiCipher,
+         signer: labels.Signer) -> list[tuple[str, str, str]]:
     """Create the demo data set; returns (username, password, what they show) for each login."""
     sites = {code: masterdata.create_site(session=session, now=now, actor=None, code=code,
                                           name=name, kinds=kinds, timezone=tz, facility_id=fid,
@@ -70,6 +85,7 @@ def load(*, session: Session, now: datetime, cipher: PhiCipher) -> list[tuple[st
                              site_id=sites[code].id, role=role, reason=REASON)  # type: ignore[arg-type]
         accounts[username] = users.actor_for(session=session, user=user)
     staff = {"BOS": accounts["nurse.boston"], "BER": accounts["pflege.berlin"]}
+    cois = []
     for number, (site, identity) in enumerate(PATIENTS):
         case = enrolment.enrol(session=session, now=now, actor=staff[site], cipher=cipher,
                                site_code=site, product_code="CARTX", manufacturing_site_code="MFG",
@@ -78,5 +94,7 @@ def load(*, session: Session, now: datetime, cipher: PhiCipher) -> list[tuple[st
         for kind in ("apheresis_bag", "sample", "sample")[: 3 - number % 3]:
             enrolment.register_unit(session=session, now=now, actor=staff[site], coi_text=coi,
                                     kind=kind)
+        cois.append(coi)
+    _print_labels(session, now, staff["BOS"], signer, cois[0])
     return [(username, PASSWORD, shows) for username, _n, _g, shows in PEOPLE]
 

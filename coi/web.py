@@ -11,8 +11,9 @@ from coi.access import Actor
 from coi.db import request_session
 from coi.errors import AuthenticationFailed
 from coi.phi import PhiCipher
+from coi.services.labels import Signer
 
-__all__ = ["actor", "cipher", "now", "request_session"]
+__all__ = ["actor", "cipher", "label_signer", "now", "request_session"]
 
 
 def now() -> datetime:
@@ -29,3 +30,7 @@ def actor() -> Actor:
 
 def cipher() -> PhiCipher:
     return current_app.extensions["coi.phi"]  # type: ignore[no-any-return]
+
+
+def label_signer() -> Signer:
+    return current_app.extensions["coi.label_signer"]  # type: ignore[no-any-return]

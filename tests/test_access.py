@@ -6,12 +6,14 @@ route can ship without someone deciding who may use it."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import qrcode
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func
@@ -19,9 +21,10 @@ from sqlmodel import Session, select
 
 from coi.clock import FrozenClock
 from coi.identifiers import CoiId
+from coi.labels import payload
 from coi.models import RoleGrant, Unit
 from coi.phi import PatientIdentity
-from coi.services import cases, enrolment, tokens
+from coi.services import cases, enrolment, labels, tokens
 from tests.conftest import CSRF, PASSWORD, PERSONAS, World, api_token, bearer, login
 
 ANONYMOUS = "anonymous"
@@ -30,6 +33,7 @@ LOGGED_IN = frozenset(PERSONAS)
 CASE_READERS = frozenset({"staff", "staff2", "outsider", "coordinator", "qa"})
 SITE_STAFF = frozenset({"staff", "staff2", "outsider"})
 ADMIN = frozenset({"admin"})
+LABEL_PRINTERS = SITE_STAFF | {"coordinator"}
 
 # endpoint -> the personas allowed to use it (roles only; site scoping is tested below).
 EXPECTED: dict[str, frozenset[str]] = {
@@ -56,6 +60,14 @@ EXPECTED: dict[str, frozenset[str]] = {
     "api.register_unit": SITE_STAFF,
     "api.get_unit": CASE_READERS,
     "api.parse_identifier": LOGGED_IN,
+    "labels.case_labels": LABEL_PRINTERS,
+    "labels.print_labels": LABEL_PRINTERS,
+    "labels.reprint": LABEL_PRINTERS,
+    "labels.preview": LABEL_PRINTERS,
+    "labels.revoke": frozenset({"staff", "staff2", "outsider", "qa"}),
+    "labels.verify": EVERYONE,
+    "labels.verify_photo": EVERYONE,
+    "labels.public_keys": EVERYONE,
 }
 
 PATIENT = PatientIdentity("Harriet Vance", date(1961, 3, 14), "MRN-0001")
@@ -72,6 +84,8 @@ class Setup:
     user_id: int
     grant_id: int
     token_id: int
+    label_id: dict[str, int]  # site code -> a printed label of that site's case
+    label_token: str  # the verification token of BOS's label
 
 
 def enrol_case(app: Flask, session: Session, clock: FrozenClock, world: World, persona: str,
@@ -94,12 +108,23 @@ def setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Set
                      PatientIdentity("Bernd Outside", date(1970, 5, 6), "BER-0001"))
     staff2 = world.actor("staff2").user_id
     grant = session.exec(select(RoleGrant).where(RoleGrant.user_id == staff2)).one()
-    _text, token = tokens.issue_token(session=session, now=clock.now(), actor=world.actor("admin"),
-                                      user_id=staff2, name="spare scanner", days=30,
-                                      reason="fixture")
+    _text, api_token_row = tokens.issue_token(session=session, now=clock.now(),
+                                              actor=world.actor("admin"), user_id=staff2,
+                                              name="spare scanner", days=30, reason="fixture")
+    token_id = api_token_row.id
     session.commit()
+    printed = {site: labels.print_set(session=session, now=clock.now(), actor=world.actor(who),
+                                      signer=app.extensions["coi.label_signer"], coi_text=coi,
+                                      output="png", size="4x2", include_wristband=False,
+                                      reason=None)
+               for site, who, coi in (("BOS", "staff", bos[0]), ("BER", "outsider", ber[0]))}
+    session.commit()
+    token = payload.token_from_text(printed["BOS"].labels[0].qr)
+    assert token
     return Setup(coi={"BOS": bos[0], "BER": ber[0]}, serial={"BOS": bos[1], "BER": ber[1]},
-                 user_id=staff2, grant_id=grant.id, token_id=token.id)  # type: ignore[arg-type]
+                 user_id=staff2, grant_id=grant.id, token_id=token_id,  # type: ignore[arg-type]
+                 label_id={site: job.rows[0].id for site, job in printed.items()},  # type: ignore[misc]
+                 label_token=token)
 
 
 def count(session: Session, model: type) -> int:
@@ -117,7 +142,8 @@ def home_site(persona: str) -> str:
 def url_values(rule_arguments: set[str], setup: Setup, persona: str) -> dict[str, Any]:
     site = home_site(persona) if persona != ANONYMOUS else "BOS"
     known = {"coi": setup.coi[site], "serial": setup.serial[site], "user_id": setup.user_id,
-             "grant_id": setup.grant_id, "token_id": setup.token_id}
+             "grant_id": setup.grant_id, "token_id": setup.token_id,
+             "label_id": setup.label_id[site], "token": setup.label_token}
     unknown = rule_arguments - known.keys()
     assert not unknown, f"the access test does not know what to put in {sorted(unknown)}"
     return {name: known[name] for name in rule_arguments}
@@ -144,7 +170,18 @@ def web_form(endpoint: str, persona: str, setup: Setup, world: World) -> dict[st
         "admin.token_list": {"user": str(setup.user_id), "name": "scanner 2", "days": "30",
                              "reason": "new device"},
         "admin.revoke_token": {"reason": "device lost"},
+        "labels.print_labels": {"output": "png", "size": "2x1", "wristband": "1",
+                                "reason": "bag label smudged"},
+        "labels.reprint": {"output": "png", "reason": "label torn", "coi": setup.coi[site]},
+        "labels.revoke": {"reason": "label torn", "coi": setup.coi[site]},
+        "labels.verify_photo": {"photo": (io.BytesIO(_photo()), "label.png")},
     }[endpoint]
+
+
+def _photo() -> bytes:
+    out = io.BytesIO()
+    qrcode.make("HELLO").save(out)
+    return out.getvalue()
 
 
 def api_body(endpoint: str, persona: str, setup: Setup) -> dict[str, Any]:

@@ -12,8 +12,9 @@ from sqlmodel import SQLModel
 from coi import migrate
 from coi.db import for_writing
 from coi.models import APPEND_ONLY_TABLES, LoginAttempt
-from coi.services import audit, signatures
-from tests.conftest import PASSWORD
+from coi.services import audit, enrolment, labels, signatures
+from coi.services.cases import coi_of
+from tests.conftest import PASSWORD, make_case
 
 
 def test_migrated_schema_equals_the_models(engine):
@@ -42,13 +43,22 @@ def test_app_start_does_not_create_tables(app_config, tmp_path):
 
 @pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
 @pytest.mark.parametrize("statement", ["UPDATE {table} SET id = id", "DELETE FROM {table}"])
-def test_evidence_tables_refuse_update_and_delete(engine, session, world, clock, table, statement):
+def test_evidence_tables_refuse_update_and_delete(app, engine, session, world, clock, table,
+                                                  statement):
     # Row triggers fire per row: put a row in every evidence table first.
     audit.record(session=session, now=clock.now(), actor=None, entity="site", entity_id="X",
                  action="update", changes={"name": ("a", "b")}, reason="test")
     signatures.sign(session=session, now=clock.now(), signer=world.actor("qa"), password=PASSWORD,
                     meaning="approved", subject_type="site", subject_id="X", content={"a": 1})
     session.add(LoginAttempt(username="qa", at=clock.now(), succeeded=True))
+    coi = coi_of(make_case(app, session, world, clock)).text
+    enrolment.register_unit(session=session, now=clock.now(), actor=world.actor("staff"),
+                            coi_text=coi, kind="sample")
+    job = labels.print_set(session=session, now=clock.now(), actor=world.actor("staff"),
+                           signer=app.extensions["coi.label_signer"], coi_text=coi, output="png",
+                           size="2x1", include_wristband=True, reason=None)
+    labels.revoke(session=session, now=clock.now(), actor=world.actor("staff"),
+                  label_id=job.rows[0].id, reason="test")
     session.commit()
     with for_writing(engine).connect() as connection:
         with pytest.raises(DBAPIError, match="append-only"):

@@ -14,6 +14,7 @@ from coi.config import ConfigError
 from coi.models import AuditEntry, Patient
 from coi.phi import PatientIdentity, PhiCipher, PhiKeyError
 from coi.services import enrolment
+from tests.conftest import LABEL_KEY
 
 NAME = "Harriet Quintessa Vance"
 MRN = "MRN-77-31415"
@@ -72,14 +73,24 @@ def test_a_missing_key_in_production_stops_the_app_with_a_clear_message(monkeypa
                     "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}"})
     message = str(refused.value)
     assert "COI_PHI_KEYS" in message and "COI_PHI_INDEX_KEY" in message
+    assert "COI_LABEL_SIGNING_KEY" in message
     assert "production" in message and "Fernet.generate_key" in message
+
+
+def test_production_needs_the_public_address_that_labels_link_to(tmp_path):
+    with pytest.raises(ConfigError, match="COI_LABEL_VERIFY_BASE_URL"):
+        create_app({"MODE": "production", "SECRET_KEY": "s" * 40,
+                    "PHI_KEYS": Fernet.generate_key().decode(), "PHI_INDEX_KEY": "x" * 32,
+                    "LABEL_SIGNING_KEY": LABEL_KEY,
+                    "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
 
 
 def test_an_invalid_key_is_refused_by_number(tmp_path):
     with pytest.raises(ConfigError, match="PHI key number 2 is not a valid key"):
         create_app({"MODE": "production", "SECRET_KEY": "s" * 40,
                     "PHI_KEYS": f"{Fernet.generate_key().decode()},not-a-key",
-                    "PHI_INDEX_KEY": "x" * 32, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+                    "PHI_INDEX_KEY": "x" * 32, "LABEL_SIGNING_KEY": LABEL_KEY,
+                    "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
 
 
 def test_development_mode_makes_its_keys_once_under_instance(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from coi.models.audit import AuditEntry
 from coi.models.case import CASE_STATES, Case, CoiSequence
+from coi.models.label import Label, LabelKey, LabelRevocation
 from coi.models.patient import Patient
 from coi.models.product import Product, ProductRoute
 from coi.models.signature import MEANINGS, Signature
@@ -10,7 +11,8 @@ from coi.models.unit import UNIT_KINDS, UNIT_STATES, Unit
 from coi.models.user import ROLES, ApiToken, LoginAttempt, RoleGrant, User
 
 # Evidence: the database refuses UPDATE and DELETE on these (migration triggers).
-APPEND_ONLY_TABLES = ("audit_entry", "signature", "login_attempt")
+APPEND_ONLY_TABLES = (
+    "audit_entry", "signature", "login_attempt", "label_key", "label", "label_revocation")
 
 __all__ = [
     "APPEND_ONLY_TABLES",
@@ -23,6 +25,9 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Case",
+    "Label",
+    "LabelKey",
+    "LabelRevocation",
     "CoiSequence",
     "LoginAttempt",
     "Patient",

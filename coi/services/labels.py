@@ -1,0 +1,336 @@
+"""Labels as records: printing a case's label set, reprints, revocations, and verification of
+a label's signed QR code by anyone (public, no patient data)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from coi.access import Actor, allowed, require
+from coi.errors import Conflict, InvalidInput, NotFound
+from coi.identifiers import CoiId, UnitSerial
+from coi.labels import layout, payload
+from coi.labels.decoders import decode_image
+from coi.labels.photo import open_photo
+from coi.models import Case, Label, LabelKey, LabelRevocation, Product, Site, Unit, User
+from coi.services.cases import coi_of, serial_of, visible_case
+
+# output choice -> (writer kind, printer resolution)
+OUTPUTS = {"zpl203": ("zpl", 203), "zpl300": ("zpl", 300), "pdf": ("pdf", 300), "png": ("png", 300)}
+UNIT_SIZES = ("2x1", "4x2")
+PREVIEW_QR = "PREVIEW - NOT A LABEL - NOT FOR USE"
+# A printed preview must not pass a handheld scan at the bedside: its Data Matrix names no unit.
+PREVIEW_DATAMATRIX = "PREVIEW-NOT-FOR-USE"
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The installation's label key and the base of the links its labels carry."""
+
+    private_key: Ed25519PrivateKey
+    base_url: str
+
+    @property
+    def key_id(self) -> bytes:
+        return payload.key_id_of(self.private_key.public_key())
+
+    @property
+    def public_key_text(self) -> str:
+        return base64.urlsafe_b64encode(payload.public_bytes(self.private_key.public_key())).decode()
+
+
+@dataclass(frozen=True)
+class PrintJob:
+    rows: list[Label]
+    labels: list[layout.Label]
+    writer: str
+    dpi: int
+
+
+@dataclass(frozen=True)
+class Verification:
+    status: str  # genuine, revoked, forged, unknown_key, unknown_label, malformed
+    message: str
+    label: Label | None = None
+    identifier_display: str | None = None
+    coi_display: str | None = None
+    product: str | None = None
+    site: Site | None = None
+    revocation: LabelRevocation | None = None
+
+    @property
+    def genuine(self) -> bool:
+        return self.status == "genuine"
+
+
+# ---------------------------------------------------------------- printing
+
+def print_set(
+    *, session: Session, now: datetime, actor: Actor, signer: Signer, coi_text: str,
+    output: str, size: str, include_wristband: bool, reason: str | None,
+) -> PrintJob:
+    """A label for every unit of the case (and the patient's wristband). A unit that has been
+    labelled before gets a REPRINT, which needs a reason."""
+    writer, dpi = _output(output)
+    if size not in UNIT_SIZES:
+        raise InvalidInput(f"Unit labels come in {' or '.join(UNIT_SIZES)} inches.",
+                           [{"field": "size", "message": "Choose a label size."}])
+    case = visible_case(session=session, actor=actor, coi_text=coi_text, lock=True)
+    _require_print(actor, case)
+    units = list(session.exec(select(Unit).where(Unit.case_id == case.id)
+                              .order_by(col(Unit.kind), col(Unit.sequence))))
+    targets: list[tuple[Unit | None, str]] = [(unit, f"unit-{size}") for unit in units]
+    if include_wristband:
+        targets.append((None, "wristband"))
+    if not targets:
+        raise InvalidInput("This case has no units yet: register them first.")
+    previous = [_latest(session, case, unit) for unit, _template in targets]
+    if any(previous) and not (reason or "").strip():
+        raise InvalidInput("Some of these labels were printed before: give a reason for the "
+                           "reprint.", [{"field": "reason", "message": "Why is it reprinted?"}])
+    rows = [_issue(session, now, actor, signer, case, unit, template, writer, dpi,
+                   reprint_of=before, reason=reason)
+            for (unit, template), before in zip(targets, previous, strict=True)]
+    return PrintJob(rows, [_content(session, row, signer) for row in rows], writer, dpi)
+
+
+def reprint(
+    *, session: Session, now: datetime, actor: Actor, signer: Signer, label_id: int,
+    output: str, reason: str,
+) -> PrintJob:
+    """A replacement for one label: marked REPRINT, recorded with who, when and why."""
+    writer, dpi = _output(output)
+    original = _label(session, actor, label_id)
+    if not reason.strip():
+        raise InvalidInput("A reprint needs a reason.",
+                           [{"field": "reason", "message": "Why is it reprinted?"}])
+    case = session.get(Case, original.case_id)
+    unit = session.get(Unit, original.unit_id) if original.unit_id else None
+    assert case is not None
+    _require_print(actor, case)
+    row = _issue(session, now, actor, signer, case, unit, original.template, writer, dpi,
+                 reprint_of=original, reason=reason)
+    return PrintJob([row], [_content(session, row, signer)], writer, dpi)
+
+
+def revoke(*, session: Session, now: datetime, actor: Actor, label_id: int, reason: str) -> None:
+    label = _label(session, actor, label_id)
+    case = session.get(Case, label.case_id)
+    assert case is not None
+    if not allowed(actor, "label.revoke", case.manufacturing_site_id):
+        require(actor, "label.revoke", case.site_id, doing="revoke labels of this case")
+    if not reason.strip():
+        raise InvalidInput("A revocation needs a reason.",
+                           [{"field": "reason", "message": "Why is it withdrawn?"}])
+    if session.exec(select(LabelRevocation).where(LabelRevocation.label_id == label.id)).first():
+        raise Conflict("This label is already revoked.")
+    session.add(LabelRevocation(label_id=label.id, revoked_at=now,  # type: ignore[arg-type]
+                                revoked_by_id=actor.user_id, reason=reason.strip()))
+    session.flush()
+
+
+def preview(*, session: Session, actor: Actor, coi_text: str, size: str,
+            include_wristband: bool) -> list[layout.Label]:
+    """The case's label set as it would print, marked PREVIEW, with no signed code and no
+    record: nothing that could be stuck on a bag."""
+    if size not in UNIT_SIZES:
+        raise InvalidInput(f"Unit labels come in {' or '.join(UNIT_SIZES)} inches.")
+    case = visible_case(session=session, actor=actor, coi_text=coi_text)
+    _require_print(actor, case)
+    product = session.get(Product, case.product_id)
+    assert product is not None
+    units = session.exec(select(Unit).where(Unit.case_id == case.id)
+                         .order_by(col(Unit.kind), col(Unit.sequence))).all()
+    targets = [(f"unit-{size}", serial_of(u).display, u) for u in units]
+    if include_wristband:
+        targets.append(("wristband", coi_of(case).display, None))
+    return [layout.Label(template=template, datamatrix=PREVIEW_DATAMATRIX,
+                         identifier_display=display, qr=PREVIEW_QR, lines=_lines(product, unit),
+                         preview=True, footer="PREVIEW - NOT FOR USE")
+            for template, display, unit in targets]
+
+
+def labels_of(*, session: Session, actor: Actor,
+              coi_text: str) -> list[tuple[Label, LabelRevocation | None, User]]:
+    """The case's labels, oldest first, with their revocation (if any) and who printed them."""
+    case = visible_case(session=session, actor=actor, coi_text=coi_text)
+    rows = session.exec(
+        select(Label, LabelRevocation, User)
+        .join(LabelRevocation, col(LabelRevocation.label_id) == Label.id, isouter=True)
+        .join(User, col(User.id) == Label.printed_by_id)
+        .where(Label.case_id == case.id).order_by(col(Label.printed_at), col(Label.id))).all()
+    return [(label, revocation, user) for label, revocation, user in rows]
+
+
+def _output(output: str) -> tuple[str, int]:
+    if output not in OUTPUTS:
+        raise InvalidInput(f"'{output}' is not an output; choose one of: {', '.join(OUTPUTS)}.",
+                           [{"field": "output", "message": "Choose an output."}])
+    return OUTPUTS[output]
+
+
+def _require_print(actor: Actor, case: Case) -> None:
+    if not (allowed(actor, "label.print", case.site_id)
+            or allowed(actor, "label.print", case.manufacturing_site_id)):
+        require(actor, "label.print", case.site_id, doing="print labels for this case")
+
+
+def _latest(session: Session, case: Case, unit: Unit | None) -> Label | None:
+    query = select(Label).where(Label.case_id == case.id)
+    query = query.where(Label.unit_id == unit.id) if unit else query.where(
+        col(Label.unit_id).is_(None))
+    return session.exec(query.order_by(col(Label.printed_at).desc())).first()
+
+
+def _label(session: Session, actor: Actor, label_id: int) -> Label:
+    label = session.get(Label, label_id)
+    if label is None:
+        raise NotFound("No such label.")
+    case = session.get(Case, label.case_id)
+    assert case is not None
+    visible_case(session=session, actor=actor, coi_text=coi_of(case).text)
+    return label
+
+
+def _issue(session: Session, now: datetime, actor: Actor, signer: Signer, case: Case,
+           unit: Unit | None, template_name: str, writer: str, dpi: int, *,
+           reprint_of: Label | None, reason: str | None) -> Label:
+    register_key(session=session, now=now, signer=signer)
+    template = layout.TEMPLATES[template_name]
+    kind = "unit" if unit else "wristband"
+    identifier = serial_of(unit).compact if unit else case.coi
+    for _attempt in range(5):
+        # The id is drawn, not counted: it is signed before the row is written (rows are
+        # never updated), and it tells nobody how many labels a site prints.
+        label_id = secrets.randbelow(2**32 - 1) + 1
+        signed = payload.sign(payload.Claim(kind, identifier, label_id, signer.key_id),
+                              signer.private_key)
+        row = Label(id=label_id, case_id=case.id, unit_id=unit.id if unit else None,  # type: ignore[arg-type]
+                    kind=kind, identifier=identifier, template=template.name,
+                    template_version=template.version, key_id=signer.key_id.hex(),
+                    signature=signed[-payload.SIGNATURE_BYTES:].hex(), output=writer, dpi=dpi,
+                    printed_at=now, printed_by_id=actor.user_id,
+                    reprint_of_id=reprint_of.id if reprint_of else None,
+                    reason=(reason or "").strip() or None)
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+            return row
+        except IntegrityError:
+            continue
+    raise Conflict("Could not allocate a label id; try again.")
+
+
+def _content(session: Session, row: Label, signer: Signer) -> layout.Label:
+    case = session.get(Case, row.case_id)
+    product = session.get(Product, case.product_id) if case else None
+    unit = session.get(Unit, row.unit_id) if row.unit_id else None
+    assert case is not None and product is not None and row.id is not None
+    signed = payload.assemble(
+        payload.Claim(row.kind, row.identifier, row.id, bytes.fromhex(row.key_id)),
+        bytes.fromhex(row.signature))
+    text, display = ((serial_of(unit).text, serial_of(unit).display) if unit
+                     else (coi_of(case).text, coi_of(case).display))
+    return _layout(row.template, text, display, _lines(product, unit),
+                   payload.verification_url(signer.base_url, signed), row.reprint_of_id is not None,
+                   f"{row.template} v{row.template_version} · label {row.id}")
+
+
+def _layout(template: str, text: str, display: str, lines: tuple[str, ...], qr: str,
+            reprint: bool, footer: str) -> layout.Label:
+    return layout.Label(template=template, datamatrix=text, identifier_display=display, qr=qr,
+                        lines=lines, reprint=reprint, footer=footer)
+
+
+def _lines(product: Product, unit: Unit | None) -> tuple[str, ...]:
+    what = (f"{unit.kind.replace('_', ' ').capitalize()} {unit.sequence:02d}" if unit
+            else "Patient wristband")
+    return (f"{product.code} {product.name}"[:40], what)
+
+
+# ---------------------------------------------------------------- keys and verification
+
+def register_key(*, session: Session, now: datetime, signer: Signer) -> LabelKey:
+    """The signer's public key, recorded the first time it signs; kept for ever."""
+    found = session.exec(select(LabelKey).where(LabelKey.public_key == signer.public_key_text)).first()
+    if found:
+        return found
+    key = LabelKey(key_id=signer.key_id.hex(), public_key=signer.public_key_text,
+                   first_used_at=now)
+    session.add(key)
+    session.flush()
+    return key
+
+
+def public_keys(*, session: Session) -> list[LabelKey]:
+    return list(session.exec(select(LabelKey).order_by(col(LabelKey.first_used_at))))
+
+
+def verify(*, session: Session, token: str) -> Verification:
+    """What a label's token proves, in words for whoever scanned it. Never patient data."""
+    try:
+        claim = payload.verify(payload.decode_token(token), lambda key_id: _keys(session, key_id))
+    except payload.PayloadError as error:
+        status = {"bad_signature": "forged"}.get(error.code, error.code)
+        return Verification(status, error.message)
+    label = session.get(Label, claim.label_id)
+    if label is None or label.identifier != claim.identifier or label.key_id != claim.key_id.hex():
+        return Verification("unknown_label", "The signature is ours but no such label was ever "
+                                             "recorded. Do not use it; report it to QA.")
+    case = session.get(Case, label.case_id)
+    assert case is not None
+    product, site = session.get(Product, case.product_id), session.get(Site, case.site_id)
+    coi = coi_of(case)
+    display = (UnitSerial(coi, label.identifier[13], int(label.identifier[14:])).display
+               if label.kind == "unit" else coi.display)
+    revocation = session.exec(select(LabelRevocation)
+                              .where(LabelRevocation.label_id == label.id)).first()
+    common = {"label": label, "identifier_display": display, "coi_display": coi.display,
+              "product": product.code if product else None, "site": site}
+    if revocation:
+        return Verification("revoked", "This label was REVOKED and must not be used.",
+                            revocation=revocation, **common)  # type: ignore[arg-type]
+    return Verification("genuine", "Genuine label, issued by this installation for this unit.",
+                        **common)  # type: ignore[arg-type]
+
+
+def _keys(session: Session, key_id: bytes) -> list[Ed25519PublicKey]:
+    rows = session.exec(select(LabelKey).where(LabelKey.key_id == key_id.hex())).all()
+    return [Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(row.public_key))
+            for row in rows]
+
+
+@dataclass(frozen=True)
+class PhotoReport:
+    verifications: list[Verification]
+    datamatrix_texts: list[str]
+    agrees: bool | None  # does the Data Matrix name what the QR's signature vouches for?
+
+
+def verify_photo(*, session: Session, data: bytes, max_pixels: int) -> PhotoReport:
+    """Read every code in a photo of a label and verify its QR. PhotoError for bad images."""
+    symbols = decode_image(open_photo(data, max_pixels=max_pixels))
+    tokens = [t for t in (payload.token_from_text(s.text) for s in symbols) if t]
+    others = [s.text for s in symbols if not payload.token_from_text(s.text)]
+    verifications = [verify(session=session, token=token) for token in dict.fromkeys(tokens)]
+    identifiers = {v.label.identifier for v in verifications if v.label}
+    scanned = {_data_characters(text) for text in others} - {None}
+    agrees = bool(identifiers & scanned) if identifiers and scanned else None
+    return PhotoReport(verifications, others, agrees)
+
+
+def _data_characters(text: str) -> str | None:
+    for parse in (UnitSerial.parse, CoiId.parse):
+        try:
+            return parse(text).compact
+        except ValueError:
+            continue
+    return None
+
