@@ -2,21 +2,50 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from sqlmodel import select
+from sqlmodel import func, select
 
 from coi import demo, migrate
 from coi.db import session_scope
-from coi.models import Patient
+from coi.models import CustodyEvent, Patient
 from coi.phi import PhiCipher
+from coi.services import ledger
 
 cli = AppGroup("coi", help="Chain-of-identity platform commands.")
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
 phi_cli = AppGroup("phi", help="Encrypted patient data.")
+ledger_cli = AppGroup("ledger", help="The tamper-evident custody ledger.")
 cli.add_command(db_cli)
 cli.add_command(phi_cli)
+cli.add_command(ledger_cli)
+
+
+@ledger_cli.command("verify")
+def ledger_verify() -> None:
+    """Check every case's hash chain and the latest signed checkpoint. Exit status 1, with
+    each problem listed, if anything was edited, deleted, inserted or reordered."""
+    with session_scope(_engine()) as session:
+        problems = ledger.verify(session=session)
+        events = session.exec(select(func.count()).select_from(CustodyEvent)).one()
+    if problems:
+        for problem in problems:
+            click.echo(f"TAMPERED {problem}", err=True)
+        raise SystemExit(1)
+    click.echo(f"Ledger intact: {events} event(s), every chain and the last checkpoint agree.")
+
+
+@ledger_cli.command("checkpoint")
+def ledger_checkpoint() -> None:
+    """Sign the current head of every case's chain (run it regularly, e.g. hourly)."""
+    with session_scope(_engine()) as session:
+        row = ledger.checkpoint(session=session, now=current_app.extensions["coi.clock"].now(),
+                                signer=current_app.extensions["coi.label_signer"])
+        heads = len(json.loads(row.heads))
+    click.echo(f"Checkpoint signed over {heads} chain head(s).")
 
 
 def _engine():  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from sqlmodel import SQLModel
 from coi import migrate
 from coi.db import for_writing
 from coi.models import APPEND_ONLY_TABLES, LoginAttempt
-from coi.services import audit, enrolment, labels, signatures
+from coi.services import audit, enrolment, labels, ledger, signatures
 from coi.services.cases import coi_of
 from tests.conftest import PASSWORD, make_case
 
@@ -59,6 +59,7 @@ def test_evidence_tables_refuse_update_and_delete(app, engine, session, world, c
                            size="2x1", include_wristband=True, reason=None)
     labels.revoke(session=session, now=clock.now(), actor=world.actor("staff"),
                   label_id=job.rows[0].id, reason="test")
+    ledger.checkpoint(session=session, now=clock.now(), signer=app.extensions["coi.label_signer"])
     session.commit()
     with for_writing(engine).connect() as connection:
         with pytest.raises(DBAPIError, match="append-only"):

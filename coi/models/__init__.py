@@ -2,6 +2,7 @@
 
 from coi.models.audit import AuditEntry
 from coi.models.case import CASE_STATES, Case, CoiSequence
+from coi.models.custody import CustodyEvent, LedgerCheckpoint
 from coi.models.label import Label, LabelKey, LabelRevocation
 from coi.models.patient import Patient
 from coi.models.product import Product, ProductRoute
@@ -12,7 +13,8 @@ from coi.models.user import ROLES, ApiToken, LoginAttempt, RoleGrant, User
 
 # Evidence: the database refuses UPDATE and DELETE on these (migration triggers).
 APPEND_ONLY_TABLES = (
-    "audit_entry", "signature", "login_attempt", "label_key", "label", "label_revocation")
+    "audit_entry", "signature", "login_attempt", "label_key", "label", "label_revocation",
+    "custody_event", "ledger_checkpoint")
 
 __all__ = [
     "APPEND_ONLY_TABLES",
@@ -28,7 +30,9 @@ __all__ = [
     "Label",
     "LabelKey",
     "LabelRevocation",
+    "LedgerCheckpoint",
     "CoiSequence",
+    "CustodyEvent",
     "LoginAttempt",
     "Patient",
     "Product",

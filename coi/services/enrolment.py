@@ -15,7 +15,7 @@ from coi.errors import Conflict, InvalidInput
 from coi.identifiers import UNIT_KIND_CODES, CoiId
 from coi.models import Case, CoiSequence, Patient, Product, Site, Unit
 from coi.phi import PatientIdentity, PhiCipher
-from coi.services import audit, masterdata
+from coi.services import audit, ledger, masterdata
 from coi.services.cases import coi_of, visible_case
 
 MAX_UNITS_PER_KIND = 99
@@ -81,6 +81,10 @@ def enrol(
     audit.record(session=session, now=now, actor=actor, entity="patient", entity_id=patient.id,
                  action="create", reason=f"enrolment, case {coi.text}",
                  changes={"phi": (None, "encrypted"), "site": (None, site.code)})
+    ledger.append(session=session, now=now, case=case, kind="enrol", actor_id=actor.user_id,
+                  site_id=site.id, body={"coi": coi.text, "product": product.code,
+                                         "route_version": route.version,
+                                         "manufacturing_site": manufacturing.code})
     return case
 
 
@@ -110,6 +114,10 @@ def register_unit(
     audit.record(session=session, now=now, actor=actor, entity="unit", entity_id=serial.text,
                  action="create", reason=f"unit registered for case {coi.text}",
                  changes={"kind": (None, kind), "case": (None, coi.text)})
+    # The unit starts in the custody of the treating site: the first link of its chain.
+    ledger.append(session=session, now=now, case=case, kind="register_unit",
+                  actor_id=actor.user_id, site_id=case.site_id,
+                  body={"unit": serial.text, "kind": kind, "custodian_site": case.site_id})
     return unit
 
 

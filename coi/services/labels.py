@@ -147,7 +147,8 @@ def preview(*, session: Session, actor: Actor, coi_text: str, size: str,
     assert product is not None
     units = session.exec(select(Unit).where(Unit.case_id == case.id)
                          .order_by(col(Unit.kind), col(Unit.sequence))).all()
-    targets = [(f"unit-{size}", serial_of(u).display, u) for u in units]
+    targets: list[tuple[str, str, Unit | None]] = [
+        (f"unit-{size}", serial_of(u).display, u) for u in units]
     if include_wristband:
         targets.append(("wristband", coi_of(case).display, None))
     return [layout.Label(template=template, datamatrix=PREVIEW_DATAMATRIX,

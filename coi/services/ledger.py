@@ -1,0 +1,163 @@
+"""The custody ledger: append-only, hash-chained per case, with signed checkpoints over all
+chain heads; `verify` finds any event edited, deleted, inserted or reordered behind the
+application's back (ARCHITECTURE section 7)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlmodel import Session, col, select
+
+from coi.labels import payload
+from coi.models import Case, CustodyEvent, LabelKey, LedgerCheckpoint
+from coi.services.labels import Signer, register_key
+
+GENESIS = "0" * 64  # the previous hash of a case's first event
+CHECKPOINT_DOMAIN = b"coi-ledger-checkpoint-v1\x00"  # never valid as a label signature
+
+
+def canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+
+
+def event_hash(event: CustodyEvent, prev_hash: str) -> str:
+    """SHA-256 over the previous hash and every field of the event but its own hash."""
+    form = canonical({"case": event.case_id, "seq": event.seq, "at": _iso(event.at),
+                      "device_at": _iso(event.device_at), "kind": event.kind,
+                      "actor": event.actor_id, "site": event.site_id, "device": event.device,
+                      "body": event.body})
+    return hashlib.sha256(f"{prev_hash}\n{form}".encode()).hexdigest()
+
+
+def append(
+    *, session: Session, now: datetime, case: Case, kind: str, body: dict[str, Any],
+    actor_id: int | None, site_id: int | None, device: str | None = None,
+    device_at: datetime | None = None,
+) -> CustodyEvent:
+    """Add an event at the end of the case's chain. The case row is locked, so two appends
+    to one case take turns (PostgreSQL row lock; SQLite's write lock)."""
+    session.exec(select(Case).where(Case.id == case.id).with_for_update()).one()
+    last = session.exec(select(CustodyEvent).where(CustodyEvent.case_id == case.id)
+                        .order_by(col(CustodyEvent.seq).desc())).first()
+    event = CustodyEvent(case_id=case.id, seq=(last.seq + 1) if last else 1,  # type: ignore[arg-type]
+                         at=now, device_at=device_at, kind=kind, actor_id=actor_id,
+                         site_id=site_id, device=device, body=canonical(body),
+                         prev_hash=last.hash if last else GENESIS, hash="")
+    event.hash = event_hash(event, event.prev_hash)
+    session.add(event)
+    session.flush()
+    return event
+
+
+def checkpoint(*, session: Session, now: datetime, signer: Signer) -> LedgerCheckpoint:
+    """Sign the current head of every case's chain with the installation's key (recorded in
+    label_key, where verification finds it after any rotation)."""
+    register_key(session=session, now=now, signer=signer)
+    private_key = signer.private_key
+    heads = canonical({str(case_id): [seq, digest] for case_id, seq, digest in _heads(session)})
+    key_id = payload.key_id_of(private_key.public_key())
+    row = LedgerCheckpoint(at=now, heads=heads, key_id=key_id.hex(),
+                           signature=private_key.sign(CHECKPOINT_DOMAIN + heads.encode()).hex())
+    session.add(row)
+    session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class Problem:
+    case_id: int
+    seq: int | None
+    what: str  # edited, deleted, inserted or reordered, truncated, checkpoint
+
+    def __str__(self) -> str:
+        where = f"case {self.case_id}" + (f", event {self.seq}" if self.seq is not None else "")
+        return f"{where}: {self.what}"
+
+
+def verify(*, session: Session) -> list[Problem]:
+    """Every break in every chain, and every disagreement with the latest checkpoint."""
+    problems: list[Problem] = []
+    chains: dict[int, list[CustodyEvent]] = {}
+    for event in session.exec(select(CustodyEvent).order_by(col(CustodyEvent.case_id),
+                                                              col(CustodyEvent.seq))):
+        chains.setdefault(event.case_id, []).append(event)
+    for case_id, events in chains.items():
+        problems.extend(_check_chain(case_id, events))
+    problems.extend(_check_checkpoint(session, chains))
+    return problems
+
+
+def _check_chain(case_id: int, events: list[CustodyEvent]) -> list[Problem]:
+    found: list[Problem] = []
+    expected_prev, expected_seq = GENESIS, 1
+    for event in events:
+        if event.seq != expected_seq:
+            found.append(Problem(case_id, expected_seq,
+                                 f"missing: events {expected_seq}-{event.seq - 1} were deleted"
+                                 if event.seq > expected_seq else "sequence repeated"))
+        if event.hash != event_hash(event, event.prev_hash):
+            found.append(Problem(case_id, event.seq, "edited: its content does not match its "
+                                                     "hash"))
+        elif event.prev_hash != expected_prev:
+            found.append(Problem(case_id, event.seq, "inserted or reordered: it does not follow "
+                                                     "the event before it"))
+        expected_prev, expected_seq = event.hash, event.seq + 1
+    return found
+
+
+def _check_checkpoint(session: Session, chains: dict[int, list[CustodyEvent]]) -> list[Problem]:
+    latest = session.exec(select(LedgerCheckpoint).order_by(col(LedgerCheckpoint.id).desc())).first()
+    if latest is None:
+        return []
+    keys = [Ed25519PublicKey.from_public_bytes(_b64(row.public_key)) for row in
+            session.exec(select(LabelKey).where(LabelKey.key_id == latest.key_id))]
+    if not any(_signed(key, latest) for key in keys):
+        return [Problem(0, None, f"checkpoint {latest.id}: its signature does not hold")]
+    found = []
+    for case_id, (seq, digest) in json.loads(latest.heads).items():
+        chain = {event.seq: event.hash for event in chains.get(int(case_id), [])}
+        if seq not in chain:
+            found.append(Problem(int(case_id), seq, f"truncated: the chain ends before event "
+                                                    f"{seq}, which checkpoint {latest.id} saw"))
+        elif chain[seq] != digest:
+            found.append(Problem(int(case_id), seq, f"rewritten: event {seq} differs from the "
+                                                    f"one checkpoint {latest.id} signed"))
+    return found
+
+
+def _signed(key: Ed25519PublicKey, row: LedgerCheckpoint) -> bool:
+    try:
+        key.verify(bytes.fromhex(row.signature), CHECKPOINT_DOMAIN + row.heads.encode())
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def _heads(session: Session) -> list[tuple[int, int, str]]:
+    latest: dict[int, tuple[int, str]] = {}
+    for case_id, seq, digest in session.exec(
+            select(CustodyEvent.case_id, CustodyEvent.seq, CustodyEvent.hash)):
+        if case_id not in latest or seq > latest[case_id][0]:
+            latest[case_id] = (seq, digest)
+    return [(case_id, seq, digest) for case_id, (seq, digest) in sorted(latest.items())]
+
+
+def events_of(*, session: Session, case: Case) -> list[CustodyEvent]:
+    return list(session.exec(select(CustodyEvent).where(CustodyEvent.case_id == case.id)
+                             .order_by(col(CustodyEvent.seq))))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _b64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text)
