@@ -192,3 +192,13 @@ def test_concurrent_appends_to_one_case_keep_one_chain(app, engine, world, clock
     with Session(engine) as db:
         assert len(ledger.events_of(session=db, case=case)) == 3 + 20
         assert ledger.verify(session=db) == []
+
+
+def test_the_case_page_shows_the_timeline_in_local_time(client, session, case):
+    from tests.conftest import login
+
+    login(client, "coordinator")  # at manufacturing: sees the timeline, not the patient
+    page = client.get(f"/cases/{coi_of(case).text}").get_data(as_text=True)
+    assert "Timeline" in page and "register unit" in page and "enrol" in page
+    assert "2026-11-22 04:01 EST" in page  # 09:01 UTC in Boston, where it happened
+    assert "Staff Person" in page and "Ann Example" not in page

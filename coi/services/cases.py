@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, or_
 from sqlalchemy.orm import aliased
@@ -11,7 +13,18 @@ from sqlmodel import Session, col, select
 from coi.access import Actor, allowed, sites_for
 from coi.errors import NotFound
 from coi.identifiers import UNIT_KIND_CODES, CoiId, UnitSerial
-from coi.models import AuditEntry, Case, Patient, Product, ProductRoute, Signature, Site, Unit
+from coi.models import (
+    AuditEntry,
+    Case,
+    CustodyEvent,
+    Patient,
+    Product,
+    ProductRoute,
+    Signature,
+    Site,
+    Unit,
+    User,
+)
 from coi.phi import PatientIdentity, PhiCipher
 from coi.route import Route
 from coi.services import audit, masterdata
@@ -53,6 +66,17 @@ class CaseDetail:
     may_correct_patient: bool
     history: list[AuditEntry]
     signatures: list[Signature]
+    timeline: list[TimelineEntry]
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One custody event as people read it: the ledger row, who, where, and its content."""
+
+    event: CustodyEvent
+    actor: User | None
+    site: Site | None
+    body: dict[str, Any]
 
 
 def list_cases(
@@ -121,7 +145,18 @@ def case_detail(*, session: Session, actor: Actor, cipher: PhiCipher, coi_text: 
         if identity else [],
         signatures=signature_service.for_subject(session=session, subject_type="patient",
                                                  subject_id=case.patient_id) if identity else [],
+        timeline=timeline(session=session, case=case),
     )
+
+
+def timeline(*, session: Session, case: Case) -> list[TimelineEntry]:
+    """Every custody event of the case, needle to needle, oldest first."""
+    rows = session.exec(
+        select(CustodyEvent, User, Site)
+        .join(User, col(User.id) == CustodyEvent.actor_id, isouter=True)
+        .join(Site, col(Site.id) == CustodyEvent.site_id, isouter=True)
+        .where(CustodyEvent.case_id == case.id).order_by(col(CustodyEvent.seq))).all()
+    return [TimelineEntry(event, user, site, json.loads(event.body)) for event, user, site in rows]
 
 
 def unit_by_serial(*, session: Session, actor: Actor, serial_text: str) -> tuple[Unit, Case]:
