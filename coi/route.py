@@ -10,8 +10,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 
-from coi.models.site import SITE_KINDS
-from coi.models.user import ROLES
+from coi.vocabulary import ROLES, SITE_KINDS
 
 STEP_KEYS = {"name", "title", "roles", "site_kind", "scan", "verifiers", "max_hours"}
 

@@ -7,9 +7,10 @@ from coi.models.label import Label, LabelKey, LabelRevocation
 from coi.models.patient import Patient
 from coi.models.product import Product, ProductRoute
 from coi.models.signature import MEANINGS, Signature
-from coi.models.site import SITE_KINDS, Site
-from coi.models.unit import UNIT_KINDS, UNIT_STATES, Unit
-from coi.models.user import ROLES, ApiToken, LoginAttempt, RoleGrant, User
+from coi.models.site import Site
+from coi.models.unit import UNIT_STATES, Unit
+from coi.models.user import ApiToken, LoginAttempt, RoleGrant, User
+from coi.vocabulary import ROLES, SITE_KINDS, UNIT_KINDS
 
 # Evidence: the database refuses UPDATE and DELETE on these (migration triggers).
 APPEND_ONLY_TABLES = (

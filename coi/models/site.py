@@ -6,9 +6,6 @@ from sqlmodel import Field, SQLModel
 
 from coi.models.types import UTCDateTime
 
-# A hospital that both collects and infuses is one site with two kinds.
-SITE_KINDS = ("collection", "treatment", "manufacturing", "courier_depot")
-
 
 class Site(SQLModel, table=True):
     __tablename__ = "site"

@@ -7,7 +7,6 @@ from sqlmodel import Field, SQLModel
 
 from coi.models.types import UTCDateTime
 
-UNIT_KINDS = ("apheresis_bag", "sample", "drug_product_bag")
 UNIT_STATES = ("registered",)  # the custody route adds the states that follow
 
 

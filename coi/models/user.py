@@ -7,8 +7,6 @@ from sqlmodel import Field, SQLModel
 
 from coi.models.types import UTCDateTime
 
-ROLES = ("site_staff", "coordinator", "courier", "qa", "admin")
-
 
 class User(SQLModel, table=True):
     __tablename__ = "app_user"  # "user" is a reserved word in PostgreSQL

@@ -1,0 +1,9 @@
+"""The platform's fixed words: roles, kinds of site, kinds of unit. Pure data, shared by the
+models and by the rules (routes, scan judging), which must not import the models."""
+
+ROLES = ("site_staff", "coordinator", "courier", "qa", "admin")
+
+# A hospital that both collects and infuses is one site with two kinds.
+SITE_KINDS = ("collection", "treatment", "manufacturing", "courier_depot")
+
+UNIT_KINDS = ("apheresis_bag", "sample", "drug_product_bag")
