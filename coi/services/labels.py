@@ -317,7 +317,9 @@ class PhotoReport:
 
 def verify_photo(*, session: Session, data: bytes, max_pixels: int) -> PhotoReport:
     """Read every code in a photo of a label and verify its QR. PhotoError for bad images."""
-    symbols = decode_image(open_photo(data, max_pixels=max_pixels))
+    # A label carries both codes: keep trying until both are read (or every variant failed).
+    symbols = decode_image(open_photo(data, max_pixels=max_pixels),
+                           expect=("QRCode", "DataMatrix"))
     tokens = [t for t in (payload.token_from_text(s.text) for s in symbols) if t]
     others = [s.text for s in symbols if not payload.token_from_text(s.text)]
     verifications = [verify(session=session, token=token) for token in dict.fromkeys(tokens)]
