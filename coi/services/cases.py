@@ -10,7 +10,7 @@ from sqlalchemy import func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from coi.access import Actor, allowed, sites_for
+from coi.access import Actor, allowed, allowed_at_any, sites_for
 from coi.errors import NotFound
 from coi.identifiers import UNIT_KIND_CODES, CoiId, UnitSerial
 from coi.models import (
@@ -33,6 +33,11 @@ from coi.services import signatures as signature_service
 
 def coi_of(case: Case) -> CoiId:
     return CoiId(facility=case.coi[:5], year=case.coi[5:7], serial=case.coi[7:])
+
+
+def case_sites(case: Case) -> tuple[int, int]:
+    """The sites a case involves: its treating site and its manufacturing site."""
+    return (case.site_id, case.manufacturing_site_id)
 
 
 def serial_of(unit: Unit) -> UnitSerial:
@@ -114,8 +119,7 @@ def visible_case(*, session: Session, actor: Actor, coi_text: str, lock: bool = 
     if lock:
         query = query.with_for_update()
     case = session.exec(query).first()
-    if case is None or not (allowed(actor, "case.view", case.site_id)
-                            or allowed(actor, "case.view", case.manufacturing_site_id)):
+    if case is None or not allowed_at_any(actor, "case.view", case_sites(case)):
         raise NotFound(f"No case {coi.text} that you may see.")
     return case
 

@@ -12,14 +12,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from coi.access import Actor, allowed, require
+from coi.access import Actor, allowed_at_any, require
 from coi.errors import Conflict, InvalidInput, NotFound
 from coi.identifiers import CoiId, UnitSerial
 from coi.labels import layout, payload
 from coi.labels.decoders import decode_image
 from coi.labels.photo import open_photo
 from coi.models import Case, Label, LabelKey, LabelRevocation, Product, Site, Unit, User
-from coi.services.cases import coi_of, serial_of, visible_case
+from coi.services.cases import case_sites, coi_of, serial_of, visible_case
 
 # output choice -> (writer kind, printer resolution)
 OUTPUTS = {"zpl203": ("zpl", 203), "zpl300": ("zpl", 300), "pdf": ("pdf", 300), "png": ("png", 300)}
@@ -123,7 +123,7 @@ def revoke(*, session: Session, now: datetime, actor: Actor, label_id: int, reas
     label = _label(session, actor, label_id)
     case = session.get(Case, label.case_id)
     assert case is not None
-    if not allowed(actor, "label.revoke", case.manufacturing_site_id):
+    if not allowed_at_any(actor, "label.revoke", case_sites(case)):
         require(actor, "label.revoke", case.site_id, doing="revoke labels of this case")
     if not reason.strip():
         raise InvalidInput("A revocation needs a reason.",
@@ -177,8 +177,7 @@ def _output(output: str) -> tuple[str, int]:
 
 
 def _require_print(actor: Actor, case: Case) -> None:
-    if not (allowed(actor, "label.print", case.site_id)
-            or allowed(actor, "label.print", case.manufacturing_site_id)):
+    if not allowed_at_any(actor, "label.print", case_sites(case)):
         require(actor, "label.print", case.site_id, doing="print labels for this case")
 
 
