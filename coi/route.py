@@ -1,8 +1,7 @@
 """A product's route as data: the ordered steps from enrolment to infusion, read from TOML.
 
-Pure: text in, a validated `Route` out. The custody issue gives the steps their meaning
-at scan time; here a route is parsed, checked and stored so that every case keeps the
-version it started with.
+Pure: text in, a validated `Route` out; `coi.workflow` gives the steps their meaning at scan
+time. Stored per version, so that every case keeps the version it started with.
 """
 
 from __future__ import annotations
@@ -10,9 +9,12 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 
-from coi.vocabulary import ROLES, SITE_KINDS
+from coi.vocabulary import ROLES, SITE_KINDS, UNIT_KINDS
 
-STEP_KEYS = {"name", "title", "roles", "site_kind", "scan", "verifiers", "max_hours"}
+STEP_KEYS = {"name", "title", "roles", "site_kind", "scan", "verifiers", "max_hours", "sign",
+             "to_roles", "to_site_kind"}
+SCAN_ITEMS = ("wristband", *UNIT_KINDS)  # what a step may ask to be scanned
+SIGN_MEANINGS = ("collected", "released", "verified", "approved", "administered")  # the doer's own signature
 
 
 class RouteError(ValueError):
@@ -28,6 +30,15 @@ class Step:
     scan: tuple[str, ...]  # what must be scanned, e.g. ("wristband", "apheresis_bag")
     verifiers: int
     max_hours: float | None  # time allowed since the previous step
+    sign: str | None = None  # the doer e-signs with this meaning (verifiers always sign)
+    # A handoff: the doer gives, and custody passes only when a receiver with one of these
+    # roles, at a site of this kind, has scanned the same units.
+    to_roles: tuple[str, ...] = ()
+    to_site_kind: str | None = None
+
+    @property
+    def handoff(self) -> bool:
+        return bool(self.to_roles)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +98,26 @@ def _parse_step(number: int, raw: object) -> Step:
     if site_kind not in SITE_KINDS:
         raise RouteError(f"{where}: `site_kind` must be one of {', '.join(SITE_KINDS)}")
     scan = raw.get("scan", [])
-    if not isinstance(scan, list) or any(not isinstance(item, str) for item in scan):
-        raise RouteError(f"{where}: `scan` must be a list of names")
+    if not isinstance(scan, list) or any(item not in SCAN_ITEMS for item in scan):
+        raise RouteError(f"{where}: `scan` must list some of {', '.join(SCAN_ITEMS)}")
     verifiers = raw.get("verifiers", 0)
     if not isinstance(verifiers, int) or not 0 <= verifiers <= 3:
         raise RouteError(f"{where}: `verifiers` must be 0 to 3")
     max_hours = raw.get("max_hours")
     if max_hours is not None and (not isinstance(max_hours, int | float) or max_hours <= 0):
         raise RouteError(f"{where}: `max_hours` must be a positive number")
+    sign = raw.get("sign")
+    if sign is not None and sign not in SIGN_MEANINGS:
+        raise RouteError(f"{where}: `sign` must be one of {', '.join(SIGN_MEANINGS)}")
+    to_roles, to_site_kind = raw.get("to_roles", []), raw.get("to_site_kind")
+    if not isinstance(to_roles, list) or any(role not in ROLES for role in to_roles):
+        raise RouteError(f"{where}: `to_roles` must list some of {', '.join(ROLES)}")
+    if bool(to_roles) != (to_site_kind is not None) or (to_site_kind is not None
+                                                        and to_site_kind not in SITE_KINDS):
+        raise RouteError(f"{where}: a handoff needs both `to_roles` and `to_site_kind` (one of "
+                         f"{', '.join(SITE_KINDS)})")
+    if to_roles and not any(item in UNIT_KINDS for item in scan):
+        raise RouteError(f"{where}: a handoff must scan the units it hands over")
     return Step(
         name=name,
         title=title,
@@ -103,4 +126,7 @@ def _parse_step(number: int, raw: object) -> Step:
         scan=tuple(scan),
         verifiers=verifiers,
         max_hours=float(max_hours) if max_hours is not None else None,
+        sign=sign,
+        to_roles=tuple(to_roles),
+        to_site_kind=to_site_kind,
     )

@@ -11,19 +11,35 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from coi.identifiers import CoiId, IdentifierError, UnitSerial, parse_scan
+from coi.identifiers import CoiId, IdentifierError, UnitSerial, mod37_2, parse_scan
 from coi.route import Route, Step
-from coi.vocabulary import UNIT_KINDS
 
 # What a route step may ask to be scanned, besides unit kinds: the patient's wristband
-# carries the COI identifier itself. (Shippers and loggers arrive with the cold-chain issue.)
+# carries the COI identifier itself.
 WRISTBAND = "wristband"
+ENTRY_METHODS = ("scanned", "typed", "camera")
+
+# Refusals that are not slips of the hand but signs that material or a patient may be
+# mixed up or out of control: they also raise a custody alarm.
+ALARMING = frozenset({"other_case", "not_in_custody", "wrong_person"})
 
 
 @dataclass(frozen=True, slots=True)
 class UnitState:
     kind: str
     custodian_site_id: int
+    consumed: bool = False  # transformed into other units (manufacturing)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A handoff given and not yet received."""
+
+    step: str
+    giver_id: int
+    giver_site_id: int
+    units: tuple[str, ...]
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,17 +48,33 @@ class CaseState:
     completed: tuple[str, ...]  # step names done so far, in order
     last_step_at: datetime | None
     units: dict[str, UnitState]  # unit serial (16 data characters) -> state
+    pending: Pending | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One scanned or typed text. A typed text is typed twice: `again` must equal it."""
+
+    text: str
+    method: str = "scanned"
+    again: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    user_id: int
+    roles: frozenset[str]  # their roles at the site of the attempt
 
 
 @dataclass(frozen=True, slots=True)
 class ScanAttempt:
     step: str
-    texts: tuple[str, ...]  # exactly as scanned or typed
+    entries: tuple[Entry, ...]
     actor_id: int
     actor_roles: frozenset[str]  # the actor's roles at `site_id`
     site_id: int
     site_kinds: frozenset[str]
-    verifier_ids: tuple[int, ...]  # people who verified (their signatures checked elsewhere)
+    verifiers: tuple[Person, ...]  # people whose password was checked, with their roles here
     now: datetime
 
 
@@ -57,34 +89,58 @@ class Verdict:
     refusals: tuple[Reason, ...] = ()
     alarms: tuple[Reason, ...] = ()
     units: tuple[str, ...] = field(default=())  # the case's units this step acts on
+    phase: str = "complete"  # "give" (a handoff offered), "receive" or "complete"
+    expected: tuple[str, ...] = ()  # what the step wants scanned (kinds, wristband, serials)
+    missing: tuple[str, ...] = ()  # what of it is not scanned yet
 
     @property
     def accepted(self) -> bool:
         return not self.refusals
 
+    @property
+    def completes_step(self) -> bool:
+        return self.accepted and self.phase != "give"
 
-def judge(route: Route, state: CaseState, attempt: ScanAttempt) -> Verdict:
-    """The verdict on `attempt`. Refusals say what was checked and what is wrong."""
+
+def judge(route: Route, state: CaseState, attempt: ScanAttempt, *, partial: bool = False) -> Verdict:
+    """The verdict on `attempt`. Refusals say what was checked and what is wrong.
+
+    With `partial`, the attempt is a step still being scanned: what is missing (scans,
+    verifiers) is listed, not refused, and no deadline is judged; every scan so far must
+    be right. Refusals in ALARMING also come back as alarms."""
     try:
         step = route.step(attempt.step)
     except KeyError:
         return Verdict((Reason("unknown_step", f"'{attempt.step}' is not a step of this "
                                f"product's route (version {route.version})."),))
-    refusals = [*_order(route, state, step), *_who_and_where(step, attempt)]
-    scanned, scan_refusals = _scanned(state, attempt.texts)
+    receiving = step.handoff and state.pending is not None and state.pending.step == step.name
+    refusals = [*_order(route, state, step, receiving)]
+    refusals += _receiver(step, state.pending, attempt) if receiving else _who_and_where(step, attempt)
+    scanned, scan_refusals = _scanned(state, attempt.entries)
     refusals += scan_refusals
-    refusals += _expected(step, state, scanned)
-    refusals += _custody(state, scanned, attempt)
-    refusals += _verifiers(step, attempt)
-    alarms = _deadline(step, state, attempt.now) if not refusals else []
+    expected, missing, kind_refusals = _expected(step, state, scanned, receiving)
+    refusals += kind_refusals
+    if missing and not partial:
+        refusals += [Reason("missing_scan", f"'{step.title}' needs the {_item(item)} scanned.")
+                     for item in missing]
+    refusals += _custody(state, scanned, attempt, receiving)
+    refusals += _verifiers(step, state.pending if receiving else None, attempt, partial)
+    alarms = [reason for reason in refusals if reason.code in ALARMING]
+    if not refusals and not partial:
+        alarms += _deadline(step, state, attempt.now, receiving)
     units = tuple(sorted(s for s in scanned if s != WRISTBAND))
-    return Verdict(tuple(refusals), tuple(alarms), units)
+    phase = "receive" if receiving else "give" if step.handoff else "complete"
+    return Verdict(tuple(refusals), tuple(alarms), units, phase, tuple(expected), tuple(missing))
 
 
-def _order(route: Route, state: CaseState, step: Step) -> list[Reason]:
+def _order(route: Route, state: CaseState, step: Step, receiving: bool) -> list[Reason]:
     names = [s.name for s in route.steps]
     if step.name in state.completed:
         return [Reason("already_done", f"'{step.title}' is already recorded for this case.")]
+    if state.pending is not None and not receiving:
+        given = route.step(state.pending.step)
+        return [Reason("handoff_pending", f"'{given.title}' was handed over and is waiting for "
+                                          "the receiver's scan.")]
     expected = next((name for name in names if name not in state.completed), None)
     if expected != step.name:
         title = route.step(expected).title if expected else "nothing (the route is complete)"
@@ -94,23 +150,45 @@ def _order(route: Route, state: CaseState, step: Step) -> list[Reason]:
 
 
 def _who_and_where(step: Step, attempt: ScanAttempt) -> list[Reason]:
-    found = []
-    if not attempt.actor_roles & set(step.roles):
-        found.append(Reason("wrong_role", f"'{step.title}' is done by {' or '.join(step.roles)}; "
-                                          "your roles at this site do not include it."))
-    if step.site_kind not in attempt.site_kinds:
-        found.append(Reason("wrong_site", f"'{step.title}' happens at a {step.site_kind.replace('_', ' ')} "
-                                          "site; this site is not one."))
+    return _rights(step.title, step.roles, step.site_kind, attempt, "")
+
+
+def _receiver(step: Step, pending: Pending | None, attempt: ScanAttempt) -> list[Reason]:
+    assert pending is not None and step.to_site_kind is not None
+    found = _rights(step.title, step.to_roles, step.to_site_kind, attempt, "received ")
+    if attempt.actor_id == pending.giver_id:
+        found.append(Reason("wrong_person", "You handed these units over: the receiver must "
+                                            "scan them, not the giver."))
     return found
 
 
-def _scanned(state: CaseState, texts: tuple[str, ...]) -> tuple[dict[str, str], list[Reason]]:
+def _rights(title: str, roles: tuple[str, ...], site_kind: str, attempt: ScanAttempt,
+            verb: str) -> list[Reason]:
+    found = []
+    if not attempt.actor_roles & set(roles):
+        found.append(Reason("wrong_role", f"'{title}' is {verb or 'done '}by {_or(roles)}; your "
+                                          "roles at this site do not include it."))
+    if site_kind not in attempt.site_kinds:
+        found.append(Reason("wrong_site", f"'{title}' is {verb or 'done '}at a "
+                                          f"{_item(site_kind)} site; this site is not one."))
+    return found
+
+
+def _scanned(state: CaseState, entries: tuple[Entry, ...]) -> tuple[dict[str, str], list[Reason]]:
     """{unit serial or WRISTBAND: kind} for what was scanned, and refusals for the rest."""
     found: dict[str, str] = {}
     refusals = []
-    for text in texts:
+    for entry in entries:
+        if entry.method not in ENTRY_METHODS:
+            refusals.append(Reason("bad_entry", f"'{entry.method}' is not a way of entering a "
+                                                f"code; use {_or(ENTRY_METHODS)}."))
+            continue
+        if entry.method == "typed" and entry.again != entry.text:
+            refusals.append(Reason("typed_mismatch", "A typed code must be typed twice, the same "
+                                                     "both times: the two entries differ."))
+            continue
         try:
-            parsed = parse_scan(text)
+            parsed = parse_scan(entry.text)
         except IdentifierError as error:
             refusals.append(Reason(error.code, error.message))
             continue
@@ -118,6 +196,9 @@ def _scanned(state: CaseState, texts: tuple[str, ...]) -> tuple[dict[str, str], 
             if parsed != state.coi:
                 refusals.append(Reason("other_case", f"Wristband {parsed.display} belongs to "
                                                      f"another case than {state.coi.display}."))
+            elif WRISTBAND in found:
+                refusals.append(Reason("scanned_twice", "The wristband is already scanned for "
+                                                        "this step."))
             else:
                 found[WRISTBAND] = WRISTBAND
         elif isinstance(parsed, UnitSerial):
@@ -128,6 +209,9 @@ def _scanned(state: CaseState, texts: tuple[str, ...]) -> tuple[dict[str, str], 
             elif parsed.compact not in state.units:
                 refusals.append(Reason("unknown_unit", f"Unit {parsed.display} is not registered "
                                                        "for this case."))
+            elif parsed.compact in found:
+                refusals.append(Reason("scanned_twice", f"Unit {parsed.display} is already "
+                                                        "scanned for this step."))
             else:
                 found[parsed.compact] = state.units[parsed.compact].kind
         else:
@@ -136,45 +220,76 @@ def _scanned(state: CaseState, texts: tuple[str, ...]) -> tuple[dict[str, str], 
     return found, refusals
 
 
-def _expected(step: Step, state: CaseState, scanned: dict[str, str]) -> list[Reason]:
+def _expected(step: Step, state: CaseState, scanned: dict[str, str],
+              receiving: bool) -> tuple[list[str], list[str], list[Reason]]:
+    """(what the step expects, what of it is still missing, refusals for what does not
+    belong). A receiver confirms each unit handed over; otherwise each named kind (and the
+    wristband) must be scanned at least once."""
     refusals = []
-    # Shippers and loggers are judged once shipments exist (cold-chain issue); everything
-    # else a step names must be scanned.
-    wanted = [item for item in step.scan if item == WRISTBAND or item in UNIT_KINDS]
+    if receiving:
+        assert state.pending is not None
+        expected = list(state.pending.units)
+        missing = [serial for serial in expected if serial not in scanned]
+        for serial in scanned:
+            if serial not in expected:
+                refusals.append(Reason("not_handed_over", f"Unit {_unit(serial)} was not part of "
+                                                          "this handoff."))
+        return expected, missing, refusals
+    expected = list(step.scan)
     kinds = set(scanned.values())
-    for item in wanted:
-        if item not in kinds:
-            refusals.append(Reason("missing_scan", f"'{step.title}' needs the "
-                                                   f"{item.replace('_', ' ')} scanned."))
+    missing = [item for item in expected if item not in kinds]
     for serial, kind in scanned.items():
         if kind not in step.scan:
-            refusals.append(Reason("wrong_kind", f"A {kind.replace('_', ' ')} is not scanned at "
+            refusals.append(Reason("wrong_kind", f"A {_item(kind)} is not scanned at "
                                                  f"'{step.title}'" + ("" if serial == WRISTBAND
-                                                                      else f" ({serial})") + "."))
-    return refusals
+                                                                      else f" ({_unit(serial)})")
+                                   + f"; it needs {_or([_item(i) for i in step.scan])}."))
+        elif serial != WRISTBAND and state.units[serial].consumed:
+            refusals.append(Reason("consumed", f"Unit {_unit(serial)} was transformed in "
+                                               "manufacturing and is no longer in use."))
+    return expected, missing, refusals
 
 
-def _custody(state: CaseState, scanned: dict[str, str], attempt: ScanAttempt) -> list[Reason]:
-    return [Reason("not_in_custody", f"Unit {serial} is not in this site's custody.")
+def _custody(state: CaseState, scanned: dict[str, str], attempt: ScanAttempt,
+             receiving: bool) -> list[Reason]:
+    if receiving:  # the units are still with the giver until the receiver's scan is recorded
+        assert state.pending is not None
+        holder, where = state.pending.giver_site_id, "the giver's"
+    else:
+        holder, where = attempt.site_id, "this site's"
+    return [Reason("not_in_custody", f"Unit {_unit(serial)} is not in {where} custody.")
             for serial in scanned if serial != WRISTBAND
-            and state.units[serial].custodian_site_id != attempt.site_id]
+            and state.units[serial].custodian_site_id != holder]
 
 
-def _verifiers(step: Step, attempt: ScanAttempt) -> list[Reason]:
-    others = set(attempt.verifier_ids) - {attempt.actor_id}
-    if attempt.actor_id in attempt.verifier_ids:
-        return [Reason("self_verified", "You cannot verify your own scan: a second person must.")]
-    if len(others) < step.verifiers:
-        return [Reason("missing_verifier", f"'{step.title}' needs {step.verifiers} other "
-                                           f"{'person' if step.verifiers == 1 else 'people'} to "
-                                           "verify.")]
-    return []
+def _verifiers(step: Step, pending: Pending | None, attempt: ScanAttempt,
+               partial: bool) -> list[Reason]:
+    found = []
+    ids = [person.user_id for person in attempt.verifiers]
+    if attempt.actor_id in ids:
+        found.append(Reason("self_verified", "You cannot verify your own scan: a second person "
+                                             "must."))
+    if pending is not None and pending.giver_id in ids:
+        found.append(Reason("wrong_person", "The giver of a handoff cannot also verify it."))
+    roles = set(step.to_roles if pending is not None else step.roles)
+    for person in attempt.verifiers:
+        if not person.roles & roles:
+            found.append(Reason("verifier_role", f"A verifier of '{step.title}' must be "
+                                                 f"{_or(sorted(roles))} at this site."))
+    others = set(ids) - {attempt.actor_id}
+    if not partial and not found and len(others) < step.verifiers:
+        found.append(Reason("missing_verifier", f"'{step.title}' needs {step.verifiers} other "
+                                                f"{'person' if step.verifiers == 1 else 'people'} "
+                                                "to verify."))
+    return found
 
 
-def _deadline(step: Step, state: CaseState, now: datetime) -> list[Reason]:
+def _deadline(step: Step, state: CaseState, now: datetime, receiving: bool) -> list[Reason]:
     if step.max_hours is None or state.last_step_at is None:
         return []
     due = state.last_step_at + timedelta(hours=step.max_hours)
+    if receiving and state.pending is not None and state.pending.at > due:
+        return []  # the giver's scan was late already, and raised the alarm
     if now > due:
         late = now - due
         return [Reason("late", f"'{step.title}' is {_duration(late)} past its limit of "
@@ -185,3 +300,15 @@ def _deadline(step: Step, state: CaseState, now: datetime) -> list[Reason]:
 def _duration(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
+
+
+def _item(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _or(words: list[str] | tuple[str, ...]) -> str:
+    return " or ".join(_item(word) for word in words)
+
+
+def _unit(serial: str) -> str:
+    return UnitSerial.parse(serial + mod37_2(serial)).display

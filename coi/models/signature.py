@@ -16,6 +16,7 @@ MEANINGS = (
     "acknowledged",
     "resolved",
     "approved",
+    "administered",
 )
 
 
