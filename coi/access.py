@@ -22,7 +22,7 @@ POLICY: dict[str, frozenset[str]] = {
     "case.list": frozenset({"site_staff", "coordinator", "qa"}),
     "case.view": frozenset({"site_staff", "coordinator", "qa"}),
     "case.enrol": frozenset({"site_staff"}),
-    "unit.register": frozenset({"site_staff"}),
+    "unit.register": frozenset({"site_staff", "coordinator"}),  # coordinators: drug product
     "patient.view": frozenset({"site_staff", "coordinator", "qa"}),
     "patient.correct": frozenset({"site_staff"}),
     "user.manage": frozenset({"admin"}),
@@ -30,6 +30,8 @@ POLICY: dict[str, frozenset[str]] = {
     "audit.view": frozenset({"admin", "qa"}),
     "label.print": frozenset({"site_staff", "coordinator"}),
     "label.revoke": frozenset({"site_staff", "qa"}),
+    # Scanning is judged step by step against the route (roles, site kinds, custody).
+    "scan": frozenset({"site_staff", "coordinator", "courier", "qa"}),
 }
 
 

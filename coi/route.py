@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from coi.vocabulary import ROLES, SITE_KINDS, UNIT_KINDS
 
 STEP_KEYS = {"name", "title", "roles", "site_kind", "scan", "verifiers", "max_hours", "sign",
-             "to_roles", "to_site_kind"}
+             "to_roles", "to_site_kind", "makes"}
 SCAN_ITEMS = ("wristband", *UNIT_KINDS)  # what a step may ask to be scanned
 SIGN_MEANINGS = ("collected", "released", "verified", "approved", "administered")  # the doer's own signature
 
@@ -35,6 +35,9 @@ class Step:
     # roles, at a site of this kind, has scanned the same units.
     to_roles: tuple[str, ...] = ()
     to_site_kind: str | None = None
+    # A transformation: the step turns the other units it scans into units of this kind,
+    # recorded as one event linking parents and children.
+    makes: str | None = None
 
     @property
     def handoff(self) -> bool:
@@ -118,6 +121,11 @@ def _parse_step(number: int, raw: object) -> Step:
                          f"{', '.join(SITE_KINDS)})")
     if to_roles and not any(item in UNIT_KINDS for item in scan):
         raise RouteError(f"{where}: a handoff must scan the units it hands over")
+    makes = raw.get("makes")
+    if makes is not None and (makes not in UNIT_KINDS or makes not in scan
+                              or not any(item in UNIT_KINDS and item != makes for item in scan)):
+        raise RouteError(f"{where}: `makes` must be a unit kind the step scans, beside the "
+                         "kinds it is made from")
     return Step(
         name=name,
         title=title,
@@ -129,4 +137,5 @@ def _parse_step(number: int, raw: object) -> Step:
         sign=sign,
         to_roles=tuple(to_roles),
         to_site_kind=to_site_kind,
+        makes=makes,
     )

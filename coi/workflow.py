@@ -231,7 +231,10 @@ def _expected(step: Step, state: CaseState, scanned: dict[str, str],
         expected = list(state.pending.units)
         missing = [serial for serial in expected if serial not in scanned]
         for serial in scanned:
-            if serial not in expected:
+            if serial == WRISTBAND:
+                refusals.append(Reason("wrong_kind", f"The wristband is not scanned at "
+                                                     f"'{step.title}': scan the units."))
+            elif serial not in expected:
                 refusals.append(Reason("not_handed_over", f"Unit {_unit(serial)} was not part of "
                                                           "this handoff."))
         return expected, missing, refusals

@@ -34,6 +34,7 @@ CASE_READERS = frozenset({"staff", "staff2", "outsider", "coordinator", "qa"})
 SITE_STAFF = frozenset({"staff", "staff2", "outsider"})
 ADMIN = frozenset({"admin"})
 LABEL_PRINTERS = SITE_STAFF | {"coordinator"}
+UNIT_REGISTRARS = SITE_STAFF | {"coordinator"}  # coordinators: drug-product units
 
 # endpoint -> the personas allowed to use it (roles only; site scoping is tested below).
 EXPECTED: dict[str, frozenset[str]] = {
@@ -44,7 +45,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "cases.index": CASE_READERS,
     "cases.enrol": SITE_STAFF,
     "cases.show": CASE_READERS,
-    "cases.register_unit": SITE_STAFF,
+    "cases.register_unit": UNIT_REGISTRARS,
     "cases.correct_patient": SITE_STAFF,
     "admin.user_list": ADMIN,
     "admin.grant": ADMIN,
@@ -57,7 +58,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "api.list_cases": CASE_READERS,
     "api.enrol": SITE_STAFF,
     "api.get_case": CASE_READERS,
-    "api.register_unit": SITE_STAFF,
+    "api.register_unit": UNIT_REGISTRARS,
     "api.get_unit": CASE_READERS,
     "api.parse_identifier": LOGGED_IN,
     "labels.case_labels": LABEL_PRINTERS,
@@ -159,7 +160,7 @@ def web_form(endpoint: str, persona: str, setup: Setup, world: World) -> dict[st
         "auth.logout": {},
         "cases.enrol": {"site": site, "product": "CARTX", "manufacturing_site": "MFG",
                         "name": "New Patient", "birth_date": "1980-01-01", "mrn": "MRN-NEW"},
-        "cases.register_unit": {"kind": "sample"},
+        "cases.register_unit": {"kind": unit_kind(persona)},
         "cases.correct_patient": {"name": "Corrected Name", "reason": "typo at intake",
                                   "password": PASSWORD},
         "admin.user_list": {"username": "newcomer", "full_name": "New Comer",
@@ -178,6 +179,11 @@ def web_form(endpoint: str, persona: str, setup: Setup, world: World) -> dict[st
     }[endpoint]
 
 
+def unit_kind(persona: str) -> str:
+    """A kind the persona may register: manufacturing registers the drug product."""
+    return "drug_product_bag" if persona == "coordinator" else "sample"
+
+
 def _photo() -> bytes:
     out = io.BytesIO()
     qrcode.make("HELLO").save(out)
@@ -190,7 +196,7 @@ def api_body(endpoint: str, persona: str, setup: Setup) -> dict[str, Any]:
         "api.enrol": {"site": site, "product": "CARTX", "manufacturing_site": "MFG",
                       "patient": {"name": "New Patient", "birth_date": "1980-01-01",
                                   "mrn": "MRN-NEW"}},
-        "api.register_unit": {"kind": "sample"},
+        "api.register_unit": {"kind": unit_kind(persona)},
         "api.parse_identifier": {"text": setup.coi["BOS"]},
     }
     return bodies[endpoint]

@@ -2,7 +2,7 @@
 
 from coi.models.audit import AuditEntry
 from coi.models.case import CASE_STATES, Case, CoiSequence
-from coi.models.custody import CustodyEvent, LedgerCheckpoint
+from coi.models.custody import ALARM_STATES, SEVERITIES, Alarm, CustodyEvent, LedgerCheckpoint
 from coi.models.label import Label, LabelKey, LabelRevocation
 from coi.models.patient import Patient
 from coi.models.product import Product, ProductRoute
@@ -18,7 +18,10 @@ APPEND_ONLY_TABLES = (
     "custody_event", "ledger_checkpoint")
 
 __all__ = [
+    "ALARM_STATES",
     "APPEND_ONLY_TABLES",
+    "SEVERITIES",
+    "Alarm",
     "CASE_STATES",
     "MEANINGS",
     "ROLES",

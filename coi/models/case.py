@@ -6,7 +6,8 @@ from sqlmodel import Field, SQLModel
 
 from coi.models.types import UTCDateTime
 
-CASE_STATES = ("enrolled",)  # the custody route adds the states that follow
+# enrolled: nothing after enrolment yet; in_progress: on its route; complete: infused.
+CASE_STATES = ("enrolled", "in_progress", "complete")
 
 
 class Case(SQLModel, table=True):
@@ -25,6 +26,12 @@ class Case(SQLModel, table=True):
     state: str = Field(max_length=32, index=True)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
     created_by_id: int = Field(foreign_key="app_user.id")
+    # Where the case is on its route: a projection of its ledger, written in the same
+    # transaction as the event, for lists and for the deadline sweeps (indexed due time).
+    last_step: str = Field(default="enrol", max_length=40)
+    last_step_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    next_step: str | None = Field(default=None, max_length=40, index=True)
+    next_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
 
 
 class CoiSequence(SQLModel, table=True):

@@ -143,7 +143,7 @@ def case_detail(*, session: Session, actor: Actor, cipher: PhiCipher, coi_text: 
         case=case, coi=coi_of(case), product=product, route=masterdata.route_of(route_row),
         route_row=route_row, site=site, manufacturing_site=manufacturing, units=units,
         identity=identity,
-        may_register_units=allowed(actor, "unit.register", case.site_id),
+        may_register_units=allowed_at_any(actor, "unit.register", case_sites(case)),
         may_correct_patient=allowed(actor, "patient.correct", case.site_id),
         history=audit.history(session=session, entity="patient", entity_id=case.patient_id)
         if identity else [],

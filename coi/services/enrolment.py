@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, update
@@ -75,7 +75,12 @@ def enrol(
                        f"{site.name}.", code="duplicate_mrn") from exc
     case = Case(coi=coi.compact, patient_id=patient.id, product_id=product.id,  # type: ignore[arg-type]
                 route_id=route.id, site_id=site.id, manufacturing_site_id=manufacturing.id,  # type: ignore[arg-type]
-                state="enrolled", created_at=now, created_by_id=actor.user_id)
+                state="enrolled", created_at=now, created_by_id=actor.user_id,
+                last_step="enrol", last_step_at=now)
+    steps = masterdata.route_of(route).steps
+    if len(steps) > 1:  # the first deadline: the step after enrolment
+        case.next_step = steps[1].name
+        case.next_due_at = now + timedelta(hours=steps[1].max_hours) if steps[1].max_hours else None
     session.add(case)
     session.flush()
     audit.record(session=session, now=now, actor=actor, entity="patient", entity_id=patient.id,
@@ -91,7 +96,11 @@ def enrol(
 def register_unit(
     *, session: Session, now: datetime, actor: Actor, coi_text: str, kind: str,
 ) -> Unit:
-    """Register a unit of `kind` against a case; its serial is the next of that kind."""
+    """Register a unit of `kind` against a case; its serial is the next of that kind.
+
+    Drug-product units are registered by the manufacturing site, in its custody, before the
+    manufacturing step links them to the apheresis units they are made from; every other
+    kind by the treating site."""
     if kind not in UNIT_KIND_CODES:
         raise InvalidInput(f"'{kind}' is not a unit kind; use one of: "
                            f"{', '.join(UNIT_KIND_CODES)}.",
@@ -100,24 +109,26 @@ def register_unit(
     # the actor may not see is "not found", as on the case page.
     case = visible_case(session=session, actor=actor, coi_text=coi_text, lock=True)
     coi = coi_of(case)
-    require(actor, "unit.register", case.site_id, doing="register units for this case")
+    holder = case.manufacturing_site_id if kind == "drug_product_bag" else case.site_id
+    require(actor, "unit.register", holder, doing=f"register {kind.replace('_', ' ')} units for "
+                                                  "this case")
     last = session.exec(select(func.max(Unit.sequence)).where(
         Unit.case_id == case.id, Unit.kind == kind)).one() or 0
     if last >= MAX_UNITS_PER_KIND:
         raise Conflict(f"Case {coi.text} already has {MAX_UNITS_PER_KIND} units of kind {kind}.")
     serial = coi.unit(kind, last + 1)
     unit = Unit(serial=serial.compact, case_id=case.id, kind=kind,  # type: ignore[arg-type]
-                sequence=last + 1, state="registered", custodian_site_id=case.site_id,
+                sequence=last + 1, state="registered", custodian_site_id=holder,
                 created_at=now, created_by_id=actor.user_id)
     session.add(unit)
     session.flush()
     audit.record(session=session, now=now, actor=actor, entity="unit", entity_id=serial.text,
                  action="create", reason=f"unit registered for case {coi.text}",
                  changes={"kind": (None, kind), "case": (None, coi.text)})
-    # The unit starts in the custody of the treating site: the first link of its chain.
+    # The unit starts in the custody of the registering site: the first link of its chain.
     ledger.append(session=session, now=now, case=case, kind="register_unit",
-                  actor_id=actor.user_id, site_id=case.site_id,
-                  body={"unit": serial.text, "kind": kind, "custodian_site": case.site_id})
+                  actor_id=actor.user_id, site_id=holder,
+                  body={"unit": serial.text, "kind": kind, "custodian_site": holder})
     return unit
 
 

@@ -40,7 +40,7 @@ def event_hash(event: CustodyEvent, prev_hash: str) -> str:
 def append(
     *, session: Session, now: datetime, case: Case, kind: str, body: dict[str, Any],
     actor_id: int | None, site_id: int | None, device: str | None = None,
-    device_at: datetime | None = None,
+    device_at: datetime | None = None, request_key: str | None = None,
 ) -> CustodyEvent:
     """Add an event at the end of the case's chain. The case row is locked, so two appends
     to one case take turns (PostgreSQL row lock; SQLite's write lock)."""
@@ -50,7 +50,8 @@ def append(
     event = CustodyEvent(case_id=case.id, seq=(last.seq + 1) if last else 1,  # type: ignore[arg-type]
                          at=now, device_at=device_at, kind=kind, actor_id=actor_id,
                          site_id=site_id, device=device, body=canonical(body),
-                         prev_hash=last.hash if last else GENESIS, hash="")
+                         prev_hash=last.hash if last else GENESIS, hash="",
+                         request_key=request_key)
     event.hash = event_hash(event, event.prev_hash)
     session.add(event)
     session.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -104,7 +105,13 @@ def current_route(*, session: Session, product: Product) -> ProductRoute | None:
 
 
 def route_of(row: ProductRoute) -> Route:
-    return parse_route(row.definition)
+    return _parsed(row.definition)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(definition: str) -> Route:
+    """Routes are immutable once stored, and every scan needs one: parse each text once."""
+    return parse_route(definition)
 
 
 def active_sites(*, session: Session) -> list[Site]:

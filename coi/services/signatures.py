@@ -46,6 +46,20 @@ def sign(
         raise AuthenticationFailed(
             "The password does not match: the signature was not applied and nothing was saved."
         )
+    return sign_checked(session=session, now=now, signer=user, meaning=meaning,
+                        subject_type=subject_type, subject_id=subject_id, content=content)
+
+
+def sign_checked(
+    *, session: Session, now: datetime, signer: User, meaning: str, subject_type: str,
+    subject_id: object, content: Any,
+) -> Signature:
+    """Sign as `signer`, whose password the caller has just checked (through the login
+    throttle, for the scan page's signature fields)."""
+    if meaning not in MEANINGS:
+        raise InvalidInput(f"'{meaning}' is not a signature meaning; use one of: "
+                           + ", ".join(MEANINGS))
+    user = signer
     signature = Signature(
         signer_id=user.id,  # type: ignore[arg-type]
         signer_name=user.full_name,

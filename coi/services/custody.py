@@ -1,0 +1,417 @@
+"""Scans at the handoffs: the service around the pure judge (`coi.workflow`).
+
+It finds the case a scan names, locks it, reads the case's state from its ledger, checks
+the passwords of whoever signs, asks `judge` for a verdict and records it: every scan that
+is judged final, accepted or refused, becomes one custody event; an alarm row is raised
+for what the rules say must be followed up. A request sent again with the same
+idempotency key finds its event and records nothing new. Flushes, never commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from coi.access import Actor
+from coi.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, Throttled
+from coi.identifiers import CoiId, IdentifierError, UnitSerial, parse_scan
+from coi.models import Alarm, Case, CustodyEvent, ProductRoute, Signature, Site, Unit, User
+from coi.route import Route, Step
+from coi.services import audit, ledger, masterdata, users
+from coi.services import signatures as signature_service
+from coi.services.cases import coi_of
+from coi.workflow import (
+    WRISTBAND,
+    CaseState,
+    Entry,
+    Pending,
+    Person,
+    Reason,
+    ScanAttempt,
+    UnitState,
+    Verdict,
+    judge,
+)
+
+# Ledger event kinds written here; "enrol" and "register_unit" come from enrolment.
+COMPLETING = ("step", "handoff_receive", "transform")
+KINDS = (*COMPLETING, "handoff_give", "scan_refused")
+MAX_ENTRIES = 40  # more codes than any step needs: refused as input, not judged
+MAX_TEXT = 500
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A password typed at the scan (the doer's own signature, or a verifier's)."""
+
+    username: str
+    password: str
+
+
+@dataclass
+class Outcome:
+    verdict: Verdict
+    case: Case
+    route: Route
+    step: Step | None
+    site: Site | None
+    event: CustodyEvent | None  # None for a partial scan that was accepted (nothing to record)
+    alarms: list[Alarm] = field(default_factory=list)
+    replayed: bool = False
+
+    @property
+    def recorded(self) -> bool:
+        return self.event is not None
+
+
+def case_named(session: Session, entries: list[Entry], coi_text: str | None,
+               *, lock: bool = False) -> Case:
+    """The case a scan is about: the page's case if given, else the first code that names
+    one (a unit serial names its case, a wristband is the case)."""
+    coi: CoiId | None = None
+    if coi_text:
+        try:
+            coi = CoiId.parse(coi_text)
+        except IdentifierError as error:
+            raise InvalidInput(error.message, [{"field": "case", "message": error.message}]) from None
+    for entry in entries if coi is None else ():
+        try:
+            parsed = parse_scan(entry.text)
+        except IdentifierError:
+            continue
+        if isinstance(parsed, CoiId):
+            coi = parsed
+        elif isinstance(parsed, UnitSerial):
+            coi = parsed.coi
+        if coi is not None:
+            break
+    if coi is None:
+        raise InvalidInput("None of the scanned codes names a case of this platform: scan a "
+                           "unit label or a patient wristband.",
+                           [{"field": "scans", "message": "No COI identifier or unit serial."}])
+    query = select(Case).where(Case.coi == coi.compact)
+    case = session.exec(query.with_for_update() if lock else query).first()
+    if case is None:
+        raise NotFound(f"There is no case {coi.text}.")
+    return case
+
+
+def state_of(session: Session, case: Case) -> CaseState:
+    """The case as its ledger tells it: steps completed, when the last one was, a handoff
+    waiting for its receiver; the units' custody from their rows (kept with the events)."""
+    completed: list[str] = []
+    last_at: datetime | None = None
+    pending: Pending | None = None
+    for event in ledger.events_of(session=session, case=case):
+        if event.kind == "enrol":
+            completed.append("enrol")
+            last_at = event.at
+        elif event.kind in COMPLETING:
+            completed.append(json.loads(event.body)["step"])
+            last_at, pending = event.at, None
+        elif event.kind == "handoff_give":
+            body = json.loads(event.body)
+            pending = Pending(body["step"], event.actor_id or 0, event.site_id or 0,
+                              tuple(body["units"]), event.at)
+    units = {unit.serial: UnitState(unit.kind, unit.custodian_site_id, unit.state == "consumed")
+             for unit in session.exec(select(Unit).where(Unit.case_id == case.id))}
+    return CaseState(coi_of(case), tuple(completed), last_at, units, pending)
+
+
+def next_step(route: Route, state: CaseState) -> Step | None:
+    """The step the case waits for: a pending handoff's receipt, else the first not done."""
+    if state.pending is not None:
+        return route.step(state.pending.step)
+    return next((step for step in route.steps if step.name not in state.completed), None)
+
+
+def route_of_case(session: Session, case: Case) -> Route:
+    row = session.get(ProductRoute, case.route_id)
+    assert row is not None
+    return masterdata.route_of(row)
+
+
+def scan(
+    *,
+    session: Session,
+    now: datetime,
+    actor: Actor,
+    entries: list[Entry],
+    step_name: str | None = None,
+    coi_text: str | None = None,
+    site_id: int | None = None,
+    own_password: str | None = None,
+    verifiers: list[Credential] | None = None,
+    device: str | None = None,
+    device_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    partial: bool = False,
+    remote_addr: str | None = None,
+    max_failures: int = 5,
+    lock_minutes: int = 15,
+) -> Outcome:
+    """Judge and record a scan of `entries` for `step_name` (default: the case's next step).
+
+    `partial`: the scan page sends each code as it is scanned; an accepted partial scan is
+    not recorded (nothing happened yet) unless it completes a step that nobody signs, and a
+    refused one is recorded like any other. Raises InvalidInput for input that cannot be
+    judged at all (no case named, too many codes), Conflict for a reused idempotency key."""
+    _check_input(entries)
+    if not step_name and not partial:
+        # Said explicitly, so that a scan that lost a race for one step is not taken for
+        # the step after it (the scan page learns the step from its first, partial, scan).
+        raise InvalidInput("Say which step this scan is for.",
+                           [{"field": "step", "message": "Name the route step."}])
+    case = case_named(session, entries, coi_text, lock=True)
+    request_key = _request_key(actor, idempotency_key)
+    if request_key is not None:
+        earlier = session.exec(select(CustodyEvent).where(
+            CustodyEvent.request_key == request_key)).first()
+        if earlier is not None:
+            return _replay(session, earlier, case, entries, step_name)
+    route = route_of_case(session, case)
+    state = state_of(session, case)
+    step = route.step(step_name) if step_name and _has_step(route, step_name) else None
+    if step is None and not step_name:
+        step = next_step(route, state)
+    if step is None:
+        verdict = Verdict((Reason("unknown_step", f"'{step_name}' is not a step of this "
+                                  f"product's route (version {route.version}).") if step_name else
+                           Reason("route_complete", "Every step of this case's route is recorded."),))
+        return _record(session, now, actor, case, route, None, None, entries, verdict, device,
+                       device_at, request_key)
+    receiving = step.handoff and state.pending is not None and state.pending.step == step.name
+    site = _acting_site(session, actor, step, receiving, site_id)
+    refusals: list[Reason] = []
+    roles_here = frozenset(role for sid, role in actor.grants if sid == site.id)
+    people: list[Person] = []
+    signers: list[tuple[User, str]] = []  # (who, meaning), signed once the verdict is known
+    signing = step.sign is not None or step.verifiers > 0
+    if not partial and signing:
+        user, reason = _check_password(session, now, actor.username, own_password or "", "your",
+                                       remote_addr, max_failures, lock_minutes)
+        if reason:
+            refusals.append(reason)
+        elif user is not None:
+            signers.append((user, step.sign or "authored"))
+        for credential in verifiers or []:
+            user, reason = _check_password(session, now, credential.username,
+                                           credential.password, "the verifier's", remote_addr,
+                                           max_failures, lock_minutes)
+            if reason:
+                refusals.append(reason)
+            elif user is not None:
+                grants = users.actor_for(session=session, user=user).grants
+                roles = frozenset(role for sid, role in grants if sid == site.id)
+                people.append(Person(user.id, roles))  # type: ignore[arg-type]
+                signers.append((user, "verified"))
+    attempt = ScanAttempt(step=step.name, entries=tuple(entries), actor_id=actor.user_id,
+                          actor_roles=roles_here, site_id=site.id,  # type: ignore[arg-type]
+                          site_kinds=frozenset(site.kinds.split()),
+                          verifiers=tuple(people), now=now)
+    verdict = judge(route, state, attempt, partial=partial)
+    if refusals:
+        verdict = Verdict((*refusals, *verdict.refusals), verdict.alarms, verdict.units,
+                          verdict.phase, verdict.expected, verdict.missing)
+    if partial and verdict.accepted and (verdict.missing or signing):
+        return Outcome(verdict, case, route, step, site, None)
+    if partial and verdict.accepted:  # complete, and nobody signs: the step is done now
+        verdict = judge(route, state, attempt)
+    return _record(session, now, actor, case, route, step, site, entries, verdict, device,
+                   device_at, request_key, signers=signers, state=state)
+
+
+def _check_input(entries: list[Entry]) -> None:
+    if not entries:
+        raise InvalidInput("Nothing was scanned.", [{"field": "scans", "message": "Scan a code."}])
+    if len(entries) > MAX_ENTRIES:
+        raise InvalidInput(f"At most {MAX_ENTRIES} codes can be scanned for one step.",
+                           [{"field": "scans", "message": "Too many codes."}])
+    for number, entry in enumerate(entries):
+        if len(entry.text) > MAX_TEXT or (entry.again and len(entry.again) > MAX_TEXT):
+            raise InvalidInput(f"Code {number + 1} is longer than {MAX_TEXT} characters: not a "
+                               "label of this platform.",
+                               [{"field": f"scans[{number}].text", "message": "Too long."}])
+
+
+def _has_step(route: Route, name: str) -> bool:
+    return any(step.name == name for step in route.steps)
+
+
+def _request_key(actor: Actor, key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not 8 <= len(key) <= 100 or not key.isprintable():
+        raise InvalidInput("An idempotency key is 8 to 100 printable characters (a UUID is "
+                           "best).", [{"field": "idempotency_key", "message": "8-100 characters."}])
+    return hashlib.sha256(f"{actor.user_id}\x00{key}".encode()).hexdigest()
+
+
+def _replay(session: Session, event: CustodyEvent, case: Case, entries: list[Entry],
+            step_name: str | None) -> Outcome:
+    """The answer to a request already recorded: the same verdict, nothing new written."""
+    body = json.loads(event.body)
+    if event.case_id != case.id or [s["text"] for s in body["scans"]] != [e.text for e in entries] \
+            or (step_name and body.get("step") != step_name):
+        raise Conflict("This idempotency key was already used for a different scan; send a new "
+                       "key for a new scan.", code="idempotency_key_reused")
+    route = route_of_case(session, case)
+    step = route.step(body["step"]) if body.get("step") and _has_step(route, body["step"]) else None
+    verdict = Verdict(tuple(Reason(r["code"], r["message"]) for r in body.get("refusals", [])),
+                      tuple(Reason(r["code"], r["message"]) for r in body.get("alarms", [])),
+                      tuple(body.get("units", [])), body.get("phase", "complete"))
+    alarms = list(session.exec(select(Alarm).where(Alarm.event_id == event.id)))
+    return Outcome(verdict, case, route, step, session.get(Site, event.site_id) if event.site_id
+                   else None, event, alarms, replayed=True)
+
+
+def _acting_site(session: Session, actor: Actor, step: Step, receiving: bool,
+                 site_id: int | None) -> Site:
+    """The site the actor scans at: the one asked for (it must be one of theirs), else their
+    one site where this side of the step may be done, else their first site (and the judge
+    says what is wrong with it)."""
+    sites = {sid for sid, _role in actor.grants}
+    if site_id is not None:
+        if site_id not in sites:
+            raise InvalidInput("You have no role at that site.",
+                               [{"field": "site", "message": "Choose one of your sites."}])
+        site = session.get(Site, site_id)
+        assert site is not None
+        return site
+    if not sites:
+        raise InvalidInput("You have no role at any site, so you cannot scan.")
+    roles = step.to_roles if receiving else step.roles
+    kind = step.to_site_kind if receiving else step.site_kind
+    rows = list(session.exec(select(Site).where(col(Site.id).in_(sites)).order_by(col(Site.id))))
+    fitting = [site for site in rows if kind in site.kinds.split()
+               and any((site.id, role) in actor.grants for role in roles)]
+    if len(fitting) > 1:
+        raise InvalidInput("You work at several sites where this step can be done: say which "
+                           "one you are scanning at.",
+                           [{"field": "site", "message": "Choose the site."}])
+    return fitting[0] if fitting else rows[0]
+
+
+def _check_password(session: Session, now: datetime, username: str, password: str, whose: str,
+                    remote_addr: str | None, max_failures: int,
+                    lock_minutes: int) -> tuple[User | None, Reason | None]:
+    """Check a signer's password through the login throttle, so the signature fields cannot
+    be used to guess passwords; the attempt is recorded either way."""
+    try:
+        return users.authenticate(session=session, now=now, username=username, password=password,
+                                  remote_addr=remote_addr, max_failures=max_failures,
+                                  lock_minutes=lock_minutes), None
+    except Throttled as error:
+        return None, Reason("signer_locked", error.message)
+    except AuthenticationFailed:
+        return None, Reason("signature_failed", f"The username or password is wrong ({whose} "
+                                                "signature): nothing was signed.")
+
+
+def _record(
+    session: Session, now: datetime, actor: Actor, case: Case, route: Route, step: Step | None,
+    site: Site | None, entries: list[Entry], verdict: Verdict, device: str | None,
+    device_at: datetime | None, request_key: str | None, *,
+    signers: list[tuple[User, str]] | None = None, state: CaseState | None = None,
+) -> Outcome:
+    coi = coi_of(case)
+    body: dict[str, Any] = {
+        "step": step.name if step else None,
+        "route_version": route.version,
+        "phase": verdict.phase,
+        "scans": [{"text": e.text, "method": e.method} for e in entries],
+        "units": list(verdict.units),
+    }
+    if verdict.accepted and step is not None and site is not None:
+        kind = {"give": "handoff_give", "receive": "handoff_receive"}.get(verdict.phase, "step")
+        if step.makes:
+            kind = "transform"
+            body["parents"] = [s for s in verdict.units if _kind(s, state) != step.makes]
+            body["children"] = [s for s in verdict.units if _kind(s, state) == step.makes]
+        content = {"case": coi.text, **body, "site": site.id, "actor": actor.user_id,
+                   "at": now.isoformat()}
+        signed = [signature_service.sign_checked(
+            session=session, now=now, signer=user, meaning=meaning, subject_type="custody",
+            subject_id=f"{coi.text}:{step.name}:{verdict.phase}", content=content)
+            for user, meaning in signers or []]
+        if signed:
+            body["signatures"] = [{"id": s.id, "signer": s.signer_name, "meaning": s.meaning}
+                                  for s in signed]
+            body["signed_sha256"] = signed[0].content_sha256
+    else:
+        kind = "scan_refused"
+        body["refusals"] = [{"code": r.code, "message": r.message} for r in verdict.refusals]
+    if verdict.alarms:
+        body["alarms"] = [{"code": r.code, "message": r.message} for r in verdict.alarms]
+    event = ledger.append(session=session, now=now, case=case, kind=kind, body=body,
+                          actor_id=actor.user_id, site_id=site.id if site else None,
+                          device=device, device_at=device_at, request_key=request_key)
+    if kind != "scan_refused" and step is not None and site is not None:
+        _apply(session, now, case, route, step, site, verdict, kind)
+    alarms = [_raise_alarm(session, now, case, route, step, site, event, reason, actor)
+              for reason in verdict.alarms]
+    return Outcome(verdict, case, route, step, site, event, alarms)
+
+
+def _kind(serial: str, state: CaseState | None) -> str:
+    assert state is not None
+    return state.units[serial].kind
+
+
+def _apply(session: Session, now: datetime, case: Case, route: Route, step: Step, site: Site,
+           verdict: Verdict, kind: str) -> None:
+    """Keep the current-state rows (unit custody, the case's place on its route) in step with
+    the event just written; the ledger stays the evidence."""
+    units = {unit.serial: unit for unit in session.exec(
+        select(Unit).where(Unit.case_id == case.id, col(Unit.serial).in_(verdict.units)))}
+    for unit in units.values():
+        if kind == "handoff_receive":
+            unit.custodian_site_id = site.id  # type: ignore[assignment]
+        if kind == "transform" and unit.kind != step.makes:
+            unit.state = "consumed"
+        else:
+            unit.state = step.name
+        session.add(unit)
+    if kind == "handoff_give":
+        return
+    names = [s.name for s in route.steps]
+    following = route.steps[names.index(step.name) + 1] if step.name != names[-1] else None
+    case.last_step, case.last_step_at = step.name, now
+    case.next_step = following.name if following else None
+    case.next_due_at = (now + timedelta(hours=following.max_hours)
+                        if following and following.max_hours else None)
+    case.state = "complete" if following is None else "in_progress"
+    session.add(case)
+    session.flush()
+
+
+def _raise_alarm(session: Session, now: datetime, case: Case, route: Route, step: Step | None,
+                 site: Site | None, event: CustodyEvent, reason: Reason, actor: Actor) -> Alarm:
+    rule: dict[str, Any] = {"rule": f"custody.{reason.code}", "route": route.product,
+                            "route_version": route.version}
+    if step is not None:
+        rule["step"] = {"name": step.name, "title": step.title, "roles": list(step.roles),
+                        "site_kind": step.site_kind, "scan": list(step.scan),
+                        "verifiers": step.verifiers, "max_hours": step.max_hours,
+                        "to_roles": list(step.to_roles), "to_site_kind": step.to_site_kind}
+    patient_facing = step is not None and WRISTBAND in step.scan
+    severity = "critical" if reason.code == "other_case" and patient_facing else "major"
+    alarm = Alarm(kind="custody", code=reason.code, severity=severity, raised_at=now,
+                  case_id=case.id, site_id=site.id if site else None, event_id=event.id,
+                  actor_id=actor.user_id, summary=reason.message, rule=ledger.canonical(rule))
+    session.add(alarm)
+    session.flush()
+    audit.record(session=session, now=now, actor=actor, entity="alarm", entity_id=alarm.id,
+                 action="create", reason=reason.message,
+                 changes={"code": (None, reason.code), "severity": (None, severity)})
+    return alarm
+
+
+def signatures_of(session: Session, event: CustodyEvent) -> list[Signature]:
+    ids = [s["id"] for s in json.loads(event.body).get("signatures", [])]
+    return list(session.exec(select(Signature).where(col(Signature.id).in_(ids)))) if ids else []
