@@ -39,12 +39,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from coi.api.v1 import blueprint as api_v1
     from coi.cli import cli
     from coi.labels.decoders import log_availability
-    from coi.views import admin, cases, health, home, labels, login
+    from coi.views import admin, cases, health, home, labels, login, scan
 
-    for module in (login, home, cases, labels, admin, health):
+    for module in (login, home, cases, labels, admin, health, scan):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(api_v1)
     app.before_request(labels.photo_upload_limit)
+    app.before_request(scan.upload_limit)
     csrf.init_app(app)
     csrf.exempt(api_v1)  # machines authenticate with bearer tokens, not cookies
     auth.install(app)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -42,10 +42,16 @@ def install(app: Flask) -> None:
 
 def render(status: int, title: str, detail: str, code: str, **extra: Any) -> Any:
     _rollback()
-    if is_api_request():
+    if is_api_request() or _asks_for_json():
         return problem(status, title, detail, code, **extra)
     return render_template("error.html", status=status, title=title, detail=detail,
                            errors=extra.get("errors", [])), status
+
+
+def _asks_for_json() -> bool:
+    """The scan page's scripts call JSON endpoints with the login cookie: they get problems
+    as JSON too."""
+    return request.accept_mimetypes.best == "application/json"
 
 
 def _domain_error(error: DomainError) -> Any:

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 from pydantic_core import PydanticCustomError
 
 from coi.errors import InvalidInput
@@ -89,6 +97,8 @@ def _message(error: Any) -> str:
         return "This field is required."
     if kind == "extra_forbidden":
         return "This field is not expected."
+    if kind.startswith("datetime") or kind.startswith("timezone"):
+        return "Give the time as ISO 8601 with its zone, e.g. 2026-11-22T09:00:00+01:00."
     if kind.startswith("date"):
         return "Give a date as YYYY-MM-DD."
     if kind == "string_too_short":
@@ -105,3 +115,47 @@ def _message(error: Any) -> str:
     if kind in ("model_type", "dict_type", "model_attributes_type"):
         return "Give this as a JSON object."
     return str(error["msg"])
+
+
+ScannedText = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+def _written_time(value: Any) -> Any:
+    """As for dates: a time comes as ISO 8601 text, never as a number read as Unix time."""
+    if not isinstance(value, str | datetime):
+        raise PydanticCustomError("datetime_format", "Give the time as ISO 8601 with its zone.")
+    return value
+
+
+class ScanEntryIn(Strict):
+    text: ScannedText = Field(description="Exactly what the scanner sent (or the person typed)")
+    method: Literal["scanned", "typed", "camera"] = Field(
+        "scanned", description="How the code was entered; a typed code is typed twice")
+    again: ScannedText | None = Field(None, description="The second typing of a typed code")
+
+
+class SignerIn(Strict):
+    username: Code
+    password: str = Field(min_length=1, max_length=200)
+
+
+class CustodyScanIn(Strict):
+    step: Code | None = Field(None, description="Route step the scan is for; required unless "
+                                                "`partial` (then it defaults to the case's next)")
+    case: Code | None = Field(None, description="COI identifier; by default the case the "
+                                                "scanned codes name")
+    scans: list[ScanEntryIn] = Field(min_length=1, max_length=40)
+    site: Code | None = Field(None, description="Code of the site you scan at, if you work at "
+                                                "several where the step can be done")
+    password: str | None = Field(None, max_length=200,
+                                 description="Your password: your signature, where the step asks")
+    verifiers: list[SignerIn] = Field(default_factory=list, max_length=3,
+                                      description="Second people who verify, with their passwords")
+    idempotency_key: str = Field(min_length=8, max_length=100, pattern=PRINTABLE,
+                                 description="Unique per scan (a UUID); a retry with the same key "
+                                             "is recorded once and answers the same")
+    device_at: Annotated[AwareDatetime, BeforeValidator(_written_time)] = Field(
+        description="The device's own clock when the scan was made, ISO 8601 with zone")
+    device: Code | None = Field(None, description="Scanner or device name")
+    partial: bool = Field(False, description="Judge the codes scanned so far without recording "
+                                             "an accepted scan (the scan page, code by code)")

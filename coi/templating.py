@@ -9,6 +9,7 @@ from flask import Flask, g
 from markupsafe import Markup, escape
 
 from coi import access
+from coi.identifiers import IdentifierError, UnitSerial, mod37_2
 
 
 def local_time(value: datetime | None, zone: str | None = None) -> Markup:
@@ -32,3 +33,12 @@ def install(app: Flask) -> None:
     app.jinja_env.globals["allowed"] = lambda name, site=None: access.allowed(
         g.get("actor"), name, site)
     app.jinja_env.globals["app_version"] = app.config["VERSION"]
+    app.jinja_env.globals["unit_display"] = unit_display
+
+
+def unit_display(compact: str) -> str:
+    """A unit's 16 data characters as people read them, grouped, with the check character."""
+    try:
+        return UnitSerial.parse(compact + mod37_2(compact)).display
+    except IdentifierError:
+        return compact

@@ -35,6 +35,7 @@ SITE_STAFF = frozenset({"staff", "staff2", "outsider"})
 ADMIN = frozenset({"admin"})
 LABEL_PRINTERS = SITE_STAFF | {"coordinator"}
 UNIT_REGISTRARS = SITE_STAFF | {"coordinator"}  # coordinators: drug-product units
+SCANNERS = SITE_STAFF | {"coordinator", "qa", "courier"}  # the route judges each step
 
 # endpoint -> the personas allowed to use it (roles only; site scoping is tested below).
 EXPECTED: dict[str, frozenset[str]] = {
@@ -59,6 +60,10 @@ EXPECTED: dict[str, frozenset[str]] = {
     "api.enrol": SITE_STAFF,
     "api.get_case": CASE_READERS,
     "api.register_unit": UNIT_REGISTRARS,
+    "api.post_scan": SCANNERS,
+    "scan.page": SCANNERS,
+    "scan.judge": SCANNERS,
+    "scan.decode": SCANNERS,
     "api.get_unit": CASE_READERS,
     "api.parse_identifier": LOGGED_IN,
     "labels.case_labels": LABEL_PRINTERS,
@@ -176,7 +181,19 @@ def web_form(endpoint: str, persona: str, setup: Setup, world: World) -> dict[st
         "labels.reprint": {"output": "png", "reason": "label torn", "coi": setup.coi[site]},
         "labels.revoke": {"reason": "label torn", "coi": setup.coi[site]},
         "labels.verify_photo": {"photo": (io.BytesIO(_photo()), "label.png")},
+        "scan.decode": {"frame": (io.BytesIO(_photo()), "frame.png")},
     }[endpoint]
+
+
+JSON_PAGES = {"scan.judge"}
+
+
+def scan_body(persona: str, setup: Setup) -> dict[str, Any]:
+    """A scan of the persona's hospital's unit, judged code by code: any scanner gets a
+    verdict (a refusal is an answer, recorded, not an error)."""
+    site = home_site(persona) if persona != ANONYMOUS else "BOS"
+    return {"scans": [{"text": setup.serial[site]}], "partial": True,
+            "idempotency_key": f"access-{persona}-0001", "device_at": "2026-11-22T10:00:00+01:00"}
 
 
 def unit_kind(persona: str) -> str:
@@ -198,6 +215,7 @@ def api_body(endpoint: str, persona: str, setup: Setup) -> dict[str, Any]:
                                   "mrn": "MRN-NEW"}},
         "api.register_unit": {"kind": unit_kind(persona)},
         "api.parse_identifier": {"text": setup.coi["BOS"]},
+        "api.post_scan": scan_body(persona, setup),
     }
     return bodies[endpoint]
 
@@ -226,6 +244,9 @@ def request_as(client: FlaskClient, persona: str, api: bool, token: str | None, 
     page = client.get("/login" if persona == ANONYMOUS else "/")
     csrf = CSRF.search(page.get_data(as_text=True))
     assert csrf, "no page to take a CSRF token from"
+    if endpoint in JSON_PAGES:  # the scan page's script posts JSON with the token in a header
+        return client.post(url, json=scan_body(persona, setup),
+                           headers={"X-CSRFToken": csrf.group(1), "Accept": "application/json"})
     return client.post(url, data={**web_form(endpoint, persona, setup, world),
                                   "csrf_token": csrf.group(1)})
 

@@ -10,14 +10,14 @@ from pydantic import BaseModel
 
 from coi import __version__
 from coi.models import CASE_STATES
-from coi.schemas import EnrolmentIn, PatientIn, ScanIn, UnitIn
+from coi.schemas import CustodyScanIn, EnrolmentIn, PatientIn, ScanIn, UnitIn
 
 REF = "#/components/schemas/{model}"
 
 
 def _schemas() -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for model in (EnrolmentIn, PatientIn, UnitIn, ScanIn):
+    for model in (EnrolmentIn, PatientIn, UnitIn, ScanIn, CustodyScanIn):
         schema = model.model_json_schema(ref_template=REF)
         found.update(schema.pop("$defs", {}))
         found[model.__name__] = schema
@@ -68,6 +68,45 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
                             "enrolled_at": {"type": "string", "format": "date-time"},
                             "units": {"type": "array", "items": _ref("Unit")},
                             "patient": _ref("PatientIn")}},
+    "ScanVerdict": {
+        "type": "object",
+        "required": ["accepted", "recorded", "replayed", "case", "step", "phase", "refusals",
+                     "alarms", "units", "checklist", "event"],
+        "description": "`accepted` false with `recorded` true: the scan was refused, and the "
+                       "refusal is on the case's ledger. `replayed`: this idempotency key was "
+                       "seen before; the answer is the one recorded then.",
+        "properties": {
+            "accepted": {"type": "boolean"}, "recorded": {"type": "boolean"},
+            "replayed": {"type": "boolean"}, "case": _STR, "case_display": _STR,
+            "step": {"type": ["string", "null"]}, "step_title": {"type": ["string", "null"]},
+            "phase": {"enum": ["give", "receive", "complete"]},
+            "completes_step": {"type": "boolean"},
+            "refusals": {"type": "array", "items": _ref("Reason")},
+            "alarms": {"type": "array", "items": {
+                "type": "object", "required": ["id", "code", "severity", "message"],
+                "properties": {"id": {"type": "integer"}, "code": _STR,
+                               "severity": {"enum": ["critical", "major", "minor"]},
+                               "message": _STR}}},
+            "units": {"type": "array", "items": _STR},
+            "checklist": {"type": "array", "items": {
+                "type": "object", "required": ["item", "label", "done"],
+                "properties": {"item": _STR, "label": _STR, "done": {"type": "boolean"}}}},
+            "signing": {"type": "object", "properties": {"doer": {"type": ["string", "null"]},
+                                                         "verifiers": {"type": "integer"}}},
+            "site": {"type": ["string", "null"]},
+            "event": {"oneOf": [{"type": "null"}, {
+                "type": "object", "required": ["seq", "kind", "hash", "at"],
+                "properties": {"seq": {"type": "integer"}, "kind": _STR, "hash": _STR,
+                               "at": {"type": "string", "format": "date-time"}}}]},
+            "next": {"oneOf": [{"type": "null"}, {
+                "type": "object", "required": ["step", "title"],
+                "properties": {"step": _STR, "title": _STR,
+                               "due_at": {"type": ["string", "null"], "format": "date-time"},
+                               "due_local": {"type": ["string", "null"]},
+                               "since": _STR, "since_at": {"type": ["string", "null"]}}}]},
+        }},
+    "Reason": {"type": "object", "required": ["code", "message"],
+               "properties": {"code": _STR, "message": _STR}},
     "CaseList": {"type": "object", "properties": {
         "cases": {"type": "array", "items": _ref("CaseSummary")}}},
     "ParsedIdentifier": {"oneOf": [
@@ -133,6 +172,14 @@ def document() -> dict[str, Any]:
                 "summary": "Read a unit", "operationId": "getUnit",
                 "parameters": [{"name": "serial", "in": "path", "required": True, "schema": _STR}],
                 "responses": {"200": {"description": "The unit", **_json("Unit")}, **_ERRORS}}},
+            "/scans": {"post": {
+                "summary": "Scan for a route step: judged, recorded, answered with the verdict",
+                "description": "Send every code of the step at once, the step's name, an "
+                               "idempotency key and the device's own time. Where the step "
+                               "asks for signatures, send your password and the verifiers'.",
+                "operationId": "postScan", "requestBody": _body(CustodyScanIn),
+                "responses": {"200": {"description": "The verdict", **_json("ScanVerdict")},
+                              "409": _PROBLEM, **_ERRORS}}},
             "/identifiers/parse": {"post": {
                 "summary": "Parse scanned text into a typed identifier",
                 "operationId": "parseIdentifier", "requestBody": _body(ScanIn),

@@ -13,7 +13,8 @@ from coi.models import CASE_STATES, Product, Site
 from coi.phi import PatientIdentity
 from coi.schemas import EnrolmentIn, ScanIn, UnitIn, validate
 from coi.services import cases, enrolment
-from coi.web import actor, cipher, now, request_session
+from coi.views.scan import perform
+from coi.web import actor, cipher, json_body, now, request_session
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -46,7 +47,7 @@ def list_cases() -> Any:
 @permission("case.enrol")
 def enrol() -> Any:
     db = request_session()
-    data = validate(EnrolmentIn, _json_body())
+    data = validate(EnrolmentIn, json_body())
     case = enrolment.enrol(
         session=db, now=now(), actor=actor(), cipher=cipher(), site_code=data.site,
         product_code=data.product, manufacturing_site_code=data.manufacturing_site,
@@ -67,7 +68,7 @@ def get_case(coi: str) -> Any:
 @permission("unit.register")
 def register_unit(coi: str) -> Any:
     db = request_session()
-    data = validate(UnitIn, _json_body())
+    data = validate(UnitIn, json_body())
     unit = enrolment.register_unit(session=db, now=now(), actor=actor(), coi_text=coi,
                                    kind=data.kind)
     db.commit()
@@ -82,10 +83,18 @@ def get_unit(serial: str) -> Any:
     return jsonify(_unit(unit, cases.serial_of(unit)) | {"coi": cases.coi_of(case).text})
 
 
+@blueprint.route("/scans", methods=["POST"])
+@permission("scan")
+def post_scan() -> Any:
+    """A device's scan for one route step, judged and recorded like the scan page's. The
+    verdict is the answer (200), refused or not: a refused scan is recorded too."""
+    return jsonify(perform(json_body()))
+
+
 @blueprint.route("/identifiers/parse", methods=["POST"])
 @permission(AUTHENTICATED)
 def parse_identifier() -> Any:
-    data = validate(ScanIn, _json_body())
+    data = validate(ScanIn, json_body())
     return jsonify(describe(parse_scan(data.text)))
 
 
@@ -129,18 +138,6 @@ def _unit(unit: Any, serial: UnitSerial) -> dict[str, Any]:
     return {"serial": serial.text, "serial_display": serial.display, "kind": unit.kind,
             "sequence": unit.sequence, "state": unit.state,
             "registered_at": unit.created_at.isoformat()}
-
-
-def _json_body() -> Any:
-    if not request.is_json:
-        raise InvalidInput("Send a JSON body with 'Content-Type: application/json'.")
-    try:
-        data = request.get_json(silent=True)
-    except RecursionError:  # the JSON decoder gives up on deep nesting: bad input, not a crash
-        raise InvalidInput("The request body is nested too deeply; send a JSON object.") from None
-    if data is None:
-        raise InvalidInput("The request body is not valid JSON.")
-    return data
 
 
 def _by_code(model: type[Site] | type[Product], code: str | None, field: str) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, or_
@@ -73,6 +73,12 @@ class CaseDetail:
     signatures: list[Signature]
     timeline: list[TimelineEntry]
 
+    @property
+    def completed(self) -> set[str]:
+        """The route steps this case has done, as its ledger says."""
+        return {"enrol"} | {t.body["step"] for t in self.timeline
+                            if t.event.kind in ("step", "handoff_receive", "transform")}
+
 
 @dataclass(frozen=True)
 class TimelineEntry:
@@ -82,6 +88,8 @@ class TimelineEntry:
     actor: User | None
     site: Site | None
     body: dict[str, Any]
+    title: str = ""  # what happened, in words: the step's title and the side of a handoff
+    signatures: list[Signature] = field(default_factory=list)
 
 
 def list_cases(
@@ -153,14 +161,41 @@ def case_detail(*, session: Session, actor: Actor, cipher: PhiCipher, coi_text: 
     )
 
 
+# How each kind of ledger event reads on the timeline ({step}: the step's title).
+EVENT_TITLES = {
+    "enrol": "Enrolled",
+    "register_unit": "Unit registered",
+    "step": "{step}",
+    "handoff_give": "{step}: handed over (waiting for the receiver)",
+    "handoff_receive": "{step}: received (custody passed)",
+    "transform": "{step}: transformation",
+    "scan_refused": "Refused scan ({step})",
+}
+
+
 def timeline(*, session: Session, case: Case) -> list[TimelineEntry]:
-    """Every custody event of the case, needle to needle, oldest first."""
+    """Every custody event of the case, needle to needle, oldest first, refused scans too,
+    with the signatures each event carries."""
     rows = session.exec(
         select(CustodyEvent, User, Site)
         .join(User, col(User.id) == CustodyEvent.actor_id, isouter=True)
         .join(Site, col(Site.id) == CustodyEvent.site_id, isouter=True)
         .where(CustodyEvent.case_id == case.id).order_by(col(CustodyEvent.seq))).all()
-    return [TimelineEntry(event, user, site, json.loads(event.body)) for event, user, site in rows]
+    route_row = session.get(ProductRoute, case.route_id)
+    titles = {step.name: step.title for step in masterdata.route_of(route_row).steps} \
+        if route_row else {}
+    bodies = [json.loads(event.body) for event, _user, _site in rows]
+    ids = [s["id"] for body in bodies for s in body.get("signatures", [])]
+    signed = {sig.id: sig for sig in session.exec(select(Signature).where(
+        col(Signature.id).in_(ids)))} if ids else {}
+    entries = []
+    for (event, user, site), body in zip(rows, bodies, strict=True):
+        step = titles.get(body.get("step") or "", body.get("step") or "no step")
+        title = EVENT_TITLES.get(event.kind, event.kind.replace("_", " ")).format(step=step)
+        entries.append(TimelineEntry(event, user, site, body, title,
+                                     [signed[s["id"]] for s in body.get("signatures", [])
+                                      if s["id"] in signed]))
+    return entries
 
 
 def unit_by_serial(*, session: Session, actor: Actor, serial_text: str) -> tuple[Unit, Case]:
