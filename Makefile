@@ -8,18 +8,24 @@ FLASK  := $(BIN)/flask --app wsgi
 
 .PHONY: run test system-deps lint bench clean screenshots
 
-# pyzbar needs the zbar shared library. Install it where we can (root with apt-get);
-# elsewhere the app still starts and decodes with zxing-cpp alone (see /healthz).
+# System packages, installed where we can (root with apt-get):
+# - libzbar0 for pyzbar; without it the app decodes with zxing-cpp alone (see /healthz);
+# - chromium for the browser tests of the scan page (Playwright drives Debian's chromium and
+#   never downloads a browser); without it those tests skip, unless COI_REQUIRE_BROWSER=1
+#   (CI) makes them fail.
 system-deps:
-	@if ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0'; then :; \
+	@missing=""; \
+	ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0' || missing="$$missing libzbar0"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "Installing libzbar0 (for pyzbar)"; \
-		(apt-get install -y -qq libzbar0 >/dev/null 2>&1 || \
-		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libzbar0 >/dev/null 2>&1)) || \
-		echo "warning: could not install libzbar0; decoding will use zxing-cpp alone"; \
+		echo "Installing$$missing"; \
+		(apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $$missing >/dev/null 2>&1)) || \
+		echo "warning: could not install$$missing (see the comment above system-deps)"; \
 	else \
-		echo "note: libzbar0 is not installed and cannot be installed here (need root + apt-get);"; \
-		echo "      the app decodes with zxing-cpp alone and says so on /healthz."; \
+		echo "note:$$missing not installed and cannot be installed here (need root + apt-get);"; \
+		echo "      decoding falls back to zxing-cpp alone, browser tests skip."; \
 	fi
 
 $(BIN)/python:
@@ -57,7 +63,7 @@ lint: $(VENV)/.installed-test
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
 
-# README screenshots (needs Debian's chromium: apt-get install chromium).
-screenshots: $(VENV)/.installed-test
+# README screenshots (Debian's chromium, installed by system-deps).
+screenshots: system-deps $(VENV)/.installed-test
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python docs/screenshots.py

@@ -9,9 +9,9 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from coi.db import for_writing
-from coi.models import Case, CustodyEvent, LedgerCheckpoint
+from coi.models import Case, CustodyEvent, LedgerCheckpoint, Unit
 from coi.services import enrolment, ledger
-from coi.services.cases import coi_of
+from coi.services.cases import coi_of, serial_of
 from tests.conftest import ENGINE, make_case
 
 
@@ -199,6 +199,36 @@ def test_the_case_page_shows_the_timeline_in_local_time(client, session, case):
 
     login(client, "coordinator")  # at manufacturing: sees the timeline, not the patient
     page = client.get(f"/cases/{coi_of(case).text}").get_data(as_text=True)
-    assert "Timeline" in page and "register unit" in page and "enrol" in page
+    assert "Timeline" in page and "Unit registered" in page and "Enrolled" in page
     assert "2026-11-22 04:01 EST" in page  # 09:01 UTC in Boston, where it happened
     assert "Staff Person" in page and "Ann Example" not in page
+
+
+def test_scans_are_on_the_chain_and_their_edited_idempotency_key_is_found(engine, session, world,
+                                                                          clock, case):
+    from coi.services import custody
+    from coi.workflow import Entry
+
+    bag = session.exec(select(Unit).where(Unit.case_id == case.id)).first()
+    custody.scan(session=session, now=clock.now(), actor=world.actor("staff"),
+                 entries=[Entry(serial_of(bag).text)], step_name="pack",
+                 idempotency_key="device-retry-0001")
+    session.commit()
+    assert problems(session) == []
+    behind_the_apps_back(engine, "UPDATE custody_event SET request_key = "
+                                 "'0000000000000000000000000000000000000000000000000000000000000000' "
+                                 f"WHERE case_id = {case.id} AND kind = 'scan_refused'")
+    assert [p.split(": ", 1)[1] for p in problems(session)] == [
+        "edited: its content does not match its hash"]
+
+
+def test_an_edited_refusal_reason_is_found(engine, session, world, clock, case):
+    from coi.services import custody
+    from coi.workflow import Entry
+
+    custody.scan(session=session, now=clock.now(), actor=world.actor("courier"),
+                 entries=[Entry(coi_of(case).text)], step_name="pickup")
+    session.commit()
+    behind_the_apps_back(engine, "UPDATE custody_event SET body = replace(body, 'out_of_order', "
+                                 f"'ok') WHERE case_id = {case.id} AND kind = 'scan_refused'")
+    assert any("edited" in p for p in problems(session))

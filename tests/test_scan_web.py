@@ -3,8 +3,11 @@ scan page's JSON endpoint and camera decoding, and the case timeline that shows 
 
 from __future__ import annotations
 
+import html
 import io
+import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -208,3 +211,18 @@ def _csrf_attr(html: str) -> str:
     found = re.search(r'data-csrf="([^"]+)"', html)
     assert found, "the scan page carries no CSRF token"
     return found.group(1)
+
+
+def test_the_scan_page_for_a_thawed_bag_shows_the_thaw_to_infusion_clock(app, client, session,
+                                                                          world, clock):
+    from tests.test_custody import Flow
+
+    flow = Flow(app, session, world, clock)
+    flow.until("thaw")
+    login(client, "staff")
+    page = client.get(f"/scan?case={flow.coi.text}").get_data(as_text=True)
+    waiting = json.loads(html.unescape(re.search(r'data-waiting="([^"]+)"', page).group(1)))
+    assert waiting["title"] == "Bedside infusion" and waiting["since"] == "thaw"
+    session.refresh(flow.case)
+    assert waiting["due_at"] == (flow.case.last_step_at + timedelta(hours=1.5)).isoformat()
+    assert waiting["due_local"].endswith(" EST")  # Boston, where the reader works

@@ -30,10 +30,12 @@ def canonical(data: Any) -> str:
 
 def event_hash(event: CustodyEvent, prev_hash: str) -> str:
     """SHA-256 over the previous hash and every field of the event but its own hash."""
-    form = canonical({"case": event.case_id, "seq": event.seq, "at": _iso(event.at),
-                      "device_at": _iso(event.device_at), "kind": event.kind,
-                      "actor": event.actor_id, "site": event.site_id, "device": event.device,
-                      "body": event.body})
+    fields = {"case": event.case_id, "seq": event.seq, "at": _iso(event.at),
+              "device_at": _iso(event.device_at), "kind": event.kind, "actor": event.actor_id,
+              "site": event.site_id, "device": event.device, "body": event.body}
+    if event.request_key is not None:  # events without one keep the form they were hashed in
+        fields["request_key"] = event.request_key
+    form = canonical(fields)
     return hashlib.sha256(f"{prev_hash}\n{form}".encode()).hexdigest()
 
 

@@ -257,6 +257,12 @@
     log.prepend(li);
   }
 
+  if (app.dataset.waiting) {  // opened for a case: its clock from the start
+    const waiting = JSON.parse(app.dataset.waiting);
+    $("step-title").textContent = "Next: " + waiting.title;
+    renderClock(waiting);
+  }
+
   // The camera: frames go to the server, which decodes them (zxing-cpp, pyzbar).
   let stream = null, timer = null;
   $("camera-button").addEventListener("click", async () => {

@@ -11,15 +11,15 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from sqlmodel import col, select
 
 from coi.access import permission
-from coi.errors import InvalidInput
-from coi.identifiers import UnitSerial, mod37_2
+from coi.errors import InvalidInput, NotFound
+from coi.identifiers import IdentifierError, UnitSerial, mod37_2
 from coi.labels import payload
 from coi.labels.decoders import decode_image
 from coi.labels.photo import PhotoError, open_photo
 from coi.models import Site
 from coi.schemas import CustodyScanIn, validate
 from coi.services import custody
-from coi.services.cases import coi_of
+from coi.services.cases import coi_of, visible_case
 from coi.services.custody import Credential, Outcome
 from coi.web import actor, json_body, now, request_session
 from coi.workflow import WRISTBAND, Entry
@@ -34,8 +34,9 @@ def page() -> Any:
     sites = list(request_session().exec(
         select(Site).where(col(Site.id).in_({site for site, _role in me.grants}))
         .order_by(col(Site.name))))
-    return render_template("scan/page.html", sites=sites,
-                           case=(request.args.get("case") or "").strip()[:20])
+    coi_text = (request.args.get("case") or "").strip()[:20]
+    return render_template("scan/page.html", sites=sites, case=coi_text,
+                           waiting=_waiting_for(coi_text, me.timezone) if coi_text else None)
 
 
 @blueprint.route("/scan/judge", methods=["POST"])
@@ -60,6 +61,23 @@ def decode() -> Any:
     symbols = decode_image(image, expect=("DataMatrix",))
     texts = [s.text for s in symbols if not payload.token_from_text(s.text)]
     return jsonify({"texts": texts, "read": len(symbols)})
+
+
+def _waiting_for(coi_text: str, zone: str) -> dict[str, Any] | None:
+    """What the case waits for and by when (the thaw-to-infusion clock, for one), for a case
+    the reader may see; nothing otherwise."""
+    db = request_session()
+    try:
+        case = visible_case(session=db, actor=actor(), coi_text=coi_text)
+    except (NotFound, IdentifierError):
+        return None
+    if not case.next_step:
+        return {"title": "Every step of the route is recorded", "due_at": None, "due_local": None}
+    route = custody.route_of_case(db, case)
+    return {"title": route.step(case.next_step).title, "since": case.last_step,
+            "since_at": _local(case.last_step_at, zone),
+            "due_at": case.next_due_at.isoformat() if case.next_due_at else None,
+            "due_local": _local(case.next_due_at, zone)}
 
 
 def upload_limit() -> None:
