@@ -1,21 +1,68 @@
 """The demo data set `make run` loads on first start: sites, people, one product with its
-route, and a few cases. Fictional people; facility ids from the range reserved for
-validation (A9990-A9999), so no demo identifier can be mistaken for a real one."""
+route, and six cases at different points on that route. Fictional people; facility ids
+from the range reserved for validation (A9990-A9999), so no demo identifier can be
+mistaken for a real one.
+
+The cases are driven through the real scan service (`coi.services.custody.scan`), one
+scan at a time, so their custody ledgers, signatures and alarms are genuine and
+`flask coi ledger verify` checks them (a signed ledger checkpoint is made at the end).
+Every event lies in the past: the set-up 30 days before `now`; what happened on earlier
+days happened in working hours on Boston's clock (Berlin's for the Berlin enrolment); the
+newest scans are minutes before `now`. In enrolment order (COI numbers count up with it):
+
+1. Harriet Vance, Boston: needle to needle, infused yesterday morning. The whole timeline:
+   collection signed by nurse.boston and verified by nurse2.boston, four handoffs (clinic
+   to courier, courier to manufacturing and back, courier to clinic), the manufacturing
+   step that turned the apheresis bag into the drug product bag, QA's signed release,
+   thaw and the signed, verified infusion. Her labels were printed at enrolment (the bag
+   label reprinted before collection, the original revoked), and at manufacturing a
+   typed serial with a misread check character was refused before the bag was scanned.
+2. Marisol Reyes, Boston: thawed 30 minutes before `now`, waiting for infusion, due 1.5 h
+   after the thaw (an hour after `now`). Eight minutes before `now`, at her bedside, the
+   wristband of another patient (Jun Takahashi) was scanned: refused, with a critical
+   `other_case` alarm.
+3. Ivan Petrov, Boston: collected three days ago, at manufacturing now, waiting for the
+   manufacturing step. The courier came late: the clinic's handoff was recorded 35 min
+   past the 4 h limit after packing, with a `late` alarm.
+4. Jun Takahashi, Boston: collected 80 and packed 45 minutes before `now`; the clinic
+   handed the apheresis bag over 20 minutes before `now` and it waits for the courier's
+   scan, due 4 h after packing (a receipt after that is recorded with a `late` alarm).
+5. Katrin Vogel, Berlin: enrolled three days ago.
+6. Omar Haddad, Boston: enrolled yesterday, waiting for collection.
+
+What to try (password for all: `demo-password-1`):
+- courier: on /scan, type Jun Takahashi's bag serial (printed with the logins) to receive
+  the handoff.
+- nurse.boston: Marisol Reyes's case page shows when her infusion is due; on /scan, her
+  wristband and drug product bag, signed by you and verified by nurse2.boston, record the
+  infusion. Harriet Vance's case page shows the complete timeline; Omar Haddad waits for
+  collection.
+- coord.mfg: Ivan Petrov's case waits for manufacturing (register a drug product bag on
+  the case page, then scan both bags on /scan).
+- qa.mfg: the audit trail, and the alarms on the case pages.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from importlib import resources
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
 from coi.access import Actor
 from coi.models import Site
 from coi.phi import PatientIdentity, PhiCipher
-from coi.services import cases, enrolment, labels, masterdata, users
+from coi.services import cases, custody, enrolment, labels, ledger, masterdata, users
+from coi.services.custody import Credential, Outcome
+from coi.workflow import Entry
 
 PASSWORD = "demo-password-1"  # noqa: S105 - published demo logins, development mode only
 REASON = "demo data set"
+SET_UP_DAYS_AGO = 30  # sites, people and the product exist this long before `now`
 
 SITES = [
     # code, name, kinds, timezone, facility id
@@ -27,34 +74,218 @@ SITES = [
 
 PEOPLE = [
     # username, full name, [(site code, role)], what they show
-    ("nurse.boston", "Alice Moreno", [("BOS", "site_staff")], "enrols and registers units in Boston"),
-    ("nurse2.boston", "Ben Okafor", [("BOS", "site_staff")], "second person in Boston"),
+    ("nurse.boston", "Alice Moreno", [("BOS", "site_staff")],
+     "Boston staff: infuse the thawed case on /scan (clock running), collect, enrol"),
+    ("nurse2.boston", "Ben Okafor", [("BOS", "site_staff")],
+     "second person in Boston: verifies collection and infusion"),
     ("pflege.berlin", "Clara Schulz", [("BER", "site_staff")], "site staff in Berlin"),
-    ("coord.mfg", "Dev Patel", [("MFG", "coordinator")], "lists cases at manufacturing (no PHI)"),
-    ("qa.mfg", "Eva Lindqvist", [("MFG", "qa")], "QA: audit trail, later releases"),
-    ("courier", "Femi Adeyemi", [("DEP", "courier")], "courier (custody issue)"),
+    ("coord.mfg", "Dev Patel", [("MFG", "coordinator")],
+     "manufacturing: one case waits to be manufactured (no PHI)"),
+    ("qa.mfg", "Eva Lindqvist", [("MFG", "qa")], "QA: audit trail, signed releases, alarms"),
+    ("courier", "Femi Adeyemi", [("DEP", "courier")],
+     "courier: receive the bag handed over in Boston, on /scan"),
     ("admin", "Grace Kim", [(code, "admin") for code, *_ in SITES], "accounts, roles, tokens"),
 ]
 
+# When something happened: (days before today, "HH:MM") on the clock of the case's site (a
+# working day's hour, whatever time `now` is), or an int: minutes before `now`.
+Moment = tuple[int, str] | int
+
+# In enrolment order: (site, identity, when the patient was enrolled, where the case stands
+# now; see the module docstring).
 PATIENTS = [
-    ("BOS", PatientIdentity("Harriet Vance", date(1961, 3, 14), "BOS-100234")),
-    ("BOS", PatientIdentity("Ivan Petrov", date(1978, 11, 2), "BOS-100871")),
-    ("BOS", PatientIdentity("Jun Takahashi", date(1990, 6, 30), "BOS-101502")),
-    ("BER", PatientIdentity("Katrin Vogel", date(1955, 1, 9), "BER-55-0192")),
+    ("BOS", PatientIdentity("Harriet Vance", date(1961, 3, 14), "BOS-100234"), (24, "10:15"), "infused"),
+    ("BOS", PatientIdentity("Marisol Reyes", date(1984, 8, 21), "BOS-102113"), (22, "11:30"), "thawed"),
+    ("BOS", PatientIdentity("Ivan Petrov", date(1978, 11, 2), "BOS-100871"), (9, "14:00"),
+     "at_manufacturing"),
+    ("BOS", PatientIdentity("Jun Takahashi", date(1990, 6, 30), "BOS-101502"), (6, "09:30"),
+     "handed_over"),
+    ("BER", PatientIdentity("Katrin Vogel", date(1955, 1, 9), "BER-55-0192"), (3, "10:00"), "enrolled"),
+    ("BOS", PatientIdentity("Omar Haddad", date(1969, 4, 17), "BOS-102347"), (1, "16:40"), "enrolled"),
 ]
 
+UNITS = {"infused": ("apheresis_bag", "sample", "sample"), "handed_over": ("apheresis_bag",),
+         "enrolled": ("apheresis_bag", "sample")}  # others: an apheresis bag and one sample
+STAFF = {"BOS": "nurse.boston", "BER": "pflege.berlin"}
 
-def _print_labels(session: Session, now: datetime, nurse: Actor, signer: labels.Signer,
-                  coi: str) -> None:
-    """The first Boston case: its label set, one reprint, and one label revoked."""
-    first = labels.print_set(session=session, now=now, actor=nurse, signer=signer, coi_text=coi,
-                             output="zpl300", size="4x2", include_wristband=True, reason=None)
-    later = now + timedelta(minutes=20)
-    labels.reprint(session=session, now=later, actor=nurse, signer=signer,
-                   label_id=first.rows[0].id, output="zpl300",  # type: ignore[arg-type]
-                   reason="bag label smudged during collection")
-    labels.revoke(session=session, now=later, actor=nurse, label_id=first.rows[0].id,  # type: ignore[arg-type]
-                  reason="replaced by the reprint")
+# Route steps as each case went through them ("<step>.give" is the giving side of a
+# handoff, "<step>" alone its receipt), on Boston's clock (manufacturing's is an hour
+# behind). Each keeps within its step's max_hours unless the docstring says otherwise.
+Plan = list[tuple[str, Moment]]
+
+INFUSED: Plan = [
+    ("collect", (20, "08:40")), ("pack", (20, "09:45")),
+    ("pickup.give", (20, "10:35")), ("pickup", (20, "10:38")),
+    ("deliver_manufacturing.give", (19, "07:50")), ("deliver_manufacturing", (19, "08:05")),
+    ("manufacture", (10, "11:00")), ("release", (5, "15:30")),
+    ("pickup_return.give", (3, "08:00")), ("pickup_return", (3, "08:12")),
+    ("deliver_treatment.give", (2, "10:20")), ("deliver_treatment", (2, "10:26")),
+    ("thaw", (1, "09:40")), ("infuse", (1, "10:25")),
+]
+THAWED: Plan = [
+    ("collect", (18, "08:15")), ("pack", (18, "09:35")),
+    ("pickup.give", (18, "10:15")), ("pickup", (18, "10:18")),
+    ("deliver_manufacturing.give", (17, "08:20")), ("deliver_manufacturing", (17, "08:40")),
+    ("manufacture", (9, "13:30")), ("release", (5, "10:00")),
+    ("pickup_return.give", (2, "08:30")), ("pickup_return", (2, "08:55")),
+    ("deliver_treatment.give", (1, "09:10")), ("deliver_treatment", (1, "09:18")),
+    ("thaw", 30),
+]
+AT_MANUFACTURING: Plan = [  # the clinic hands over 4 h 35 min after packing: late
+    ("collect", (3, "08:30")), ("pack", (3, "09:35")),
+    ("pickup.give", (3, "14:10")), ("pickup", (3, "14:13")),
+    ("deliver_manufacturing.give", (2, "09:00")), ("deliver_manufacturing", (2, "09:20")),
+]
+HANDED_OVER: Plan = [("collect", 80), ("pack", 45), ("pickup.give", 20)]
+PLANS = {"infused": INFUSED, "thawed": THAWED, "at_manufacturing": AT_MANUFACTURING,
+         "handed_over": HANDED_OVER}
+WRONG_WRISTBAND: Moment = 8  # scanned at the thawed case's infusion
+LATE = {("at_manufacturing", "pickup.give")}  # (story, step) recorded with a late alarm
+
+# Who does each step (each side of a handoff), and what they scan.
+DOERS = {
+    "collect": ("nurse.boston", ("wristband", "bag")),
+    "pack": ("nurse2.boston", ("bag",)),
+    "pickup.give": ("nurse2.boston", ("bag",)),
+    "pickup": ("courier", ("bag",)),
+    "deliver_manufacturing.give": ("courier", ("bag",)),
+    "deliver_manufacturing": ("coord.mfg", ("bag",)),
+    "manufacture": ("coord.mfg", ("bag", "product")),
+    "release": ("qa.mfg", ("product",)),
+    "pickup_return.give": ("coord.mfg", ("product",)),
+    "pickup_return": ("courier", ("product",)),
+    "deliver_treatment.give": ("courier", ("product",)),
+    "deliver_treatment": ("nurse.boston", ("product",)),
+    "thaw": ("nurse.boston", ("product",)),
+    "infuse": ("nurse.boston", ("wristband", "product")),
+}
+SIGNED = ("collect", "release", "infuse")  # the doer signs with their password
+VERIFIED = ("collect", "infuse")  # and a second person verifies:
+VERIFIER = "nurse2.boston"
+
+
+def moment(now: datetime, when: Moment, timezone: str = "America/New_York") -> datetime:
+    """The instant a Moment names (never after `now`: "days before today" is at least 1)."""
+    if isinstance(when, int):
+        return now - timedelta(minutes=when)
+    days, clock = when
+    zone = ZoneInfo(timezone)
+    day = now.astimezone(zone).date() - timedelta(days=days)
+    return datetime.combine(day, time.fromisoformat(clock), tzinfo=zone).astimezone(UTC)
+
+
+@dataclass
+class _Case:
+    site: str
+    identity: PatientIdentity
+    story: str
+    coi: str = ""
+    bag: str = ""  # the apheresis bag's serial
+    product: str = ""  # the drug product bag's serial
+
+
+class _Loader:
+    """Collects what happens when, then does it in time order, so the audit trail, the
+    login attempts of the signatures and the ledgers read as they would have happened."""
+
+    def __init__(self, session: Session, now: datetime, cipher: PhiCipher, signer: labels.Signer,
+                 accounts: dict[str, Actor]) -> None:
+        self.session, self.now, self.cipher, self.signer = session, now, cipher, signer
+        self.accounts = accounts
+        self.actions: list[tuple[datetime, int, Callable[[datetime], object]]] = []
+
+    def at(self, when: datetime, action: Callable[[datetime], object]) -> None:
+        if when > self.now:
+            raise ValueError(f"demo event at {when} is after now ({self.now})")
+        self.actions.append((when, len(self.actions), action))
+
+    def run(self) -> None:
+        for when, _order, action in sorted(self.actions, key=lambda item: (item[0], item[1])):
+            action(when)
+
+    def enrol(self, case: _Case, when: datetime) -> None:
+        staff = self.accounts[STAFF[case.site]]
+
+        def enrol(now: datetime) -> None:
+            row = enrolment.enrol(session=self.session, now=now, actor=staff, cipher=self.cipher,
+                                  site_code=case.site, product_code="CARTX",
+                                  manufacturing_site_code="MFG", identity=case.identity)
+            case.coi = cases.coi_of(row).text
+
+        self.at(when, enrol)
+        for number, kind in enumerate(UNITS.get(case.story, ("apheresis_bag", "sample"))):
+            self.at(when + timedelta(minutes=5 * (number + 1)),
+                    partial(self.register, case, kind, actor=staff))
+
+    def register(self, case: _Case, kind: str, now: datetime, actor: Actor) -> None:
+        unit = enrolment.register_unit(session=self.session, now=now, actor=actor,
+                                       coi_text=case.coi, kind=kind)
+        if kind == "apheresis_bag":
+            case.bag = cases.serial_of(unit).text
+        elif kind == "drug_product_bag":
+            case.product = cases.serial_of(unit).text
+
+    def follow(self, case: _Case, plan: Plan) -> dict[str, datetime]:
+        """Schedule the steps of `plan`; returns when each happens."""
+        times: dict[str, datetime] = {}
+        for name, when in plan:
+            times[name] = moment(self.now, when)
+            if len(times) > 1 and times[name] <= list(times.values())[-2]:
+                raise ValueError(f"demo step {name} of a {case.story} case is not after the one "
+                                 "before it")
+            self.at(times[name], partial(self.step, case, name))
+        if "manufacture" in times:  # the drug product bag is labelled before it is filled
+            self.at(times["manufacture"] - timedelta(hours=2), partial(
+                self.register, case, "drug_product_bag", actor=self.accounts["coord.mfg"]))
+        return times
+
+    def step(self, case: _Case, name: str, now: datetime) -> None:
+        """One step of the route, done right (as `tests/test_custody.py` drives it)."""
+        who, items = DOERS[name]
+        codes = {"wristband": case.coi, "bag": case.bag, "product": case.product}
+        self.scan(now, who, [Entry(codes[item]) for item in items], name.split(".")[0],
+                  alarms=["late"] if (case.story, name) in LATE else [])
+
+    def scan(self, now: datetime, who: str, entries: list[Entry], step: str, *,
+             refused: str | None = None, alarms: list[str] | None = None,
+             case: str | None = None) -> Outcome:
+        """A final scan; it must come out as planned, or the demo stops (a changed route
+        should change the demo too)."""
+        outcome = custody.scan(session=self.session, now=now, actor=self.accounts[who],
+                               entries=entries, step_name=step, coi_text=case,
+                               own_password=PASSWORD if step in SIGNED else None,
+                               verifiers=[Credential(VERIFIER, PASSWORD)] if step in VERIFIED
+                               else [])
+        codes = [reason.code for reason in outcome.verdict.refusals]
+        raised = [alarm.code for alarm in outcome.alarms]
+        if (refused not in codes if refused else codes) or raised != (alarms or []):
+            raise RuntimeError(f"demo scan of '{step}' by {who}: expected "
+                               f"{refused or 'acceptance'} with alarms {alarms or []}, got "
+                               f"refusals {codes} and alarms {raised}")
+        return outcome
+
+
+def _print_labels(loader: _Loader, case: _Case, printed: datetime, replaced: datetime) -> None:
+    """The first Boston case: its label set at enrolment, then one reprint and the smudged
+    original revoked just before collection."""
+    nurse, session, signer = loader.accounts["nurse.boston"], loader.session, loader.signer
+    first: list[labels.PrintJob] = []
+
+    def print_set(now: datetime) -> None:
+        first.append(labels.print_set(session=session, now=now, actor=nurse, signer=signer,
+                                      coi_text=case.coi, output="zpl300", size="4x2",
+                                      include_wristband=True, reason=None))
+
+    def replace(now: datetime) -> None:
+        label_id = first[0].rows[0].id
+        labels.reprint(session=session, now=now, actor=nurse, signer=signer,
+                       label_id=label_id, output="zpl300",  # type: ignore[arg-type]
+                       reason="bag label smudged during collection")
+        labels.revoke(session=session, now=now, actor=nurse, label_id=label_id,  # type: ignore[arg-type]
+                      reason="replaced by the reprint")
+
+    loader.at(printed, print_set)
+    loader.at(replaced, replace)
 
 
 def is_loaded(session: Session) -> bool:
@@ -64,37 +295,65 @@ def is_loaded(session: Session) -> bool:
 def load(*, session: Session, now: datetime, cipher: PhiCipher,
          signer: labels.Signer) -> list[tuple[str, str, str]]:
     """Create the demo data set; returns (username, password, what they show) for each login."""
-    sites = {code: masterdata.create_site(session=session, now=now, actor=None, code=code,
+    set_up = now - timedelta(days=SET_UP_DAYS_AGO)
+    sites = {code: masterdata.create_site(session=session, now=set_up, actor=None, code=code,
                                           name=name, kinds=kinds, timezone=tz, facility_id=fid,
                                           reason=REASON)
              for code, name, kinds, tz, fid in SITES}
-    masterdata.create_product(session=session, now=now, actor=None, code="CARTX",
+    masterdata.create_product(session=session, now=set_up, actor=None, code="CARTX",
                               name="Autologous anti-CD19 CAR-T (demo)",
                               description="Fresh apheresis 2-8 C to manufacturing; "
                                           "cryopreserved drug product back (<= -150 C).",
                               reason=REASON)
     definition = resources.files("coi.route_definitions").joinpath("cartx-v1.toml").read_text()
-    masterdata.add_route_version(session=session, now=now, actor=None, definition=definition,
+    masterdata.add_route_version(session=session, now=set_up, actor=None, definition=definition,
                                  reason=REASON)
     accounts = {}
     for username, full_name, grants, _shows in PEOPLE:
-        user = users.create_user(session=session, now=now, actor=None, username=username,
+        user = users.create_user(session=session, now=set_up, actor=None, username=username,
                                  full_name=full_name, password=PASSWORD, reason=REASON)
         for code, role in grants:
-            users.grant_role(session=session, now=now, actor=None, user_id=user.id,  # type: ignore[arg-type]
+            users.grant_role(session=session, now=set_up, actor=None, user_id=user.id,  # type: ignore[arg-type]
                              site_id=sites[code].id, role=role, reason=REASON)  # type: ignore[arg-type]
         accounts[username] = users.actor_for(session=session, user=user)
-    staff = {"BOS": accounts["nurse.boston"], "BER": accounts["pflege.berlin"]}
-    cois = []
-    for number, (site, identity) in enumerate(PATIENTS):
-        case = enrolment.enrol(session=session, now=now, actor=staff[site], cipher=cipher,
-                               site_code=site, product_code="CARTX", manufacturing_site_code="MFG",
-                               identity=identity)
-        coi = cases.coi_of(case).text
-        for kind in ("apheresis_bag", "sample", "sample")[: 3 - number % 3]:
-            enrolment.register_unit(session=session, now=now, actor=staff[site], coi_text=coi,
-                                    kind=kind)
-        cois.append(coi)
-    _print_labels(session, now, staff["BOS"], signer, cois[0])
-    return [(username, PASSWORD, shows) for username, _n, _g, shows in PEOPLE]
+    loader = _Loader(session, now, cipher, signer, accounts)
+    demo = {story: _Case(site, identity, story) for site, identity, _when, story in PATIENTS
+            if story != "enrolled"}
+    zones = {code: tz for code, _name, _kinds, tz, _fid in SITES}
+    for site, identity, when, story in PATIENTS:
+        case = demo.get(story) or _Case(site, identity, story)
+        enrolled = moment(now, when, zones[site])
+        loader.enrol(case, enrolled)
+        times = loader.follow(case, PLANS[story]) if story in PLANS else {}
+        if story == "infused":
+            _print_labels(loader, case, enrolled + timedelta(minutes=30),
+                          times["collect"] - timedelta(minutes=20))
+            _refused_typed_serial(loader, case, times["deliver_manufacturing"])
+    _wrong_wristband(loader, demo["thawed"], demo["handed_over"], moment(now, WRONG_WRISTBAND))
+    loader.run()
+    ledger.checkpoint(session=session, now=now, signer=signer)
+    waiting = demo["handed_over"].bag
+    return [(username, PASSWORD, f"{shows} (bag {waiting})" if username == "courier" else shows)
+            for username, _n, _g, shows in PEOPLE]
 
+
+def _refused_typed_serial(loader: _Loader, case: _Case, received: datetime) -> None:
+    """Manufacturing receives a bag whose frosted label will not scan; the serial is typed
+    (twice, the same) on the case's scan page with the check character misread: refused,
+    then scanned right."""
+
+    def typed(now: datetime) -> None:
+        wrong = case.bag[:-1] + ("8" if case.bag[-1] != "8" else "B")
+        loader.scan(now, "coord.mfg", [Entry(wrong, "typed", wrong)], "deliver_manufacturing",
+                    refused="bad_check", case=case.coi)  # the scan page's case
+
+    loader.at(received - timedelta(minutes=6), typed)
+
+
+def _wrong_wristband(loader: _Loader, case: _Case, other: _Case, when: datetime) -> None:
+    """At the bedside, from the case's scan page, another patient's wristband scanned with
+    the right product bag: the infusion is refused and a critical `other_case` alarm raised."""
+    loader.at(when, lambda now: loader.scan(now, "nurse.boston", [Entry(other.coi),
+                                                                   Entry(case.product)],
+                                            "infuse", refused="other_case",
+                                            alarms=["other_case"], case=case.coi))

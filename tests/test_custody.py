@@ -301,3 +301,15 @@ def test_after_the_last_step_a_scan_is_told_the_route_is_complete(flow, session)
     outcome = flow.scan("staff", flow.product, partial=True)
     assert [r.code for r in outcome.verdict.refusals] == ["route_complete"]
     assert session.exec(select(Case.state)).first() == "complete"
+
+
+def test_a_refusal_at_the_bedside_goes_on_the_case_of_the_bag_in_hand(app, flow, session, world,
+                                                                     clock):
+    other = make_case(app, session, world, clock, mrn="M-3", name="Cy Other")
+    flow.until("thaw")
+    outcome = custody.scan(session=session, now=clock.now(), actor=world.actor("staff"),
+                           entries=[Entry(coi_of(other).text), Entry(flow.product)],
+                           step_name="infuse", partial=True)
+    session.commit()
+    assert outcome.case.id == flow.case.id and outcome.event.case_id == flow.case.id
+    assert "other_case" in [r.code for r in outcome.verdict.refusals]

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from sqlmodel import func, select
+import json
+from datetime import timedelta
+
+import pytest
+from sqlmodel import col, func, select
 
 from coi import demo
-from coi.models import Case, Unit
+from coi.models import Alarm, Case, CustodyEvent, LabelRevocation, LedgerCheckpoint, Site, Unit, User
+from coi.services import custody, ledger, users
+from coi.services.cases import coi_of, serial_of
+from coi.services.custody import Credential
+from coi.workflow import Entry
 
 
 def test_init_loads_the_demo_once_and_prints_the_logins(app_config, tmp_path):
@@ -31,7 +39,10 @@ def test_init_loads_the_demo_once_and_prints_the_logins(app_config, tmp_path):
     client.post("/login", data={"username": "coord.mfg", "password": demo.PASSWORD,
                                 "csrf_token": token})
     listing = client.get("/cases").get_data(as_text=True)
-    assert listing.count("A9998 26 ") == 3 and listing.count("A9997 26 ") == 1
+    boston = sum(site == "BOS" for site, *_rest in demo.PATIENTS)
+    assert listing.count("A9998 26 ") == boston and listing.count("A9997 26 ") == 1
+    verified = runner.invoke(args=["coi", "ledger", "verify"])
+    assert verified.exit_code == 0 and "Ledger intact" in verified.output, verified.output
     app.extensions["coi.engine"].dispose()
 
 
@@ -47,3 +58,123 @@ def test_init_in_production_migrates_but_loads_no_demo(app_config, tmp_path):
     with Session(app.extensions["coi.engine"]) as session:
         assert session.exec(select(func.count()).select_from(Case)).one() == 0
     app.extensions["coi.engine"].dispose()
+
+
+# ---------------------------------------------------------------- the cases along the route
+
+@pytest.fixture
+def loaded(app, session, clock) -> dict[str, Case]:
+    """The demo loaded at the frozen clock's `now`; its cases by patient story."""
+    logins = demo.load(session=session, now=clock.now(), cipher=app.extensions["coi.phi"],
+                       signer=app.extensions["coi.label_signer"])
+    session.commit()
+    courier = [shows for username, _p, shows in logins if username == "courier"][0]
+    rows = session.exec(select(Case).order_by(col(Case.id))).all()
+    stories = [story for _site, _identity, _days, story in demo.PATIENTS]
+    assert len(rows) == len(stories)
+    by_story = {story: row for story, row in zip(stories, rows, strict=True) if story != "enrolled"}
+    assert serial_of(_bag(session, by_story["handed_over"])).text in courier
+    return by_story
+
+
+def _bag(session, case: Case, kind: str = "apheresis_bag") -> Unit:
+    return session.exec(select(Unit).where(Unit.case_id == case.id, Unit.kind == kind)).one()
+
+
+def _events(session, case: Case) -> list[CustodyEvent]:
+    return ledger.events_of(session=session, case=case)
+
+
+def _actor(session, username: str):
+    user = session.exec(select(User).where(User.username == username)).one()
+    return users.actor_for(session=session, user=user)
+
+
+def test_every_demo_event_is_in_the_past_and_the_ledger_verifies(loaded, session, clock):
+    events = session.exec(select(CustodyEvent)).all()
+    assert max(e.at for e in events) <= clock.now()
+    assert min(e.at for e in events) >= clock.now() - timedelta(days=demo.SET_UP_DAYS_AGO)
+    for case in session.exec(select(Case)):
+        times = [e.at for e in _events(session, case)]
+        assert times == sorted(times)
+    assert ledger.verify(session=session) == []
+    assert session.exec(select(func.count()).select_from(LedgerCheckpoint)).one() == 1
+
+
+def test_one_case_went_needle_to_needle_with_its_full_timeline(loaded, session):
+    case = loaded["infused"]
+    assert (case.state, case.last_step, case.next_step) == ("complete", "infuse", None)
+    events = _events(session, case)
+    kinds = [e.kind for e in events]
+    assert kinds.count("handoff_give") == kinds.count("handoff_receive") == 4
+    assert kinds.count("transform") == 1
+    steps = [json.loads(e.body)["step"] for e in events if e.kind in ("step", "transform",
+                                                                      "handoff_receive")]
+    assert steps == ["collect", "pack", "pickup", "deliver_manufacturing", "manufacture",
+                     "release", "pickup_return", "deliver_treatment", "thaw", "infuse"]
+    meanings = [(s["signer"], s["meaning"]) for e in events
+                for s in json.loads(e.body).get("signatures", [])]
+    assert meanings == [("Alice Moreno", "collected"), ("Ben Okafor", "verified"),
+                        ("Eva Lindqvist", "released"),
+                        ("Alice Moreno", "administered"), ("Ben Okafor", "verified")]
+    refused = [json.loads(e.body) for e in events if e.kind == "scan_refused"]
+    assert [(r["step"], r["refusals"][0]["code"], r["scans"][0]["method"]) for r in refused] == [
+        ("deliver_manufacturing", "bad_check", "typed")]
+    assert session.exec(select(func.count()).select_from(Alarm)
+                        .where(Alarm.case_id == case.id)).one() == 0
+    assert session.exec(select(func.count()).select_from(LabelRevocation)).one() == 1
+    assert {u.kind: u.state for u in session.exec(select(Unit).where(Unit.case_id == case.id))} == {
+        "apheresis_bag": "consumed", "sample": "registered", "drug_product_bag": "infuse"}
+
+
+def test_a_thawed_case_waits_for_infusion_with_its_clock_running(loaded, session, clock):
+    case = loaded["thawed"]
+    assert (case.last_step, case.next_step) == ("thaw", "infuse")
+    assert case.last_step_at == clock.now() - timedelta(minutes=30)
+    assert case.next_due_at == clock.now() + timedelta(hours=1)
+    refused = _events(session, case)[-1]
+    assert refused.kind == "scan_refused"
+    assert [r["code"] for r in json.loads(refused.body)["refusals"]] == ["other_case", "missing_scan"]
+    alarm = session.exec(select(Alarm).where(Alarm.case_id == case.id)).one()
+    assert (alarm.code, alarm.severity, alarm.state, alarm.event_id) == (
+        "other_case", "critical", "open", refused.id)
+    product = serial_of(_bag(session, case, "drug_product_bag")).text
+    outcome = custody.scan(session=session, now=clock.now() + timedelta(minutes=5),
+                           actor=_actor(session, "nurse.boston"),
+                           entries=[Entry(coi_of(case).text), Entry(product)], step_name="infuse",
+                           own_password=demo.PASSWORD,
+                           verifiers=[Credential("nurse2.boston", demo.PASSWORD)])
+    assert outcome.verdict.accepted and outcome.alarms == []
+    assert case.state == "complete"
+
+
+def test_a_late_courier_pickup_is_on_record_with_a_late_alarm(loaded, session):
+    case = loaded["at_manufacturing"]
+    assert (case.last_step, case.next_step) == ("deliver_manufacturing", "manufacture")
+    alarm = session.exec(select(Alarm).where(Alarm.case_id == case.id)).one()
+    assert (alarm.code, alarm.severity) == ("late", "major")
+    assert "35 min past its limit of 4 h" in alarm.summary
+    given = session.get(CustodyEvent, alarm.event_id)
+    assert given.kind == "handoff_give" and json.loads(given.body)["step"] == "pickup"
+    mfg = session.exec(select(Site).where(Site.code == "MFG")).one()
+    assert _bag(session, case).custodian_site_id == mfg.id
+
+
+def test_a_handoff_waits_for_the_courier_who_can_receive_it(loaded, session, clock):
+    case = loaded["handed_over"]
+    assert (case.last_step, case.next_step) == ("pack", "pickup")
+    given = _events(session, case)[-1]
+    assert given.kind == "handoff_give" and given.at == clock.now() - timedelta(minutes=20)
+    bag = _bag(session, case)
+    outcome = custody.scan(session=session, now=clock.now() + timedelta(minutes=10),
+                           actor=_actor(session, "courier"),
+                           entries=[Entry(serial_of(bag).text)], step_name="pickup")
+    assert outcome.verdict.accepted and outcome.verdict.phase == "receive" and outcome.alarms == []
+    depot = session.exec(select(Site).where(Site.code == "DEP")).one()
+    assert bag.custodian_site_id == depot.id
+
+
+def test_the_other_cases_are_enrolled_and_wait_for_collection(loaded, session):
+    named = {c.id for c in loaded.values()}
+    others = [c for c in session.exec(select(Case)) if c.id not in named]
+    assert [(c.state, c.next_step) for c in others] == [("enrolled", "collect")] * 2

@@ -226,3 +226,18 @@ def test_the_scan_page_for_a_thawed_bag_shows_the_thaw_to_infusion_clock(app, cl
     session.refresh(flow.case)
     assert waiting["due_at"] == (flow.case.last_step_at + timedelta(hours=1.5)).isoformat()
     assert waiting["due_local"].endswith(" EST")  # Boston, where the reader works
+
+
+def test_a_lone_code_with_a_wrong_check_character_is_refused_and_kept_in_the_audit_trail(
+        client, session, clock, world, case):
+    from coi.models import AuditEntry
+
+    token = api_token(session, clock, world, "staff")
+    wrong = case["bag"][:-1] + ("0" if case["bag"][-1] != "0" else "1")
+    response = scan(client, token, body("pack", wrong))
+    assert response.status_code == 422 and response.get_json()["code"] == "no_case_named"
+    session.rollback()
+    entry = session.exec(select(AuditEntry).where(AuditEntry.entity == "scan")).one()
+    assert entry.action == "refuse" and wrong in entry.new_value and "bad_check" in entry.reason
+    assert session.exec(select(func.count()).select_from(CustodyEvent)
+                        .where(CustodyEvent.kind == "scan_refused")).one() == 0  # no guess

@@ -71,34 +71,62 @@ class Outcome:
 
 def case_named(session: Session, entries: list[Entry], coi_text: str | None,
                *, lock: bool = False) -> Case:
-    """The case a scan is about: the page's case if given, else the first code that names
-    one (a unit serial names its case, a wristband is the case)."""
+    """The case a scan is about: the page's case if given, else the case of the first unit
+    scanned, else the first wristband's."""
     coi: CoiId | None = None
     if coi_text:
         try:
             coi = CoiId.parse(coi_text)
         except IdentifierError as error:
             raise InvalidInput(error.message, [{"field": "case", "message": error.message}]) from None
-    for entry in entries if coi is None else ():
-        try:
-            parsed = parse_scan(entry.text)
-        except IdentifierError:
-            continue
-        if isinstance(parsed, CoiId):
-            coi = parsed
-        elif isinstance(parsed, UnitSerial):
-            coi = parsed.coi
-        if coi is not None:
-            break
     if coi is None:
-        raise InvalidInput("None of the scanned codes names a case of this platform: scan a "
-                           "unit label or a patient wristband.",
-                           [{"field": "scans", "message": "No COI identifier or unit serial."}])
+        # The material in hand decides: a unit's case before a wristband's, so that another
+        # patient's wristband at a bedside is recorded on the case of the bag being given.
+        named = [_named_case(entry.text) for entry in entries]
+        units = [c for c, is_unit in named if c is not None and is_unit]
+        others = [c for c, _is_unit in named if c is not None]
+        coi = units[0] if units else others[0] if others else None
+    if coi is None:
+        raise NoCaseNamed("None of the scanned codes names a case of this platform: scan a "
+                          "unit label or a patient wristband.",
+                          [{"field": "scans", "message": "No valid COI identifier or unit serial."}])
     query = select(Case).where(Case.coi == coi.compact)
     case = session.exec(query.with_for_update() if lock else query).first()
     if case is None:
         raise NotFound(f"There is no case {coi.text}.")
     return case
+
+
+class NoCaseNamed(InvalidInput):
+    """Nothing scanned names a case (a wrong check character is never looked up), so there
+    is no case ledger to record the refusal on: `record_unplaced` puts it in the audit trail."""
+
+    code = "no_case_named"
+
+
+def _named_case(text: str) -> tuple[CoiId | None, bool]:
+    try:
+        parsed = parse_scan(text)
+    except IdentifierError:
+        return None, False
+    if isinstance(parsed, UnitSerial):
+        return parsed.coi, True
+    return (parsed, False) if isinstance(parsed, CoiId) else (None, False)
+
+
+def record_unplaced(*, session: Session, now: datetime, actor: Actor, entries: list[Entry],
+                    step_name: str | None, error: NoCaseNamed) -> None:
+    """A scan refused before any case could be named is still recorded: in the audit trail,
+    with what was scanned, by whom, and why."""
+    reasons = []
+    for entry in entries:
+        try:
+            parse_scan(entry.text)
+        except IdentifierError as problem:
+            reasons.append(f"{problem.code}: {problem.message}")
+    audit.record(session=session, now=now, actor=actor, entity="scan", entity_id=step_name or "-",
+                 action="refuse", reason=error.message + (" " + " ".join(reasons) if reasons else ""),
+                 changes={"scans": (None, [{"text": e.text, "method": e.method} for e in entries])})
 
 
 def state_of(session: Session, case: Case) -> CaseState:

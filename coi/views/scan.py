@@ -8,9 +8,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, render_template, request
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from coi.access import permission
+from coi.access import Actor, permission
 from coi.errors import InvalidInput, NotFound
 from coi.identifiers import IdentifierError, UnitSerial, mod37_2
 from coi.labels import payload
@@ -99,18 +99,30 @@ def perform(raw: Any) -> dict[str, Any]:
             raise InvalidInput(f"No site with code {data.site!r}.",
                                [{"field": "site", "message": "Unknown code."}])
         site_id = site.id
-    outcome = custody.scan(
-        session=db, now=now(), actor=me,
-        entries=[Entry(s.text, s.method, s.again) for s in data.scans],
+    entries = [Entry(s.text, s.method, s.again) for s in data.scans]
+    try:
+        outcome = _scan(db, me, data, entries, site_id)
+    except custody.NoCaseNamed as error:
+        db.rollback()
+        custody.record_unplaced(session=db, now=now(), actor=me, entries=entries,
+                                step_name=data.step, error=error)
+        db.commit()
+        raise
+    answer = describe(outcome, me.timezone)
+    db.commit()
+    return answer
+
+
+def _scan(db: Session, me: Actor, data: CustodyScanIn, entries: list[Entry],
+          site_id: int | None) -> Outcome:
+    return custody.scan(
+        session=db, now=now(), actor=me, entries=entries,
         step_name=data.step, coi_text=data.case, site_id=site_id, own_password=data.password,
         verifiers=[Credential(v.username, v.password) for v in data.verifiers],
         device=data.device, device_at=data.device_at, idempotency_key=data.idempotency_key,
         partial=data.partial, remote_addr=request.remote_addr,
         max_failures=current_app.config["LOGIN_MAX_FAILURES"],
         lock_minutes=current_app.config["LOGIN_LOCK_MINUTES"])
-    answer = describe(outcome, me.timezone)
-    db.commit()
-    return answer
 
 
 def describe(outcome: Outcome, zone: str) -> dict[str, Any]:
