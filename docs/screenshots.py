@@ -6,6 +6,7 @@ Playwright (no browser download; the flags keep Chromium off the network)."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -19,12 +20,15 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 PORT = 5077
 BASE = f"http://127.0.0.1:{PORT}"
+DATABASE = Path()  # the demo instance's SQLite file, set by main()
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run"]
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as instance:
+        global DATABASE
+        DATABASE = Path(instance) / "coi.sqlite3"
         env = os.environ | {"COI_DATABASE_URL": f"sqlite:///{instance}/coi.sqlite3",
                             "COI_MODE": "development"}
         bin_dir = Path(sys.executable).parent
@@ -56,6 +60,49 @@ def login(page: Page, username: str) -> None:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", "demo-password-1")
     page.click("button.primary")
+
+
+def demo_text(query: str) -> str:
+    """An identifier from the demo database, with its check character, as a label carries it."""
+    from coi.identifiers import mod37_2
+
+    with sqlite3.connect(DATABASE) as db:
+        (data,) = db.execute(query).fetchone()
+    return str(data) + mod37_2(str(data))
+
+
+def wedge(page: Page, text: str) -> None:
+    """What a handheld scanner does: types the code fast and presses Enter."""
+    page.keyboard.type(text)
+    page.keyboard.press("Enter")
+
+
+def shoot_scanning(page: Page) -> None:
+    thawed = demo_text("SELECT coi FROM therapy_case WHERE last_step = 'thaw'")
+    product = demo_text("SELECT u.serial FROM unit u JOIN therapy_case c ON c.id = u.case_id "
+                        "WHERE c.last_step = 'thaw' AND u.kind = 'drug_product_bag'")
+    waiting = demo_text("SELECT u.serial FROM unit u JOIN therapy_case c ON c.id = u.case_id "
+                        "WHERE c.last_step = 'pack' AND u.kind = 'apheresis_bag'")
+    login(page, "nurse.boston")
+    page.goto(BASE + f"/scan?case={thawed}")
+    wedge(page, product)
+    page.wait_for_selector("#verdict.ok")
+    page.screenshot(path=OUT / "scan-infusion-clock.png", full_page=True)
+    page.goto(BASE + "/cases")
+    page.click("a.coi >> nth=-1")
+    page.screenshot(path=OUT / "case-timeline.png", full_page=True)
+    login(page, "courier")
+    page.goto(BASE + "/scan")
+    wedge(page, waiting)
+    page.wait_for_selector("#verdict.ok")
+    page.keyboard.press("Enter")  # Enter on the empty field records the complete step
+    page.wait_for_selector("#verdict-title:has-text('RECORDED')")
+    page.screenshot(path=OUT / "scan-handoff-received.png")
+    login(page, "nurse.boston")  # the bag has left the clinic: scanning it there is refused
+    page.goto(BASE + "/scan")
+    wedge(page, waiting)
+    page.wait_for_selector("#verdict.bad")
+    page.screenshot(path=OUT / "scan-refused.png")
 
 
 def shoot() -> None:
@@ -99,6 +146,11 @@ def shoot() -> None:
         login(page, "qa.mfg")
         page.goto(BASE + "/admin/audit")
         page.screenshot(path=OUT / "audit-trail.png")
+        try:
+            shoot_scanning(page)
+        except Exception:
+            page.screenshot(path="/tmp/screenshot-failure.png", full_page=True)
+            raise
         browser.close()
     print(f"screenshots written to {OUT}")
 

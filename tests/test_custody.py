@@ -241,10 +241,18 @@ def test_a_partial_scan_lists_what_is_missing_and_records_nothing(flow, session)
     assert outcome.verdict.missing == ("wristband",) and len(flow.events()) == before
 
 
-def test_a_partial_scan_that_completes_an_unsigned_step_records_it(flow):
+def test_a_partial_scan_that_completes_a_named_unsigned_step_records_it(flow):
     flow.until("collect")
-    outcome = flow.scan("staff", flow.bag, partial=True)
+    outcome = flow.scan("staff", flow.bag, partial=True, step="pack")
     assert outcome.event is not None and outcome.event.kind == "step"
+
+
+def test_a_step_found_from_the_scan_itself_is_proposed_not_recorded(flow):
+    """A scanner that fires twice at a handoff must not hand the bag on to the next step."""
+    flow.until("pickup")
+    outcome = flow.scan("courier", flow.bag, partial=True)
+    assert outcome.step.name == "deliver_manufacturing" and outcome.verdict.accepted
+    assert outcome.event is None and outcome.verdict.missing == ()
 
 
 def test_input_that_names_no_case_is_refused_before_anything_is_written(flow, session):

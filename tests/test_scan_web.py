@@ -241,3 +241,15 @@ def test_a_lone_code_with_a_wrong_check_character_is_refused_and_kept_in_the_aud
     assert entry.action == "refuse" and wrong in entry.new_value and "bad_check" in entry.reason
     assert session.exec(select(func.count()).select_from(CustodyEvent)
                         .where(CustodyEvent.kind == "scan_refused")).one() == 0  # no guess
+
+
+def test_the_checklist_names_a_drug_product_bag_in_words(app, client, session, world, clock):
+    from tests.test_custody import Flow
+
+    flow = Flow(app, session, world, clock)
+    flow.until("thaw")
+    token = api_token(session, clock, world, "staff")
+    answer = scan(client, token, body("infuse", flow.product, partial=True)).get_json()
+    assert answer["checklist"] == [{"item": "wristband", "label": "wristband", "done": False},
+                                   {"item": "drug_product_bag", "label": "drug product bag",
+                                    "done": True}]

@@ -81,6 +81,8 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
             "step": {"type": ["string", "null"]}, "step_title": {"type": ["string", "null"]},
             "phase": {"enum": ["give", "receive", "complete"]},
             "completes_step": {"type": "boolean"},
+            "ready": {"type": "boolean", "description": "everything is scanned; send the scan "
+                                                        "again with `partial` false to record it"},
             "refusals": {"type": "array", "items": _ref("Reason")},
             "alarms": {"type": "array", "items": {
                 "type": "object", "required": ["id", "code", "severity", "message"],

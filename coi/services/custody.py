@@ -186,8 +186,8 @@ def scan(
     """Judge and record a scan of `entries` for `step_name` (default: the case's next step).
 
     `partial`: the scan page sends each code as it is scanned; an accepted partial scan is
-    not recorded (nothing happened yet) unless it completes a step that nobody signs, and a
-    refused one is recorded like any other. Raises InvalidInput for input that cannot be
+    not recorded (nothing happened yet) unless it completes a named step that nobody signs,
+    and a refused one is recorded like any other. Raises InvalidInput for input that cannot be
     judged at all (no case named, too many codes), Conflict for a reused idempotency key."""
     _check_input(entries)
     if not step_name and not partial:
@@ -246,7 +246,10 @@ def scan(
     if refusals:
         verdict = Verdict((*refusals, *verdict.refusals), verdict.alarms, verdict.units,
                           verdict.phase, verdict.expected, verdict.missing)
-    if partial and verdict.accepted and (verdict.missing or signing):
+    # A partial scan records an accepted step only when it completes a step the page named
+    # and nobody signs. A step found from the scan itself is only proposed: a scanner that
+    # fires twice must not hand a bag over to the step after the one just done.
+    if partial and verdict.accepted and (verdict.missing or signing or not step_name):
         return Outcome(verdict, case, route, step, site, None)
     if partial and verdict.accepted:  # complete, and nobody signs: the step is done now
         verdict = judge(route, state, attempt)

@@ -15,7 +15,7 @@
   const TYPED_MS_PER_CHAR = 35;
 
   const state = { case: app.dataset.case || null, step: null, entries: [], busy: false,
-                  pendingTyped: null };
+                  pendingTyped: null, ready: false, signed: false };
   let keyTimes = [];
 
   function uuid() {  // crypto.randomUUID needs a secure context; getRandomValues does not
@@ -43,7 +43,10 @@
       const typed = wasTyped(text);
       code.value = "";
       keyTimes = [];
-      if (!text) return;
+      if (!text) {  // Enter on the empty field records a complete step that nobody signs
+        if (state.ready && !state.signed) record();
+        return;
+      }
       if (typed) {
         state.pendingTyped = text;
         againBox.hidden = false;
@@ -85,6 +88,7 @@
 
   function resetStep() {
     state.entries = [];
+    state.ready = false;
     signCard.hidden = true;
     renderChecklist([]);
   }
@@ -167,12 +171,16 @@
     renderChecklist(answer.checklist);
     const missing = answer.checklist.filter((c) => !c.done).map((c) => c.label);
     const lines_ = [checkedLine(answer)];
-    if (missing.length) {
+    state.ready = answer.ready;
+    if (!answer.ready) {
       lines_.push("Still to scan: " + missing.join(", "));
       signCard.hidden = true;
     } else {
-      lines_.push("Everything is scanned: sign below to record the step.");
-      openSigning(answer.signing);
+      state.signed = Boolean(answer.signing.doer || answer.signing.verifiers);
+      lines_.push(state.signed ? "Everything is scanned: sign below to record the step."
+                               : "Everything is scanned: press Enter (or Record) to record '" +
+                                 answer.step_title + "'.");
+      openRecording(answer.signing, answer.step_title);
     }
     show("ok", "OK: " + entry.text, lines_);
     addLog("ok", entry.text + " accepted for " + answer.step_title);
@@ -183,23 +191,34 @@
       "' in its turn, your role and site, custody of the units.";
   }
 
-  function openSigning(signing) {
+  function openRecording(signing, stepTitle) {
     signCard.hidden = false;
+    $("sign-heading").textContent = state.signed ? "Sign to record this step" : "Record this step";
+    $("signer-fields").hidden = !state.signed;
     $("verifier-fields").hidden = !signing.verifiers;
-    $("sign-meaning").textContent = "Your signature means: " + (signing.doer || "authored") +
-      (signing.verifiers ? "; the verifier's: verified." : ".");
-    $("own-password").focus();
+    $("sign-meaning").textContent = state.signed
+      ? "Your signature means: " + (signing.doer || "authored") +
+        (signing.verifiers ? "; the verifier's: verified." : ".")
+      : "Nobody signs '" + stepTitle + "'.";
+    $("sign-button").textContent = state.signed ? "Sign and record" : "Record " + stepTitle;
+    if (state.signed) $("own-password").focus();
   }
 
-  $("sign-form").addEventListener("submit", async (event) => {
+  $("sign-form").addEventListener("submit", (event) => {
     event.preventDefault();
+    record();
+  });
+
+  async function record() {
     if (state.busy) return;
     state.busy = true;
     const verifiers = [];
-    if (!$("verifier-fields").hidden) {
+    if (state.signed && !$("verifier-fields").hidden) {
       verifiers.push({ username: $("verifier-username").value.trim(), password: $("verifier-password").value });
     }
-    const body = requestBody(state.entries, { partial: false, password: $("own-password").value, verifiers: verifiers });
+    const extra = { partial: false, verifiers: verifiers };
+    if (state.signed) extra.password = $("own-password").value;
+    const body = requestBody(state.entries, extra);
     $("own-password").value = ""; $("verifier-password").value = "";
     try {
       const answer = await post(body);
@@ -218,7 +237,7 @@
       state.busy = false;
       code.focus();
     }
-  });
+  }
 
   function renderChecklist(items) {
     const list = $("checklist");

@@ -16,7 +16,7 @@ from coi.identifiers import IdentifierError, UnitSerial, mod37_2
 from coi.labels import payload
 from coi.labels.decoders import decode_image
 from coi.labels.photo import PhotoError, open_photo
-from coi.models import Site
+from coi.models import UNIT_KINDS, Site
 from coi.schemas import CustodyScanIn, validate
 from coi.services import custody
 from coi.services.cases import coi_of, visible_case
@@ -140,6 +140,10 @@ def describe(outcome: Outcome, zone: str) -> dict[str, Any]:
         "step_title": step.title if step else None,
         "phase": verdict.phase,
         "completes_step": verdict.completes_step and outcome.recorded,
+        # Everything is scanned and judged right: the step is recorded on request (with the
+        # signatures the step asks for).
+        "ready": verdict.accepted and not outcome.recorded and step is not None
+        and not verdict.missing,
         "refusals": [{"code": r.code, "message": r.message} for r in verdict.refusals],
         "alarms": [{"id": a.id, "code": a.code, "severity": a.severity, "message": a.summary}
                    for a in outcome.alarms],
@@ -162,7 +166,7 @@ def describe(outcome: Outcome, zone: str) -> dict[str, Any]:
 
 def _label(item: str) -> str:
     """A missing item as people read it: a unit's grouped serial, else the kind's words."""
-    if item == WRISTBAND or len(item) != 16:
+    if item == WRISTBAND or item in UNIT_KINDS:  # ("drug_product_bag" is 16 characters too)
         return item.replace("_", " ")
     return UnitSerial.parse(item + mod37_2(item)).display
 
