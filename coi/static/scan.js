@@ -15,7 +15,7 @@
   const TYPED_MS_PER_CHAR = 35;
 
   const state = { case: app.dataset.case || null, step: null, entries: [], busy: false,
-                  pendingTyped: null, ready: false, signed: false };
+                  pendingTyped: null, ready: false, signed: false, queue: [] };
   let keyTimes = [];
 
   function uuid() {  // crypto.randomUUID needs a secure context; getRandomValues does not
@@ -124,7 +124,11 @@
   }
 
   async function submit(entry) {
-    if (state.busy) return;
+    if (state.busy) {  // scanned while the code before it is checked: judged next, in order
+      state.queue.push(entry);
+      addLog("idle", entry.text + ": checked after the code before it");
+      return;
+    }
     state.busy = true;
     show("busy", "Checking " + entry.text + " …", []);
     try {
@@ -136,6 +140,8 @@
     } finally {
       state.busy = false;
       focusEntry();
+      const next = state.queue.shift();
+      if (next) submit(next);
     }
   }
 
@@ -210,7 +216,10 @@
   });
 
   async function record() {
-    if (state.busy) return;
+    if (state.busy) {
+      show("bad", "Not recorded yet", ["A code is still being checked: record again when its answer is shown."]);
+      return;
+    }
     state.busy = true;
     const verifiers = [];
     if (state.signed && !$("verifier-fields").hidden) {
