@@ -321,3 +321,29 @@ def test_a_refusal_at_the_bedside_goes_on_the_case_of_the_bag_in_hand(app, flow,
     session.commit()
     assert outcome.case.id == flow.case.id and outcome.event.case_id == flow.case.id
     assert "other_case" in [r.code for r in outcome.verdict.refusals]
+
+
+@pytest.mark.skipif(ENGINE != "postgresql", reason="real concurrent transactions: PostgreSQL")
+def test_one_request_sent_twice_at_once_is_recorded_once_and_both_get_its_answer(flow, engine,
+                                                                                  world, clock):
+    flow.until("pack")
+    barrier = threading.Barrier(2)
+    answers: list = [None, None]
+
+    def send(index: int) -> None:
+        with Session(engine, expire_on_commit=False) as own:
+            barrier.wait()
+            outcome = custody.scan(session=own, now=clock.now(), actor=world.actor("staff"),
+                                   entries=[Entry(flow.bag)], step_name="pickup",
+                                   idempotency_key="same-request-0001")
+            own.commit()
+            answers[index] = (outcome.event.id, outcome.verdict.accepted, outcome.replayed)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers[0][:2] == answers[1][:2] and answers[0][1] is True
+    assert sorted(replayed for _id, _ok, replayed in answers) == [False, True]
+    assert [e.kind for e in flow.events()].count("handoff_give") == 1

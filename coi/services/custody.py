@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from coi.access import Actor
@@ -90,11 +91,13 @@ def case_named(session: Session, entries: list[Entry], coi_text: str | None,
         raise NoCaseNamed("None of the scanned codes names a case of this platform: scan a "
                           "unit label or a patient wristband.",
                           [{"field": "scans", "message": "No valid COI identifier or unit serial."}])
-    query = select(Case).where(Case.coi == coi.compact)
-    case = session.exec(query.with_for_update() if lock else query).first()
-    if case is None:
+    # With its route version (route_of_case then finds it in the session): one statement.
+    query = (select(Case, ProductRoute).join(ProductRoute, col(ProductRoute.id) == Case.route_id)
+             .where(Case.coi == coi.compact))
+    found = session.exec(query.with_for_update(of=Case) if lock else query).first()
+    if found is None:
         raise NotFound(f"There is no case {coi.text}.")
-    return case
+    return found[0]
 
 
 class NoCaseNamed(InvalidInput):
@@ -132,10 +135,22 @@ def record_unplaced(*, session: Session, now: datetime, actor: Actor, entries: l
 def state_of(session: Session, case: Case) -> CaseState:
     """The case as its ledger tells it: steps completed, when the last one was, a handoff
     waiting for its receiver; the units' custody from their rows (kept with the events)."""
+    return _read(session, case).state
+
+
+@dataclass(frozen=True)
+class _Read:
+    state: CaseState
+    last: CustodyEvent | None  # the chain's last event, for appending after it
+    units: dict[str, Unit]
+
+
+def _read(session: Session, case: Case) -> _Read:
     completed: list[str] = []
     last_at: datetime | None = None
     pending: Pending | None = None
-    for event in ledger.events_of(session=session, case=case):
+    events = ledger.events_of(session=session, case=case)
+    for event in events:
         if event.kind == "enrol":
             completed.append("enrol")
             last_at = event.at
@@ -146,9 +161,11 @@ def state_of(session: Session, case: Case) -> CaseState:
             body = json.loads(event.body)
             pending = Pending(body["step"], event.actor_id or 0, event.site_id or 0,
                               tuple(body["units"]), event.at)
-    units = {unit.serial: UnitState(unit.kind, unit.custodian_site_id, unit.state == "consumed")
-             for unit in session.exec(select(Unit).where(Unit.case_id == case.id))}
-    return CaseState(coi_of(case), tuple(completed), last_at, units, pending)
+    rows = {unit.serial: unit for unit in session.exec(select(Unit).where(Unit.case_id == case.id))}
+    units = {serial: UnitState(unit.kind, unit.custodian_site_id, unit.state == "consumed")
+             for serial, unit in rows.items()}
+    state = CaseState(coi_of(case), tuple(completed), last_at, units, pending)
+    return _Read(state, events[-1] if events else None, rows)
 
 
 def next_step(route: Route, state: CaseState) -> Step | None:
@@ -195,15 +212,36 @@ def scan(
         # the step after it (the scan page learns the step from its first, partial, scan).
         raise InvalidInput("Say which step this scan is for.",
                            [{"field": "step", "message": "Name the route step."}])
-    case = case_named(session, entries, coi_text, lock=True)
     request_key = _request_key(actor, idempotency_key)
-    if request_key is not None:
+    try:
+        return _scan(session, now, actor, entries, step_name, coi_text, site_id, own_password,
+                     verifiers, device, device_at, request_key, partial, remote_addr,
+                     max_failures, lock_minutes)
+    except IntegrityError:
+        # The unique request key: this request was recorded before (a retry, an offline
+        # queue sending again, or the same request racing itself). Answer as then.
+        if request_key is None:
+            raise
+        session.rollback()
         earlier = session.exec(select(CustodyEvent).where(
             CustodyEvent.request_key == request_key)).first()
-        if earlier is not None:
-            return _replay(session, earlier, case, entries, step_name)
+        if earlier is None:
+            raise
+        return _replay(session, earlier, case_named(session, entries, coi_text), entries,
+                       step_name)
+
+
+def _scan(
+    session: Session, now: datetime, actor: Actor, entries: list[Entry], step_name: str | None,
+    coi_text: str | None, site_id: int | None, own_password: str | None,
+    verifiers: list[Credential] | None, device: str | None, device_at: datetime | None,
+    request_key: str | None, partial: bool, remote_addr: str | None, max_failures: int,
+    lock_minutes: int,
+) -> Outcome:
+    case = case_named(session, entries, coi_text, lock=True)
     route = route_of_case(session, case)
-    state = state_of(session, case)
+    read = _read(session, case)
+    state = read.state
     step = route.step(step_name) if step_name and _has_step(route, step_name) else None
     if step is None and not step_name:
         step = next_step(route, state)
@@ -212,7 +250,7 @@ def scan(
                                   f"product's route (version {route.version}).") if step_name else
                            Reason("route_complete", "Every step of this case's route is recorded."),))
         return _record(session, now, actor, case, route, None, None, entries, verdict, device,
-                       device_at, request_key)
+                       device_at, request_key, read=read)
     receiving = step.handoff and state.pending is not None and state.pending.step == step.name
     site = _acting_site(session, actor, step, receiving, site_id)
     refusals: list[Reason] = []
@@ -254,7 +292,7 @@ def scan(
     if partial and verdict.accepted:  # complete, and nobody signs: the step is done now
         verdict = judge(route, state, attempt)
     return _record(session, now, actor, case, route, step, site, entries, verdict, device,
-                   device_at, request_key, signers=signers, state=state)
+                   device_at, request_key, signers=signers, read=read)
 
 
 def _check_input(entries: list[Entry]) -> None:
@@ -348,8 +386,9 @@ def _record(
     session: Session, now: datetime, actor: Actor, case: Case, route: Route, step: Step | None,
     site: Site | None, entries: list[Entry], verdict: Verdict, device: str | None,
     device_at: datetime | None, request_key: str | None, *,
-    signers: list[tuple[User, str]] | None = None, state: CaseState | None = None,
+    signers: list[tuple[User, str]] | None = None, read: _Read,
 ) -> Outcome:
+    state = read.state
     coi = coi_of(case)
     body: dict[str, Any] = {
         "step": step.name if step else None,
@@ -379,28 +418,27 @@ def _record(
         body["refusals"] = [{"code": r.code, "message": r.message} for r in verdict.refusals]
     if verdict.alarms:
         body["alarms"] = [{"code": r.code, "message": r.message} for r in verdict.alarms]
-    event = ledger.append(session=session, now=now, case=case, kind=kind, body=body,
-                          actor_id=actor.user_id, site_id=site.id if site else None,
-                          device=device, device_at=device_at, request_key=request_key)
+    # The case row is locked and its chain read (scan()): append after its last event.
+    event = ledger.append_after(session=session, now=now, case=case, last=read.last, kind=kind,
+                                body=body, actor_id=actor.user_id,
+                                site_id=site.id if site else None, device=device,
+                                device_at=device_at, request_key=request_key)
     if kind != "scan_refused" and step is not None and site is not None:
-        _apply(session, now, case, route, step, site, verdict, kind)
+        _apply(session, now, case, route, step, site, verdict, kind, read.units)
     alarms = [_raise_alarm(session, now, case, route, step, site, event, reason, actor)
               for reason in verdict.alarms]
     return Outcome(verdict, case, route, step, site, event, alarms)
 
 
-def _kind(serial: str, state: CaseState | None) -> str:
-    assert state is not None
+def _kind(serial: str, state: CaseState) -> str:
     return state.units[serial].kind
 
 
 def _apply(session: Session, now: datetime, case: Case, route: Route, step: Step, site: Site,
-           verdict: Verdict, kind: str) -> None:
+           verdict: Verdict, kind: str, units: dict[str, Unit]) -> None:
     """Keep the current-state rows (unit custody, the case's place on its route) in step with
     the event just written; the ledger stays the evidence."""
-    units = {unit.serial: unit for unit in session.exec(
-        select(Unit).where(Unit.case_id == case.id, col(Unit.serial).in_(verdict.units)))}
-    for unit in units.values():
+    for unit in (units[serial] for serial in verdict.units):
         if kind == "handoff_receive":
             unit.custodian_site_id = site.id  # type: ignore[assignment]
         if kind == "transform" and unit.kind != step.makes:
