@@ -63,6 +63,12 @@ def request_session() -> Session:
     return session
 
 
+def keep(session: Session, *rows: Any) -> None:
+    """Hold `rows` for as long as `session` lives. The session's identity map holds rows
+    weakly: a row nobody references is dropped, and a later `session.get` reads it again."""
+    session.info.setdefault("coi.kept", []).extend(rows)
+
+
 def close_request_session(_exc: BaseException | None = None) -> None:
     session = g.pop("db_session", None)
     if session is not None:

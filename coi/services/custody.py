@@ -72,6 +72,11 @@ class Outcome:
 
 def case_named(session: Session, entries: list[Entry], coi_text: str | None,
                *, lock: bool = False) -> Case:
+    return _case_and_route(session, entries, coi_text, lock=lock)[0]
+
+
+def _case_and_route(session: Session, entries: list[Entry], coi_text: str | None,
+                    *, lock: bool = False) -> tuple[Case, Route]:
     """The case a scan is about: the page's case if given, else the case of the first unit
     scanned, else the first wristband's."""
     coi: CoiId | None = None
@@ -91,13 +96,13 @@ def case_named(session: Session, entries: list[Entry], coi_text: str | None,
         raise NoCaseNamed("None of the scanned codes names a case of this platform: scan a "
                           "unit label or a patient wristband.",
                           [{"field": "scans", "message": "No valid COI identifier or unit serial."}])
-    # With its route version (route_of_case then finds it in the session): one statement.
+    # With its route version: one statement.
     query = (select(Case, ProductRoute).join(ProductRoute, col(ProductRoute.id) == Case.route_id)
              .where(Case.coi == coi.compact))
     found = session.exec(query.with_for_update(of=Case) if lock else query).first()
     if found is None:
         raise NotFound(f"There is no case {coi.text}.")
-    return found[0]
+    return found[0], masterdata.route_of(found[1])
 
 
 class NoCaseNamed(InvalidInput):
@@ -238,8 +243,7 @@ def _scan(
     request_key: str | None, partial: bool, remote_addr: str | None, max_failures: int,
     lock_minutes: int,
 ) -> Outcome:
-    case = case_named(session, entries, coi_text, lock=True)
-    route = route_of_case(session, case)
+    case, route = _case_and_route(session, entries, coi_text, lock=True)
     read = _read(session, case)
     state = read.state
     step = route.step(step_name) if step_name and _has_step(route, step_name) else None
@@ -356,7 +360,9 @@ def _acting_site(session: Session, actor: Actor, step: Step, receiving: bool,
         raise InvalidInput("You have no role at any site, so you cannot scan.")
     roles = step.to_roles if receiving else step.roles
     kind = step.to_site_kind if receiving else step.site_kind
-    rows = list(session.exec(select(Site).where(col(Site.id).in_(sites)).order_by(col(Site.id))))
+    # Found in the session without a query when users.actor_for loaded them (the request's
+    # actor); one read per site otherwise.
+    rows = [row for sid in sorted(sites) if (row := session.get(Site, sid)) is not None]
     fitting = [site for site in rows if kind in site.kinds.split()
                and any((site.id, role) in actor.grants for role in roles)]
     if len(fitting) > 1:

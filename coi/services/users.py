@@ -8,6 +8,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from coi.access import Actor, allowed, require
+from coi.db import keep
 from coi.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound, Throttled
 from coi.models import ROLES, LoginAttempt, RoleGrant, Site, User
 from coi.passwords import hash_password, password_matches, password_problem
@@ -161,6 +162,7 @@ def actor_for(*, session: Session, user: User, token_id: int | None = None) -> A
         .where(RoleGrant.user_id == user.id, col(Site.active).is_(True))
         .order_by(col(RoleGrant.id))
     ).all()
+    keep(session, *(site for _grant, site in rows))  # where the actor scans (custody)
     grants = frozenset((site.id, grant.role) for grant, site in rows)
     timezone = rows[0][1].timezone if rows else "UTC"
     return Actor(user_id=user.id, username=user.username,  # type: ignore[arg-type]
