@@ -149,7 +149,7 @@ def shoot() -> None:
         try:
             shoot_scanning(page)
         except Exception:
-            page.screenshot(path="/tmp/screenshot-failure.png", full_page=True)
+            page.screenshot(path=OUT / "failure.png", full_page=True)  # what the page showed
             raise
         browser.close()
     print(f"screenshots written to {OUT}")
