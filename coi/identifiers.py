@@ -259,6 +259,12 @@ class UnitSerial:
         stripped, base = _strip(text)
         return UnitSerial(*_parse_ours(stripped, base, unit=True))
 
+    @classmethod
+    def from_compact(cls, data: str) -> UnitSerial:
+        """The unit whose 16 data characters (as stored, without check character) are `data`:
+        for serials the platform holds, never for scanned text (that is `parse`)."""
+        return cls.parse(data + mod37_2(data))
+
 
 def _parse_ours(s: str, base: int, *, unit: bool) -> tuple[CoiId, str, int]:
     """Validate a COI identifier or unit serial (text or display form); returns the case and,

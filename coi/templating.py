@@ -9,7 +9,7 @@ from flask import Flask, g
 from markupsafe import Markup, escape
 
 from coi import access
-from coi.identifiers import IdentifierError, UnitSerial, mod37_2
+from coi.identifiers import IdentifierError, UnitSerial
 
 
 def local_time(value: datetime | None, zone: str | None = None) -> Markup:
@@ -18,14 +18,20 @@ def local_time(value: datetime | None, zone: str | None = None) -> Markup:
     if value is None:
         return Markup("")
     tz = ZoneInfo(zone or (g.actor.timezone if g.get("actor") else "UTC"))
-    local = value.astimezone(tz)
+    text = local_text(value, tz.key)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        value.isoformat(), f"{value:%Y-%m-%d %H:%M:%S} UTC ({tz.key})", escape(text))
+
+
+def local_text(value: datetime, zone: str) -> str:
+    """`value` in `zone` as plain text with the zone named: "2026-11-22 04:00 EST" (a zone
+    without a letter abbreviation is named by its offset: "UTC+05:30")."""
+    local = value.astimezone(ZoneInfo(zone))
     name = local.tzname() or ""
     if not name.isalpha():
         offset = local.strftime("%z")
         name = f"UTC{offset[:3]}:{offset[3:]}"
-    text = f"{local:%Y-%m-%d %H:%M} {name}"
-    return Markup('<time datetime="{}" title="{}">{}</time>').format(
-        value.isoformat(), f"{value:%Y-%m-%d %H:%M:%S} UTC ({tz.key})", escape(text))
+    return f"{local:%Y-%m-%d %H:%M} {name}"
 
 
 def install(app: Flask) -> None:
@@ -39,6 +45,6 @@ def install(app: Flask) -> None:
 def unit_display(compact: str) -> str:
     """A unit's 16 data characters as people read them, grouped, with the check character."""
     try:
-        return UnitSerial.parse(compact + mod37_2(compact)).display
+        return UnitSerial.from_compact(compact).display
     except IdentifierError:
         return compact

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from coi.identifiers import CoiId, IdentifierError, UnitSerial, mod37_2, parse_scan
+from coi.identifiers import CoiId, IdentifierError, UnitSerial, parse_scan
 from coi.route import Route, Step
 
 # What a route step may ask to be scanned, besides unit kinds: the patient's wristband
@@ -314,4 +314,4 @@ def _or(words: list[str] | tuple[str, ...]) -> str:
 
 
 def _unit(serial: str) -> str:
-    return UnitSerial.parse(serial + mod37_2(serial)).display
+    return UnitSerial.from_compact(serial).display

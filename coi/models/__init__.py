@@ -2,7 +2,14 @@
 
 from coi.models.audit import AuditEntry
 from coi.models.case import CASE_STATES, Case, CoiSequence
-from coi.models.custody import ALARM_STATES, SEVERITIES, Alarm, CustodyEvent, LedgerCheckpoint
+from coi.models.custody import (
+    ALARM_STATES,
+    COMPLETING_KINDS,
+    SEVERITIES,
+    Alarm,
+    CustodyEvent,
+    LedgerCheckpoint,
+)
 from coi.models.label import Label, LabelKey, LabelRevocation
 from coi.models.patient import Patient
 from coi.models.product import Product, ProductRoute
@@ -20,6 +27,7 @@ APPEND_ONLY_TABLES = (
 __all__ = [
     "ALARM_STATES",
     "APPEND_ONLY_TABLES",
+    "COMPLETING_KINDS",
     "SEVERITIES",
     "Alarm",
     "CASE_STATES",

@@ -7,6 +7,9 @@ from sqlmodel import Field, SQLModel
 
 from coi.models.types import UTCDateTime
 
+# Event kinds that complete a route step (an "enrol" event completes "enrol").
+COMPLETING_KINDS = ("step", "handoff_receive", "transform")
+
 
 class CustodyEvent(SQLModel, table=True):
     """One entry of a case's ledger: who (user, site, device) did what (kind, body: units,

@@ -14,6 +14,7 @@ from coi.access import Actor, allowed, allowed_at_any, sites_for
 from coi.errors import NotFound
 from coi.identifiers import UNIT_KIND_CODES, CoiId, UnitSerial
 from coi.models import (
+    COMPLETING_KINDS,
     AuditEntry,
     Case,
     CustodyEvent,
@@ -77,7 +78,7 @@ class CaseDetail:
     def completed(self) -> set[str]:
         """The route steps this case has done, as its ledger says."""
         return {"enrol"} | {t.body["step"] for t in self.timeline
-                            if t.event.kind in ("step", "handoff_receive", "transform")}
+                            if t.event.kind in COMPLETING_KINDS}
 
 
 @dataclass(frozen=True)

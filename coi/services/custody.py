@@ -21,7 +21,17 @@ from sqlmodel import Session, col, select
 from coi.access import Actor
 from coi.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, Throttled
 from coi.identifiers import CoiId, IdentifierError, UnitSerial, parse_scan
-from coi.models import Alarm, Case, CustodyEvent, ProductRoute, Signature, Site, Unit, User
+from coi.models import (
+    COMPLETING_KINDS,
+    Alarm,
+    Case,
+    CustodyEvent,
+    ProductRoute,
+    Signature,
+    Site,
+    Unit,
+    User,
+)
 from coi.route import Route, Step
 from coi.services import audit, ledger, masterdata, users
 from coi.services import signatures as signature_service
@@ -40,8 +50,6 @@ from coi.workflow import (
 )
 
 # Ledger event kinds written here; "enrol" and "register_unit" come from enrolment.
-COMPLETING = ("step", "handoff_receive", "transform")
-KINDS = (*COMPLETING, "handoff_give", "scan_refused")
 MAX_ENTRIES = 40  # more codes than any step needs: refused as input, not judged
 MAX_TEXT = 500
 
@@ -137,14 +145,12 @@ def record_unplaced(*, session: Session, now: datetime, actor: Actor, entries: l
                  changes={"scans": (None, [{"text": e.text, "method": e.method} for e in entries])})
 
 
-def state_of(session: Session, case: Case) -> CaseState:
-    """The case as its ledger tells it: steps completed, when the last one was, a handoff
-    waiting for its receiver; the units' custody from their rows (kept with the events)."""
-    return _read(session, case).state
-
-
 @dataclass(frozen=True)
 class _Read:
+    """The case as its ledger tells it (steps completed, when the last one was, a handoff
+    waiting for its receiver; the units' custody from their rows, kept with the events),
+    with what recording needs next: the chain's last event and the unit rows."""
+
     state: CaseState
     last: CustodyEvent | None  # the chain's last event, for appending after it
     units: dict[str, Unit]
@@ -159,7 +165,7 @@ def _read(session: Session, case: Case) -> _Read:
         if event.kind == "enrol":
             completed.append("enrol")
             last_at = event.at
-        elif event.kind in COMPLETING:
+        elif event.kind in COMPLETING_KINDS:
             completed.append(json.loads(event.body)["step"])
             last_at, pending = event.at, None
         elif event.kind == "handoff_give":

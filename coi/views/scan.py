@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 from sqlmodel import Session, col, select
 
 from coi.access import Actor, permission
 from coi.errors import InvalidInput, NotFound
-from coi.identifiers import IdentifierError, UnitSerial, mod37_2
+from coi.identifiers import IdentifierError, UnitSerial
 from coi.labels import payload
 from coi.labels.decoders import decode_image
 from coi.labels.photo import PhotoError, open_photo
@@ -21,6 +20,7 @@ from coi.schemas import CustodyScanIn, validate
 from coi.services import custody
 from coi.services.cases import coi_of, visible_case
 from coi.services.custody import Credential, Outcome
+from coi.templating import local_text
 from coi.web import actor, json_body, now, request_session
 from coi.workflow import WRISTBAND, Entry
 
@@ -168,11 +168,8 @@ def _label(item: str) -> str:
     """A missing item as people read it: a unit's grouped serial, else the kind's words."""
     if item == WRISTBAND or item in UNIT_KINDS:  # ("drug_product_bag" is 16 characters too)
         return item.replace("_", " ")
-    return UnitSerial.parse(item + mod37_2(item)).display
+    return UnitSerial.from_compact(item).display
 
 
 def _local(value: datetime | None, zone: str) -> str | None:
-    if value is None:
-        return None
-    local = value.astimezone(ZoneInfo(zone))
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+    return local_text(value, zone) if value is not None else None
