@@ -34,18 +34,20 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.extensions["coi.phi"] = PhiCipher(app.config["PHI_KEYS"], app.config["PHI_INDEX_KEY"])
     app.extensions["coi.label_signer"] = Signer(signing_key_from(app.config["LABEL_SIGNING_KEY"]),
                                                 app.config["LABEL_VERIFY_BASE_URL"])
+    app.extensions["coi.profiles"] = config.temperature_profiles(app.config["TEMPERATURE_PROFILES"])
     app.teardown_appcontext(close_request_session)
 
     from coi.api.v1 import blueprint as api_v1
     from coi.cli import cli
     from coi.labels.decoders import log_availability
-    from coi.views import admin, cases, health, home, labels, login, scan
+    from coi.views import admin, cases, health, home, labels, login, scan, shipments
 
-    for module in (login, home, cases, labels, admin, health, scan):
+    for module in (login, home, cases, labels, admin, health, scan, shipments):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(api_v1)
     app.before_request(labels.photo_upload_limit)
     app.before_request(scan.upload_limit)
+    app.before_request(shipments.upload_limit)
     csrf.init_app(app)
     csrf.exempt(api_v1)  # machines authenticate with bearer tokens, not cookies
     auth.install(app)

@@ -32,6 +32,12 @@ POLICY: dict[str, frozenset[str]] = {
     "label.revoke": frozenset({"site_staff", "qa"}),
     # Scanning is judged step by step against the route (roles, site kinds, custody).
     "scan": frozenset({"site_staff", "coordinator", "courier", "qa"}),
+    # Shipments: staff see those of their sites' cases; couriers carry them all and see them
+    # all (a shipment shows the COI identifier, never the patient).
+    "shipment.view": frozenset({"site_staff", "coordinator", "qa", "courier"}),
+    "shipment.view_any": frozenset({"courier"}),
+    "shipment.open": frozenset({"site_staff", "coordinator"}),  # at the leg's origin
+    "logger.upload": frozenset({"site_staff", "coordinator", "courier"}),
 }
 
 

@@ -1,8 +1,10 @@
-"""`flask coi ...`: database migrations, first start, demo data, PHI key rotation."""
+"""`flask coi ...`: database migrations, first start, demo data, PHI key rotation, logger
+file import."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import click
 from flask import current_app
@@ -11,9 +13,10 @@ from sqlmodel import func, select
 
 from coi import demo, migrate
 from coi.db import session_scope
-from coi.models import CustodyEvent, Patient
+from coi.errors import DomainError
+from coi.models import CustodyEvent, Patient, User
 from coi.phi import PhiCipher
-from coi.services import ledger
+from coi.services import ledger, loggers, users
 
 cli = AppGroup("coi", help="Chain-of-identity platform commands.")
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
@@ -48,6 +51,48 @@ def ledger_checkpoint() -> None:
     click.echo(f"Checkpoint signed over {heads} chain head(s).")
 
 
+@cli.command("import-logger")
+@click.argument("shipment_id", type=int)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--user", "username", required=True, help="Who imports it (recorded as the uploader).")
+@click.option("--logger", "logger_serial", default=None, help="The logger, if the shipment has several.")
+def import_logger(shipment_id: int, path: str, username: str, logger_serial: str | None) -> None:
+    """Import a logger file for a shipment (bulk back-loading), with a progress bar. The file
+    is stored verbatim and evaluated like an upload; the same file again changes nothing."""
+    clock = current_app.extensions["coi.clock"]
+    with session_scope(_engine()) as session:
+        user = session.exec(select(User).where(User.username == username)).first()
+        if user is None or not user.active:
+            raise click.ClickException(f"No active user {username!r}.")
+        me = users.actor_for(session=session, user=user)
+        with open(path, "rb") as stream, click.progressbar(length=0, label="Readings stored",
+                                                           show_pos=True) as bar:
+            def progress(count: int) -> None:
+                bar.update(count - bar.pos)
+
+            try:
+                stored = loggers.store(session=session, now=clock.now(), actor=me,
+                                       shipment_id=shipment_id, stream=stream,
+                                       filename=os.path.basename(path), via="cli",
+                                       logger_serial=logger_serial, progress=progress)
+            except DomainError as error:
+                session.rollback()
+                if isinstance(error, loggers.LoggerFileRefused):
+                    loggers.record_refusal(session=session, now=clock.now(), actor=me,
+                                           shipment_id=shipment_id, filename=os.path.basename(path),
+                                           stream=stream, reason=error.message)
+                    session.commit()
+                raise click.ClickException(error.message) from None
+        session.commit()
+    if not stored.created:
+        click.echo(f"This file was stored before (file {stored.file.id}): nothing changed.")
+        return
+    count = stored.result.reading_count if stored.result else 0
+    click.echo(f"Stored {count:,} readings as file {stored.file.id} (SHA-256 {stored.file.sha256}).")
+    for alarm in stored.alarms:
+        click.echo(f"ALARM {alarm.severity}: {alarm.summary}")
+
+
 def _engine():  # type: ignore[no-untyped-def]
     return current_app.extensions["coi.engine"]
 
@@ -72,6 +117,7 @@ def init() -> None:
             logins = [(u, demo.PASSWORD, shows) for u, _n, _g, shows in demo.PEOPLE]
         else:
             logins = demo.load(session=session, now=current_app.extensions["coi.clock"].now(),
+                               profiles=current_app.extensions["coi.profiles"],
                                cipher=current_app.extensions["coi.phi"],
                                signer=current_app.extensions["coi.label_signer"])
             click.echo("Database migrated; demo data loaded.")
@@ -85,6 +131,7 @@ def load_demo() -> None:
         if demo.is_loaded(session):
             raise click.ClickException("The database already has sites; demo data not loaded.")
         logins = demo.load(session=session, now=current_app.extensions["coi.clock"].now(),
+                           profiles=current_app.extensions["coi.profiles"],
                            cipher=current_app.extensions["coi.phi"],
                            signer=current_app.extensions["coi.label_signer"])
     _print_logins(logins)

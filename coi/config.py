@@ -14,6 +14,8 @@ from typing import Any
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from coldchain.profiles import Profile, load_profiles
+
 MODES = ("development", "testing", "production")
 
 DEFAULTS: dict[str, Any] = {
@@ -36,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "ZPL_PRINTERS": "",  # "SITECODE=host[:port],..." Zebra printers reached on raw port 9100
     "LABEL_UPLOAD_MAX_BYTES": 8 * 1024 * 1024,  # photos uploaded to the public verify page
     "LABEL_IMAGE_MAX_PIXELS": 40_000_000,  # larger images are refused (decompression bombs)
+    "LOGGER_UPLOAD_MAX_BYTES": 64 * 1024 * 1024,  # logger files (CSV, TXT, EPCIS, JSON readings)
+    "TEMPERATURE_PROFILES": None,  # a TOML file of temperature profiles; default: the built-in ones
 }
 
 SECRET_NAMES = ("SECRET_KEY", "PHI_KEYS", "PHI_INDEX_KEY", "LABEL_SIGNING_KEY")
@@ -169,3 +173,12 @@ def _missing_secrets_message(mode: str, missing: list[str]) -> str:
         "with: python -c \"from cryptography.fernet import Fernet; "
         'print(Fernet.generate_key().decode())"'
     )
+
+
+def temperature_profiles(path: str | None) -> dict[str, Profile]:
+    """The temperature profiles shipments are judged against: the built-in ones, or those of
+    the TOML file configured (same shape as coldchain/profiles.toml)."""
+    try:
+        return load_profiles(Path(path) if path else None)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"COI_TEMPERATURE_PROFILES: {error}") from None

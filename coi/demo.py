@@ -30,6 +30,13 @@ newest scans are minutes before `now`. In enrolment order (COI numbers count up 
 5. Katrin Vogel, Berlin: enrolled three days ago.
 6. Omar Haddad, Boston: enrolled yesterday, waiting for collection.
 
+Shipments and their loggers (the Shipments page): Harriet Vance's two legs, each with its
+logger file (a plain CSV export from a logger on Boston's clock outbound, JSON readings
+from the liquid-nitrogen dry shipper back), both within their profiles; Ivan Petrov's
+outbound leg, where the late courier left the shipper warm: 50 minutes above 8 C, shaded
+on the chart, with a critical `excursion_single` alarm and a minor pre-alarm; Jun
+Takahashi's shipment packed with its logger, waiting for the courier's scan to dispatch it.
+
 What to try (password for all: `demo-password-1`):
 - courier: on /scan, type Jun Takahashi's bag serial (printed with the logins) to receive
   the handoff.
@@ -39,11 +46,17 @@ What to try (password for all: `demo-password-1`):
   collection.
 - coord.mfg: Ivan Petrov's case waits for manufacturing (register a drug product bag on
   the case page, then scan both bags on /scan).
-- qa.mfg: the audit trail, and the alarms on the case pages.
+- courier: Shipments, then Ivan Petrov's shipment: the chart and its excursion; drop any
+  logger export on the upload box to see the preview (it is refused, and the refusal
+  logged, when its logger is not the shipment's).
+- qa.mfg: the audit trail, and the alarms on the case and shipment pages.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -56,9 +69,10 @@ from sqlmodel import Session, select
 from coi.access import Actor
 from coi.models import Site
 from coi.phi import PatientIdentity, PhiCipher
-from coi.services import cases, custody, enrolment, labels, ledger, masterdata, users
+from coi.services import cases, custody, enrolment, labels, ledger, loggers, masterdata, shipments, users
 from coi.services.custody import Credential, Outcome
 from coi.workflow import Entry
+from coldchain.profiles import Profile, load_profiles
 
 PASSWORD = "demo-password-1"  # noqa: S105 - published demo logins, development mode only
 REASON = "demo data set"
@@ -292,8 +306,8 @@ def is_loaded(session: Session) -> bool:
     return session.exec(select(Site)).first() is not None
 
 
-def load(*, session: Session, now: datetime, cipher: PhiCipher,
-         signer: labels.Signer) -> list[tuple[str, str, str]]:
+def load(*, session: Session, now: datetime, cipher: PhiCipher, signer: labels.Signer,
+         profiles: dict[str, Profile] | None = None) -> list[tuple[str, str, str]]:
     """Create the demo data set; returns (username, password, what they show) for each login."""
     set_up = now - timedelta(days=SET_UP_DAYS_AGO)
     sites = {code: masterdata.create_site(session=session, now=set_up, actor=None, code=code,
@@ -329,6 +343,8 @@ def load(*, session: Session, now: datetime, cipher: PhiCipher,
             _print_labels(loader, case, enrolled + timedelta(minutes=30),
                           times["collect"] - timedelta(minutes=20))
             _refused_typed_serial(loader, case, times["deliver_manufacturing"])
+        if story in SHIPPED:
+            _shipments(loader, case, times, profiles or load_profiles())
     _wrong_wristband(loader, demo["thawed"], demo["handed_over"], moment(now, WRONG_WRISTBAND))
     loader.run()
     ledger.checkpoint(session=session, now=now, signer=signer)
@@ -357,3 +373,78 @@ def _wrong_wristband(loader: _Loader, case: _Case, other: _Case, when: datetime)
                                                                    Entry(case.product)],
                                             "infuse", refused="other_case",
                                             alarms=["other_case"], case=case.coi))
+
+
+# Shipments: (leg, opened after this step, by whom, logger serial, logger zone or None,
+# received at this step (None: not yet), the readings' shape, the file's format).
+Shipped = tuple[str, str, str, str, str | None, str | None, str, str]
+SHIPPED: dict[str, list[Shipped]] = {
+    "infused": [("outbound", "pack", "nurse2.boston", "FT2L-130500109", "America/New_York",
+                 "deliver_manufacturing", "steady_cold", "csv"),
+                ("return", "release", "coord.mfg", "LN2-DS-4471", None, "deliver_treatment",
+                 "steady_ln2", "json")],
+    "at_manufacturing": [("outbound", "pack", "nurse2.boston", "FT2L-130500217", "America/New_York",
+                          "deliver_manufacturing", "warm_wait", "csv")],
+    "handed_over": [("outbound", "pack", "nurse2.boston", "FT2L-130500388", "America/New_York",
+                     None, "", "")],
+}
+READING_MINUTES = 5
+
+
+def _celsius(shape: str, minute: float) -> float:
+    """A logger's reading `minute` minutes after its shipment was opened. warm_wait: the
+    shipper warms while the courier is late (50 min above 8 C from 4 h after packing), then
+    cools again."""
+    wobble = 0.4 * math.sin(minute / 37)
+    if shape == "steady_ln2":
+        return round(-186.0 + 3 * wobble, 1)
+    if shape == "warm_wait" and 240 <= minute <= 285:
+        return round(8.6 + 1.2 * math.sin((minute - 240) / 45 * math.pi), 1)
+    if shape == "warm_wait" and 200 <= minute < 240:
+        return round(5.0 + (minute - 200) / 40 * 2.4, 1)  # drifting up through the pre-alarm
+    return round(4.8 + wobble, 1)
+
+
+def _logger_file(shape: str, fmt: str, serial: str, zone: str | None, opened: datetime,
+                 received: datetime) -> bytes:
+    minutes = range(0, int((received - opened).total_seconds() / 60) + 1, READING_MINUTES)
+    if fmt == "json":
+        return json.dumps({"logger": serial, "readings": [
+            {"at": (opened + timedelta(minutes=m)).isoformat(), "celsius": _celsius(shape, m)}
+            for m in minutes]}, indent=1).encode()
+    local = ZoneInfo(zone or "UTC")
+    rows = ["Date Time,Temperature (°C)"] + [
+        f"{(opened + timedelta(minutes=m)).astimezone(local):%Y-%m-%d %H:%M:%S},{_celsius(shape, m):.1f}"
+        for m in minutes]
+    return ("\r\n".join(rows) + "\r\n").encode()
+
+
+def _shipments(loader: _Loader, case: _Case, times: dict[str, datetime],
+               profiles: dict[str, Profile]) -> None:
+    """Open each shipment a few minutes after its packing step and, once received, upload
+    its logger file (the courier, 15 minutes after the receipt)."""
+    for leg, after, who, serial, zone, received_at, shape, fmt in SHIPPED[case.story]:
+        opened = times[after] + timedelta(minutes=3)
+        made: dict[str, int] = {}
+
+        def open_(now: datetime, leg: str = leg, who: str = who, serial: str = serial,
+                  zone: str | None = zone, made: dict[str, int] = made) -> None:
+            shipment = shipments.open_shipment(
+                session=loader.session, now=now, actor=loader.accounts[who], profiles=profiles,
+                coi_text=case.coi, leg=leg, loggers=[shipments.LoggerSpec(serial, zone)],
+                shipper_id=f"SHP-{serial[-3:]}", profile_name=None, eta=now + timedelta(hours=30))
+            made["id"] = shipment.id  # type: ignore[assignment]
+
+        loader.at(opened, open_)
+        if received_at is None:
+            continue
+        received = times[received_at]
+        data = _logger_file(shape, fmt, serial, zone, opened, received)
+
+        def upload(now: datetime, made: dict[str, int] = made, data: bytes = data,
+                   name: str = f"{serial}.{fmt}") -> None:
+            loggers.store(session=loader.session, now=now, actor=loader.accounts["courier"],
+                          shipment_id=made["id"], stream=io.BytesIO(data), filename=name,
+                          via="json" if name.endswith(".json") else "web")
+
+        loader.at(received + timedelta(minutes=15), upload)

@@ -7,9 +7,9 @@ time. Stored per version, so that every case keeps the version it started with.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from coi.vocabulary import ROLES, SITE_KINDS, UNIT_KINDS
+from coi.vocabulary import ROLES, SHIPMENT_LEGS, SITE_KINDS, UNIT_KINDS
 
 STEP_KEYS = {"name", "title", "roles", "site_kind", "scan", "verifiers", "max_hours", "sign",
              "to_roles", "to_site_kind", "makes"}
@@ -49,6 +49,8 @@ class Route:
     product: str
     version: int
     steps: tuple[Step, ...]
+    # The temperature profile each leg ships under ("outbound", "return" -> profile name).
+    shipping: dict[str, str] = field(default_factory=dict, compare=False)
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -78,7 +80,15 @@ def parse_route(text: str) -> Route:
         raise RouteError(f"step names must be unique; repeated: {', '.join(duplicates)}")
     if steps[0].name != "enrol":
         raise RouteError("the first step must be `enrol`")
-    return Route(product=product, version=version, steps=steps)
+    shipping = data.get("shipping", {})
+    if not isinstance(shipping, dict) or not all(
+            leg in SHIPMENT_LEGS and isinstance(name, str) and name for leg, name in shipping.items()):
+        raise RouteError("[shipping] maps legs (" + ", ".join(SHIPMENT_LEGS)
+                         + ") to temperature profile names")
+    unknown = sorted(set(data) - {"product", "version", "step", "shipping"})
+    if unknown:
+        raise RouteError(f"the route has unknown keys: {', '.join(unknown)}")
+    return Route(product=product, version=version, steps=steps, shipping=dict(shipping))
 
 
 def _parse_step(number: int, raw: object) -> Step:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -36,6 +37,7 @@ def local_text(value: datetime, zone: str) -> str:
 
 def install(app: Flask) -> None:
     app.add_template_filter(local_time, "localtime")
+    app.add_template_filter(json.loads, "fromjson")
     app.jinja_env.globals["allowed"] = lambda name, site=None: access.allowed(
         g.get("actor"), name, site)
     app.jinja_env.globals["app_version"] = app.config["VERSION"]

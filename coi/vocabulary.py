@@ -7,3 +7,7 @@ ROLES = ("site_staff", "coordinator", "courier", "qa", "admin")
 SITE_KINDS = ("collection", "treatment", "manufacturing", "courier_depot")
 
 UNIT_KINDS = ("apheresis_bag", "sample", "drug_product_bag")
+
+# Shipment legs: outbound (collection site to manufacturing), return (manufacturing to the
+# treating site).
+SHIPMENT_LEGS = ("outbound", "return")

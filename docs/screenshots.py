@@ -12,7 +12,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, sync_playwright
 
@@ -105,6 +107,30 @@ def shoot_scanning(page: Page) -> None:
     page.screenshot(path=OUT / "scan-refused.png")
 
 
+def shoot_shipments(page: Page) -> None:
+    with sqlite3.connect(DATABASE) as db:
+        (warm,) = db.execute("SELECT s.id FROM shipment s JOIN therapy_case c ON c.id = s.case_id "
+                             "WHERE c.last_step = 'deliver_manufacturing'").fetchone()
+        (waiting, serial) = db.execute("SELECT s.id, l.serial FROM shipment s JOIN shipment_logger l "
+                                       "ON l.shipment_id = s.id WHERE s.state != 'received'").fetchone()
+    login(page, "courier")
+    page.goto(BASE + f"/shipments/{warm}")
+    page.screenshot(path=OUT / "shipment-excursion.png", full_page=True)
+    # The waiting shipment's logger, read on the courier's laptop: its last 40 minutes, on
+    # the logger's (Boston) clock, as a plain CSV export.
+    boston = ZoneInfo("America/New_York")
+    now = datetime.now(UTC)
+    rows = ["Date Time,Temperature (°C)"] + [
+        f"{(now - timedelta(minutes=m)).astimezone(boston):%Y-%m-%d %H:%M:%S},{4.6 + m / 100:.1f}"
+        for m in range(40, -1, -5)]
+    page.goto(BASE + f"/shipments/{waiting}")
+    page.set_input_files("#file-input", files=[{
+        "name": f"{serial}.csv", "mimeType": "text/csv",
+        "buffer": ("\r\n".join(rows) + "\r\n").encode()}])
+    page.wait_for_selector(".preview")
+    page.locator("#upload").screenshot(path=OUT / "logger-preview.png")
+
+
 def shoot() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -148,6 +174,7 @@ def shoot() -> None:
         page.screenshot(path=OUT / "audit-trail.png")
         try:
             shoot_scanning(page)
+            shoot_shipments(page)
         except Exception:
             page.screenshot(path=OUT / "failure.png", full_page=True)  # what the page showed
             raise

@@ -7,6 +7,7 @@ route can ship without someone deciding who may use it."""
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -24,7 +25,7 @@ from coi.identifiers import CoiId
 from coi.labels import payload
 from coi.models import RoleGrant, Unit
 from coi.phi import PatientIdentity
-from coi.services import cases, enrolment, labels, tokens
+from coi.services import cases, enrolment, labels, loggers, shipments, tokens
 from tests.conftest import CSRF, PASSWORD, PERSONAS, World, api_token, bearer, login
 
 ANONYMOUS = "anonymous"
@@ -36,6 +37,9 @@ ADMIN = frozenset({"admin"})
 LABEL_PRINTERS = SITE_STAFF | {"coordinator"}
 UNIT_REGISTRARS = SITE_STAFF | {"coordinator"}  # coordinators: drug-product units
 SCANNERS = SITE_STAFF | {"coordinator", "qa", "courier"}  # the route judges each step
+SHIPMENT_VIEWERS = CASE_READERS | {"courier"}  # couriers carry every shipment
+SHIPMENT_OPENERS = SITE_STAFF | {"coordinator"}  # at the leg's origin
+LOGGER_UPLOADERS = SITE_STAFF | {"coordinator", "courier"}
 
 # endpoint -> the personas allowed to use it (roles only; site scoping is tested below).
 EXPECTED: dict[str, frozenset[str]] = {
@@ -61,6 +65,15 @@ EXPECTED: dict[str, frozenset[str]] = {
     "api.get_case": CASE_READERS,
     "api.register_unit": UNIT_REGISTRARS,
     "api.post_scan": SCANNERS,
+    "api.post_logger_file": LOGGER_UPLOADERS,
+    "api.post_readings": LOGGER_UPLOADERS,
+    "shipments.index": SHIPMENT_VIEWERS,
+    "shipments.open_shipment": SHIPMENT_OPENERS,
+    "shipments.show": SHIPMENT_VIEWERS,
+    "shipments.chart_svg": SHIPMENT_VIEWERS,
+    "shipments.preview_file": LOGGER_UPLOADERS,
+    "shipments.commit_file": LOGGER_UPLOADERS,
+    "shipments.raw_file": SHIPMENT_VIEWERS,
     "scan.page": SCANNERS,
     "scan.judge": SCANNERS,
     "scan.decode": SCANNERS,
@@ -92,6 +105,9 @@ class Setup:
     token_id: int
     label_id: dict[str, int]  # site code -> a printed label of that site's case
     label_token: str  # the verification token of BOS's label
+    shipment_id: dict[str, int]  # site code -> an open shipment of that site's case
+    file_id: dict[str, int]  # site code -> a logger file stored for that shipment
+    readings: dict[str, dict[str, Any]]  # site code -> a JSON readings document for it
 
 
 def enrol_case(app: Flask, session: Session, clock: FrozenClock, world: World, persona: str,
@@ -127,10 +143,24 @@ def setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Set
     session.commit()
     token = payload.token_from_text(printed["BOS"].labels[0].qr)
     assert token
+    shipment_id, file_id, readings = {}, {}, {}
+    for site, who, coi in (("BOS", "staff", bos[0]), ("BER", "outsider", ber[0])):
+        shipment = shipments.open_shipment(
+            session=session, now=clock.now(), actor=world.actor(who),
+            profiles=app.extensions["coi.profiles"], coi_text=coi, leg="outbound",
+            loggers=[shipments.LoggerSpec(f"LOG-{site}")], shipper_id=None, profile_name=None, eta=None)
+        readings[site] = {"logger": f"LOG-{site}", "readings": [
+            {"at": clock.now().isoformat(), "celsius": 5.0}]}
+        stored = loggers.store(session=session, now=clock.now(), actor=world.actor(who),
+                               shipment_id=shipment.id, via="api", filename="first.json",  # type: ignore[arg-type]
+                               stream=io.BytesIO(json.dumps(readings[site] | {"n": 1}).encode()))
+        shipment_id[site], file_id[site] = shipment.id, stored.file.id
+    session.commit()
     return Setup(coi={"BOS": bos[0], "BER": ber[0]}, serial={"BOS": bos[1], "BER": ber[1]},
                  user_id=staff2, grant_id=grant.id, token_id=token_id,  # type: ignore[arg-type]
                  label_id={site: job.rows[0].id for site, job in printed.items()},  # type: ignore[misc]
-                 label_token=token)
+                 label_token=token, shipment_id=shipment_id,  # type: ignore[arg-type]
+                 file_id=file_id, readings=readings)  # type: ignore[arg-type]
 
 
 def count(session: Session, model: type) -> int:
@@ -149,7 +179,8 @@ def url_values(rule_arguments: set[str], setup: Setup, persona: str) -> dict[str
     site = home_site(persona) if persona != ANONYMOUS else "BOS"
     known = {"coi": setup.coi[site], "serial": setup.serial[site], "user_id": setup.user_id,
              "grant_id": setup.grant_id, "token_id": setup.token_id,
-             "label_id": setup.label_id[site], "token": setup.label_token}
+             "label_id": setup.label_id[site], "token": setup.label_token,
+             "shipment_id": setup.shipment_id[site], "file_id": setup.file_id[site]}
     unknown = rule_arguments - known.keys()
     assert not unknown, f"the access test does not know what to put in {sorted(unknown)}"
     return {name: known[name] for name in rule_arguments}
@@ -182,7 +213,15 @@ def web_form(endpoint: str, persona: str, setup: Setup, world: World) -> dict[st
         "labels.revoke": {"reason": "label torn", "coi": setup.coi[site]},
         "labels.verify_photo": {"photo": (io.BytesIO(_photo()), "label.png")},
         "scan.decode": {"frame": (io.BytesIO(_photo()), "frame.png")},
+        "shipments.open_shipment": {"leg": "return" if persona == "coordinator" else "outbound",
+                                    "loggers": "LOG-NEW", "zone": "UTC"},
+        "shipments.preview_file": {"file": (io.BytesIO(readings_file(setup, site)), "r.json")},
+        "shipments.commit_file": {"file": (io.BytesIO(readings_file(setup, site)), "r.json")},
     }[endpoint]
+
+
+def readings_file(setup: Setup, site: str) -> bytes:
+    return json.dumps(setup.readings[site]).encode()
 
 
 JSON_PAGES = {"scan.judge"}
@@ -216,6 +255,8 @@ def api_body(endpoint: str, persona: str, setup: Setup) -> dict[str, Any]:
         "api.register_unit": {"kind": unit_kind(persona)},
         "api.parse_identifier": {"text": setup.coi["BOS"]},
         "api.post_scan": scan_body(persona, setup),
+        "api.post_logger_file": setup.readings[site],
+        "api.post_readings": setup.readings[site],
     }
     return bodies[endpoint]
 

@@ -41,6 +41,7 @@ def served_routes(app: Flask) -> set[tuple[str, str]]:
         for argument in rule.arguments:
             path = path.replace(f"<{argument}>", f"{{{argument}}}")
             path = path.replace(f"<string:{argument}>", f"{{{argument}}}")
+            path = path.replace(f"<int:{argument}>", f"{{{argument}}}")
         for method in (rule.methods or set()) - IGNORED_METHODS:
             found.add((path, method.lower()))
     return found

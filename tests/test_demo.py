@@ -9,7 +9,19 @@ import pytest
 from sqlmodel import col, func, select
 
 from coi import demo
-from coi.models import Alarm, Case, CustodyEvent, LabelRevocation, LedgerCheckpoint, Site, Unit, User
+from coi.models import (
+    Alarm,
+    Case,
+    CustodyEvent,
+    LabelRevocation,
+    LedgerCheckpoint,
+    LoggerFile,
+    LoggerFileResult,
+    Shipment,
+    Site,
+    Unit,
+    User,
+)
 from coi.services import custody, ledger, users
 from coi.services.cases import coi_of, serial_of
 from coi.services.custody import Credential
@@ -151,7 +163,7 @@ def test_a_thawed_case_waits_for_infusion_with_its_clock_running(loaded, session
 def test_a_late_courier_pickup_is_on_record_with_a_late_alarm(loaded, session):
     case = loaded["at_manufacturing"]
     assert (case.last_step, case.next_step) == ("deliver_manufacturing", "manufacture")
-    alarm = session.exec(select(Alarm).where(Alarm.case_id == case.id)).one()
+    alarm = session.exec(select(Alarm).where(Alarm.case_id == case.id, Alarm.kind == "custody")).one()
     assert (alarm.code, alarm.severity) == ("late", "major")
     assert "35 min past its limit of 4 h" in alarm.summary
     given = session.get(CustodyEvent, alarm.event_id)
@@ -178,3 +190,26 @@ def test_the_other_cases_are_enrolled_and_wait_for_collection(loaded, session):
     named = {c.id for c in loaded.values()}
     others = [c for c in session.exec(select(Case)) if c.id not in named]
     assert [(c.state, c.next_step) for c in others] == [("enrolled", "collect")] * 2
+
+
+def test_the_shipments_show_their_loggers_and_the_late_pickups_excursion(loaded, session):
+    def of(story: str) -> list[Shipment]:
+        return list(session.exec(select(Shipment).where(Shipment.case_id == loaded[story].id)
+                                 .order_by(Shipment.id)))
+
+    done = of("infused")
+    assert [(s.leg, s.profile, s.state) for s in done] == [
+        ("outbound", "2-8C", "received"), ("return", "lN2-vapour", "received")]
+    for shipment in done:
+        file = session.exec(select(LoggerFile).where(LoggerFile.shipment_id == shipment.id)).one()
+        assert session.get(LoggerFileResult, file.id).reading_count > 200
+    assert session.exec(select(Alarm).where(Alarm.case_id == loaded["infused"].id,
+                                            Alarm.kind == "temperature")).all() == []
+    (warm,) = of("at_manufacturing")
+    codes = {a.code: a.severity for a in session.exec(select(Alarm).where(Alarm.shipment_id == warm.id))}
+    assert codes.get("excursion_single") == "critical"
+    assert "50 min" in session.exec(select(Alarm.summary).where(
+        Alarm.shipment_id == warm.id, Alarm.code == "excursion_single")).one()
+    (waiting,) = of("handed_over")
+    assert waiting.state == "open"
+    assert session.exec(select(LoggerFile).where(LoggerFile.shipment_id == waiting.id)).all() == []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -12,7 +15,7 @@ from sqlmodel import SQLModel
 from coi import migrate
 from coi.db import for_writing
 from coi.models import APPEND_ONLY_TABLES, LoginAttempt
-from coi.services import audit, enrolment, labels, ledger, signatures
+from coi.services import audit, enrolment, labels, ledger, loggers, shipments, signatures
 from coi.services.cases import coi_of
 from tests.conftest import PASSWORD, make_case
 
@@ -42,7 +45,7 @@ def test_app_start_does_not_create_tables(app_config, tmp_path):
 
 
 @pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
-@pytest.mark.parametrize("statement", ["UPDATE {table} SET id = id", "DELETE FROM {table}"])
+@pytest.mark.parametrize("statement", ["UPDATE {table} SET {column} = {column}", "DELETE FROM {table}"])
 def test_evidence_tables_refuse_update_and_delete(app, engine, session, world, clock, table,
                                                   statement):
     # Row triggers fire per row: put a row in every evidence table first.
@@ -60,10 +63,19 @@ def test_evidence_tables_refuse_update_and_delete(app, engine, session, world, c
     labels.revoke(session=session, now=clock.now(), actor=world.actor("staff"),
                   label_id=job.rows[0].id, reason="test")
     ledger.checkpoint(session=session, now=clock.now(), signer=app.extensions["coi.label_signer"])
+    shipment = shipments.open_shipment(
+        session=session, now=clock.now(), actor=world.actor("staff"),
+        profiles=app.extensions["coi.profiles"], coi_text=coi, leg="outbound",
+        loggers=[shipments.LoggerSpec("LOG-1")], shipper_id=None, profile_name=None, eta=None)
+    document = {"logger": "LOG-1", "readings": [{"at": clock.now().isoformat(), "celsius": 5.0}]}
+    loggers.store(session=session, now=clock.now(), actor=world.actor("staff"),
+                  shipment_id=shipment.id, stream=io.BytesIO(json.dumps(document).encode()),  # type: ignore[arg-type]
+                  filename="r.json", via="api")
     session.commit()
+    column = {"logger_file_chunk": "seq", "logger_file_result": "file_id"}.get(table, "id")
     with for_writing(engine).connect() as connection:
         with pytest.raises(DBAPIError, match="append-only"):
-            connection.execute(text(statement.format(table=table)))
+            connection.execute(text(statement.format(table=table, column=column)))
             connection.commit()
 
 

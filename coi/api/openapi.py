@@ -107,6 +107,21 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
                                "due_local": {"type": ["string", "null"]},
                                "since": _STR, "since_at": {"type": ["string", "null"]}}}]},
         }},
+    "StoredLoggerFile": {"type": "object", "required": ["created", "message", "file", "alarms"],
+                         "properties": {
+        "created": {"type": "boolean"}, "message": _STR, "shipment_url": _STR,
+        "file": {"type": "object", "required": ["id", "sha256", "readings"], "properties": {
+            "id": {"type": "integer"}, "sha256": _STR, "filename": _STR, "size": {"type": "integer"},
+            "format": _STR, "logger": _STR, "shipment": {"type": "integer"},
+            "readings": {"type": ["integer", "null"]}}},
+        "alarms": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "code": _STR, "severity": _STR, "summary": _STR}}}}},
+    "Readings": {"type": "object", "required": ["readings"], "properties": {
+        "logger": _STR,
+        "readings": {"type": "array", "items": {"type": "object", "required": ["at"], "properties": {
+            "at": {"type": "string", "format": "date-time",
+                   "description": "with its offset; a time without one is refused"},
+            "celsius": {"type": "number"}, "fahrenheit": {"type": "number"}}}}}},
     "Reason": {"type": "object", "required": ["code", "message"],
                "properties": {"code": _STR, "message": _STR}},
     "CaseList": {"type": "object", "properties": {
@@ -130,6 +145,11 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
     ]},
 }
 
+_SHIPMENT = {"name": "shipment_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_STORED = {"201": {"description": "Stored and judged; alarms raised", **_json("StoredLoggerFile")},
+           "200": {"description": "The same data was stored before: nothing changed",
+                   **_json("StoredLoggerFile")},
+           "409": _PROBLEM, **_ERRORS}
 _COI = {"name": "coi", "in": "path", "required": True, "schema": _STR,
         "description": "COI identifier with its check character, e.g. A999826000001X"}
 
@@ -182,6 +202,23 @@ def document() -> dict[str, Any]:
                 "operationId": "postScan", "requestBody": _body(CustodyScanIn),
                 "responses": {"200": {"description": "The verdict", **_json("ScanVerdict")},
                               "409": _PROBLEM, **_ERRORS}}},
+            "/shipments/{shipment_id}/logger-files": {"post": {
+                "summary": "Upload a logger file for a shipment: stored verbatim, read, judged",
+                "description": "The body is the file (CSV/TXT exports, Berlinger reports, EPCIS "
+                               "2.0 documents, JSON readings). A refused file stores nothing; "
+                               "the refusal is logged.",
+                "operationId": "postLoggerFile",
+                "parameters": [_SHIPMENT, {"name": "filename", "in": "query", "schema": _STR},
+                               {"name": "logger", "in": "query", "schema": _STR,
+                                "description": "needed when the shipment has several loggers"}],
+                "requestBody": {"required": True, "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": _STORED}},
+            "/shipments/{shipment_id}/readings": {"post": {
+                "summary": "Post readings as JSON for a shipment's logger",
+                "operationId": "postReadings", "parameters": [_SHIPMENT],
+                "requestBody": {"required": True, **_json("Readings")},
+                "responses": _STORED}},
             "/identifiers/parse": {"post": {
                 "summary": "Parse scanned text into a typed identifier",
                 "operationId": "parseIdentifier", "requestBody": _body(ScanIn),

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import io
 from typing import Any
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlmodel import select
 
 from coi.access import AUTHENTICATED, PUBLIC, permission
@@ -12,8 +13,9 @@ from coi.identifiers import CoiId, Gs1Data, IsbtDin, UnitSerial, parse_scan
 from coi.models import CASE_STATES, Product, Site
 from coi.phi import PatientIdentity
 from coi.schemas import EnrolmentIn, ScanIn, UnitIn, validate
-from coi.services import cases, enrolment
+from coi.services import cases, enrolment, loggers
 from coi.views.scan import perform
+from coi.views.shipments import log_refusal, stored_document
 from coi.web import actor, cipher, json_body, now, request_session
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -89,6 +91,39 @@ def post_scan() -> Any:
     """A device's scan for one route step, judged and recorded like the scan page's. The
     verdict is the answer (200), refused or not: a refused scan is recorded too."""
     return jsonify(perform(json_body()))
+
+
+@blueprint.route("/shipments/<int:shipment_id>/logger-files", methods=["POST"])
+@permission("logger.upload")
+def post_logger_file(shipment_id: int) -> Any:
+    """A logger file as the request body (any content type), stored verbatim and evaluated.
+    `?filename=` names it, `?logger=` picks the logger when the shipment has several.
+    201 when stored, 200 when the same file was stored before (nothing changed)."""
+    return _store_body(shipment_id, request.args.get("filename") or "upload", "api")
+
+
+@blueprint.route("/shipments/<int:shipment_id>/readings", methods=["POST"])
+@permission("logger.upload")
+def post_readings(shipment_id: int) -> Any:
+    """Readings as JSON: {"logger": "SN", "readings": [{"at": "...+01:00", "celsius": 5.1}]}.
+    The body is kept verbatim like a file, so the same body twice changes nothing."""
+    loggers.check_readings_document(request.get_data(cache=True))
+    return _store_body(shipment_id, "readings.json", "json")
+
+
+def _store_body(shipment_id: int, filename: str, via: str) -> Any:
+    db, me = request_session(), actor()
+    stream = io.BytesIO(request.get_data(cache=False))
+    try:
+        stored = loggers.store(session=db, now=now(), actor=me, shipment_id=shipment_id,
+                               stream=stream, filename=filename, via=via,
+                               logger_serial=request.args.get("logger") or None,
+                               max_bytes=current_app.config["LOGGER_UPLOAD_MAX_BYTES"])
+    except loggers.LoggerFileRefused as error:
+        log_refusal(shipment_id, stream, filename, error)
+        raise
+    db.commit()
+    return jsonify(stored_document(stored, shipment_id)), 201 if stored.created else 200
 
 
 @blueprint.route("/identifiers/parse", methods=["POST"])

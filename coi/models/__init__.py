@@ -13,6 +13,16 @@ from coi.models.custody import (
 from coi.models.label import Label, LabelKey, LabelRevocation
 from coi.models.patient import Patient
 from coi.models.product import Product, ProductRoute
+from coi.models.shipment import (
+    SHIPMENT_LEGS,
+    SHIPMENT_STATES,
+    LoggerFile,
+    LoggerFileChunk,
+    LoggerFileResult,
+    LoggerReading,
+    Shipment,
+    ShipmentLogger,
+)
 from coi.models.signature import MEANINGS, Signature
 from coi.models.site import Site
 from coi.models.unit import UNIT_STATES, Unit
@@ -22,7 +32,8 @@ from coi.vocabulary import ROLES, SITE_KINDS, UNIT_KINDS
 # Evidence: the database refuses UPDATE and DELETE on these (migration triggers).
 APPEND_ONLY_TABLES = (
     "audit_entry", "signature", "login_attempt", "label_key", "label", "label_revocation",
-    "custody_event", "ledger_checkpoint")
+    "custody_event", "ledger_checkpoint", "logger_file", "logger_file_chunk", "logger_file_result",
+    "logger_reading")
 
 __all__ = [
     "ALARM_STATES",
@@ -33,6 +44,8 @@ __all__ = [
     "CASE_STATES",
     "MEANINGS",
     "ROLES",
+    "SHIPMENT_LEGS",
+    "SHIPMENT_STATES",
     "SITE_KINDS",
     "UNIT_KINDS",
     "UNIT_STATES",
@@ -45,11 +58,17 @@ __all__ = [
     "LedgerCheckpoint",
     "CoiSequence",
     "CustodyEvent",
+    "LoggerFile",
+    "LoggerFileChunk",
+    "LoggerFileResult",
+    "LoggerReading",
     "LoginAttempt",
     "Patient",
     "Product",
     "ProductRoute",
     "RoleGrant",
+    "Shipment",
+    "ShipmentLogger",
     "Signature",
     "Site",
     "Unit",

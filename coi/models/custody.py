@@ -73,3 +73,7 @@ class Alarm(SQLModel, table=True):
     actor_id: int | None = Field(default=None, foreign_key="app_user.id")
     summary: str = Field(sa_type=Text)
     rule: str = Field(sa_type=Text)  # canonical JSON
+    shipment_id: int | None = Field(default=None, foreign_key="shipment.id", index=True)
+    # What the alarm is about, for breaches found again each time data is evaluated (a logger
+    # excursion, a deadline): unique, so each is raised once however often it is seen.
+    fingerprint: str | None = Field(default=None, max_length=200, unique=True, index=True)

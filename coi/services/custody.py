@@ -33,7 +33,7 @@ from coi.models import (
     User,
 )
 from coi.route import Route, Step
-from coi.services import audit, ledger, masterdata, users
+from coi.services import audit, ledger, masterdata, shipments, users
 from coi.services import signatures as signature_service
 from coi.services.cases import coi_of
 from coi.workflow import (
@@ -460,6 +460,9 @@ def _apply(session: Session, now: datetime, case: Case, route: Route, step: Step
         session.add(unit)
     if kind == "handoff_give":
         return
+    if kind == "handoff_receive":
+        shipments.on_handoff(session=session, now=now, case_id=case.id,  # type: ignore[arg-type]
+                             giver_roles=step.roles, receiver_roles=step.to_roles)
     names = [s.name for s in route.steps]
     following = route.steps[names.index(step.name) + 1] if step.name != names[-1] else None
     case.last_step, case.last_step_at = step.name, now

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from coi.access import permission, sites_for
+from coi.access import allowed, permission, sites_for
 from coi.errors import DomainError, InvalidInput
 from coi.models import CASE_STATES, UNIT_KINDS
 from coi.phi import PatientIdentity
 from coi.schemas import EnrolmentIn, PatientCorrectionIn, UnitIn, validate
-from coi.services import cases, enrolment, masterdata, patients
+from coi.services import cases, enrolment, masterdata, patients, shipments
 from coi.web import actor, cipher, now, request_session
 
 blueprint = Blueprint("cases", __name__, url_prefix="/cases")
@@ -77,10 +77,15 @@ def enrol() -> Any:
 @blueprint.route("/<coi>")
 @permission("case.view")
 def show(coi: str) -> Any:
-    detail = cases.case_detail(session=request_session(), actor=actor(), cipher=cipher(),
-                               coi_text=coi)
+    db, me = request_session(), actor()
+    detail = cases.case_detail(session=db, actor=me, cipher=cipher(), coi_text=coi)
+    legs = shipments.legs_of(detail.case)
     return render_template("cases/detail.html", d=detail, unit_kinds=UNIT_KINDS,
-                           unseal=lambda value: patients.unseal(cipher(), value))
+                           unseal=lambda value: patients.unseal(cipher(), value),
+                           shipment_rows=shipments.of_case(session=db, case=detail.case),
+                           profiles=sorted(current_app.extensions["coi.profiles"]),
+                           open_legs=[leg for leg, (origin, _to) in legs.items()
+                                      if allowed(me, "shipment.open", origin)])
 
 
 @blueprint.route("/<coi>/units", methods=["POST"])

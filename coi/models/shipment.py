@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from coi.models.types import UTCDateTime
+from coi.vocabulary import SHIPMENT_LEGS
+
+__all__ = ["SHIPMENT_LEGS", "SHIPMENT_STATES", "LoggerFile", "LoggerFileChunk", "LoggerFileResult",
+           "LoggerReading",
+           "Shipment", "ShipmentLogger"]
+# open: packed, not yet with the courier; in_transit: the courier has it; received: delivered.
+SHIPMENT_STATES = ("open", "in_transit", "received")
+
+
+class Shipment(SQLModel, table=True):
+    """One leg of a case's journey in one shipper, watched by one or more loggers. The
+    custody handoffs move it: the courier's receipt dispatches it, the delivery receipt
+    receives it. `profile_rule` is a copy of the temperature profile as it was when the
+    shipment was opened, so a later change of the profile does not rejudge it."""
+
+    __tablename__ = "shipment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="therapy_case.id", index=True)
+    leg: str = Field(max_length=20)
+    origin_site_id: int = Field(foreign_key="site.id", index=True)
+    destination_site_id: int = Field(foreign_key="site.id", index=True)
+    shipper_id: str | None = Field(default=None, max_length=64)
+    profile: str = Field(max_length=40)
+    profile_rule: str = Field(sa_type=Text)  # canonical JSON
+    state: str = Field(default="open", max_length=20, index=True)
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    opened_by_id: int = Field(foreign_key="app_user.id")
+    eta: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    dispatched_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    received_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ShipmentLogger(SQLModel, table=True):
+    """A logger assigned to a shipment: its serial as the logger names itself in its files,
+    and the zone its clock runs in (needed only for files that state no zone)."""
+
+    __tablename__ = "shipment_logger"
+    __table_args__ = (UniqueConstraint("shipment_id", "serial"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shipment_id: int = Field(foreign_key="shipment.id", index=True)
+    serial: str = Field(max_length=64, index=True)
+    zone: str | None = Field(default=None, max_length=64)
+    assigned_at: datetime = Field(sa_type=UTCDateTime)
+    assigned_by_id: int = Field(foreign_key="app_user.id")
+
+
+class LoggerFile(SQLModel, table=True):
+    """A logger file as uploaded: the original record. Its bytes are kept verbatim in
+    `logger_file_chunk` and its SHA-256 is unique (the same file again changes nothing).
+    `report` keeps what the reader found in its header (format, zone, interval, clock
+    offset). Written before its readings; what was read from it follows in
+    `logger_file_result`. Append-only."""
+
+    __tablename__ = "logger_file"
+
+    id: int | None = Field(default=None, primary_key=True)
+    shipment_id: int = Field(foreign_key="shipment.id", index=True)
+    logger_serial: str = Field(max_length=64)
+    sha256: str = Field(max_length=64, unique=True)
+    filename: str = Field(max_length=255)
+    size: int
+    format: str = Field(max_length=40)
+    via: str = Field(max_length=10)  # web, api, json, cli
+    uploaded_at: datetime = Field(sa_type=UTCDateTime)
+    uploaded_by_id: int = Field(foreign_key="app_user.id")
+    report: str = Field(sa_type=Text)  # canonical JSON
+
+
+class LoggerFileResult(SQLModel, table=True):
+    """What was read from a logger file, written once its readings are stored: how many,
+    the span and range, duplicates dropped, rows skipped (with line and why), and readings
+    outside the shipment's window. Append-only."""
+
+    __tablename__ = "logger_file_result"
+
+    file_id: int = Field(foreign_key="logger_file.id", primary_key=True)
+    reading_count: int
+    first_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    min_celsius: float | None = None
+    max_celsius: float | None = None
+    outside_window: int = 0
+    duplicates: int = 0
+    skipped: str = Field(sa_type=Text)  # canonical JSON: [{"line", "column", "why"}], and the count
+
+
+class LoggerFileChunk(SQLModel, table=True):
+    """The raw bytes of a logger file, in pieces of at most 1 MiB, so a large file is stored
+    and read back without holding it in memory. Append-only."""
+
+    __tablename__ = "logger_file_chunk"
+
+    file_id: int = Field(foreign_key="logger_file.id", primary_key=True)
+    seq: int = Field(primary_key=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LoggerReading(SQLModel, table=True):
+    """One reading, pointing to the file it was read from and its line there. Append-only.
+    Read by shipment, logger and time (the index), the way the evaluation and the chart
+    walk them."""
+
+    __tablename__ = "logger_reading"
+    __table_args__ = (Index("ix_logger_reading_series", "shipment_id", "logger", "at"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True))
+    shipment_id: int = Field(foreign_key="shipment.id")
+    file_id: int = Field(foreign_key="logger_file.id")
+    logger: str = Field(max_length=64)
+    at: datetime = Field(sa_type=UTCDateTime)
+    celsius: float
+    line: int

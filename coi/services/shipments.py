@@ -1,0 +1,176 @@
+"""Shipments: one leg of a case's journey in a shipper watched by temperature loggers.
+
+Opened on the case page before the courier comes; the custody handoffs move it on: the
+courier's receipt dispatches it, the receipt at the destination receives it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from coi.access import Actor, allowed, allowed_at_any, require
+from coi.errors import Conflict, InvalidInput, NotFound
+from coi.models import Case, ProductRoute, Shipment, ShipmentLogger, Site
+from coi.route import Route
+from coi.services import audit, ledger, masterdata
+from coi.services.cases import case_sites, coi_of, visible_case
+from coi.vocabulary import SHIPMENT_LEGS
+from coldchain.profiles import Profile
+
+LOGGER_SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
+NOT_RECEIVED = ("open", "in_transit")
+
+
+@dataclass(frozen=True)
+class LoggerSpec:
+    serial: str
+    zone: str | None = None  # IANA name; needed only for files that state no zone
+
+
+def legs_of(case: Case) -> dict[str, tuple[int, int]]:
+    """Each leg's (origin, destination) sites."""
+    return {"outbound": (case.site_id, case.manufacturing_site_id),
+            "return": (case.manufacturing_site_id, case.site_id)}
+
+
+def route_of(session: Session, case: Case) -> Route:
+    row = session.get(ProductRoute, case.route_id)
+    assert row is not None
+    return masterdata.route_of(row)
+
+
+def open_shipment(
+    *, session: Session, now: datetime, actor: Actor, profiles: Mapping[str, Profile],
+    coi_text: str, leg: str, loggers: Sequence[LoggerSpec], shipper_id: str | None,
+    profile_name: str | None, eta: datetime | None,
+) -> Shipment:
+    """Open a shipment for a leg of the case, with its loggers and temperature profile (the
+    product's profile for the leg unless another is named). A case has at most one
+    shipment on its way at a time."""
+    case = visible_case(session=session, actor=actor, coi_text=coi_text, lock=True)
+    errors: list[dict[str, str]] = []
+    if leg not in SHIPMENT_LEGS:
+        raise InvalidInput("Choose the leg.", [{"field": "leg", "message": "Choose outbound or return."}])
+    origin, destination = legs_of(case)[leg]
+    require(actor, "shipment.open", origin, doing="open a shipment from this site")
+    name = profile_name or route_of(session, case).shipping.get(leg)
+    if not name or name not in profiles:
+        errors.append({"field": "profile", "message": "Choose a temperature profile: "
+                       + ", ".join(sorted(profiles)) + "."})
+    if not loggers:
+        errors.append({"field": "loggers", "message": "Name at least one temperature logger."})
+    for spec in loggers:
+        errors += _logger_errors(spec)
+    serials = [spec.serial for spec in loggers]
+    if len(set(serials)) != len(serials):
+        errors.append({"field": "loggers", "message": "A logger is named twice."})
+    if shipper_id is not None and not (0 < len(shipper_id) <= 64):
+        errors.append({"field": "shipper_id", "message": "At most 64 characters."})
+    if eta is not None and eta <= now:
+        errors.append({"field": "eta", "message": "The expected arrival must be in the future."})
+    if errors:
+        raise InvalidInput("The shipment was not opened: " + errors[0]["message"], errors)
+    under_way = session.exec(select(Shipment).where(
+        Shipment.case_id == case.id, col(Shipment.state).in_(NOT_RECEIVED))).first()
+    if under_way is not None:
+        raise Conflict(f"Shipment {under_way.id} of this case is not received yet; a case has one "
+                       "shipment on its way at a time.")
+    assert name is not None
+    shipment = Shipment(case_id=case.id, leg=leg, origin_site_id=origin,  # type: ignore[arg-type]
+                        destination_site_id=destination, shipper_id=shipper_id or None,
+                        profile=name, profile_rule=ledger.canonical(profiles[name].as_rule()),
+                        opened_at=now, opened_by_id=actor.user_id, eta=eta)
+    session.add(shipment)
+    session.flush()
+    for spec in loggers:
+        session.add(ShipmentLogger(shipment_id=shipment.id,  # type: ignore[arg-type]
+                                   serial=spec.serial, zone=spec.zone, assigned_at=now,
+                                   assigned_by_id=actor.user_id))
+    session.flush()
+    audit.record(session=session, now=now, actor=actor, entity="shipment", entity_id=shipment.id,
+                 action="create", reason=f"Shipment opened for {coi_of(case).text}",
+                 changes={"leg": (None, leg), "profile": (None, name),
+                          "loggers": (None, ", ".join(serials)), "shipper_id": (None, shipper_id),
+                          "eta": (None, eta)})
+    return shipment
+
+
+def _logger_errors(spec: LoggerSpec) -> list[dict[str, str]]:
+    errors = []
+    if not LOGGER_SERIAL.fullmatch(spec.serial):
+        errors.append({"field": "loggers", "message": f"{spec.serial!r} is not a logger serial "
+                       "(letters, digits and . _ : / -, up to 64)."})
+    if spec.zone:
+        try:
+            ZoneInfo(spec.zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            errors.append({"field": "loggers", "message": f"{spec.zone!r} is not a time zone name "
+                           "(e.g. Europe/Berlin)."})
+    return errors
+
+
+def on_handoff(*, session: Session, now: datetime, case_id: int, giver_roles: Sequence[str],
+               receiver_roles: Sequence[str]) -> None:
+    """Move the case's shipment on when a handoff completes: a courier's receipt dispatches
+    it, a receipt from a courier receives it. Conditional updates: a shipment moves once."""
+    if "courier" in receiver_roles:
+        session.execute(update(Shipment)
+                        .where(col(Shipment.case_id) == case_id, col(Shipment.state) == "open")
+                        .values(state="in_transit", dispatched_at=now))
+    elif "courier" in giver_roles:
+        session.execute(update(Shipment)
+                        .where(col(Shipment.case_id) == case_id, col(Shipment.state) == "in_transit")
+                        .values(state="received", received_at=now))
+
+
+@dataclass(frozen=True)
+class ShipmentView:
+    shipment: Shipment
+    case: Case
+    loggers: list[ShipmentLogger]
+    origin: Site
+    destination: Site
+
+    @property
+    def coi(self) -> str:
+        return coi_of(self.case).text
+
+
+def visible_shipment(*, session: Session, actor: Actor, shipment_id: int) -> ShipmentView:
+    """The shipment if the reader may see it: staff of its case's sites, and couriers."""
+    shipment = session.get(Shipment, shipment_id)
+    case = session.get(Case, shipment.case_id) if shipment else None
+    if shipment is None or case is None or not (
+            allowed_at_any(actor, "shipment.view", case_sites(case)) or allowed(actor, "shipment.view_any")):
+        raise NotFound(f"No shipment {shipment_id} that you may see.")
+    return _view(session, shipment, case)
+
+
+def _view(session: Session, shipment: Shipment, case: Case) -> ShipmentView:
+    loggers = list(session.exec(select(ShipmentLogger).where(ShipmentLogger.shipment_id == shipment.id)
+                                .order_by(col(ShipmentLogger.id))))
+    origin = session.get(Site, shipment.origin_site_id)
+    destination = session.get(Site, shipment.destination_site_id)
+    assert origin is not None and destination is not None
+    return ShipmentView(shipment, case, loggers, origin, destination)
+
+
+def of_case(*, session: Session, case: Case) -> list[Shipment]:
+    return list(session.exec(select(Shipment).where(Shipment.case_id == case.id)
+                             .order_by(col(Shipment.id))))
+
+
+def under_way(*, session: Session, actor: Actor, limit: int = 200) -> list[ShipmentView]:
+    """Shipments not yet received that the reader may see, oldest first."""
+    rows = session.exec(select(Shipment, Case).join(Case, col(Case.id) == Shipment.case_id)
+                        .where(col(Shipment.state).in_(NOT_RECEIVED))
+                        .order_by(col(Shipment.opened_at), col(Shipment.id)).limit(limit)).all()
+    courier = allowed(actor, "shipment.view_any")
+    return [_view(session, shipment, case) for shipment, case in rows
+            if courier or allowed_at_any(actor, "shipment.view", case_sites(case))]

@@ -1,0 +1,142 @@
+// Logger file upload on the shipment page: drop or choose a file, watch it upload, read the
+// preview of what the server found in it, then commit it (the same file is sent again with
+// the SHA-256 the preview showed, so what is stored is what was shown). Nothing is stored
+// before the commit.
+(function () {
+  "use strict";
+  const form = document.getElementById("upload-form");
+  if (!form) return;
+  const zone = document.getElementById("dropzone");
+  const input = document.getElementById("file-input");
+  const bar = document.getElementById("upload-progress");
+  const answer = document.getElementById("upload-answer");
+  const maxBytes = Number(form.dataset.maxBytes);
+  let busy = false;
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, v));
+    children.forEach((c) => node.append(c));
+    return node;
+  }
+
+  function send(url, file, extra) {
+    return new Promise((resolve) => {
+      const data = new FormData();
+      data.append("csrf_token", form.querySelector("[name=csrf_token]").value);
+      const logger = form.querySelector("[name=logger]");
+      if (logger) data.append("logger", logger.value);
+      Object.entries(extra || {}).forEach(([k, v]) => data.append(k, v));
+      data.append("file", file, file.name);
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", url);
+      xhr.setRequestHeader("Accept", "application/json");
+      bar.hidden = false;
+      bar.value = 0;
+      xhr.upload.onprogress = (event) => {
+        if (event.lengthComputable) bar.value = (100 * event.loaded) / event.total;
+      };
+      xhr.onload = () => {
+        bar.value = 100;
+        let body = null;
+        try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+        resolve({ status: xhr.status, body });
+      };
+      xhr.onerror = () => resolve({ status: 0, body: null });
+      xhr.send(data);
+    });
+  }
+
+  function showProblem(result) {
+    const body = result.body || {};
+    const box = el("div", { class: "verdict refused", role: "alert" },
+      el("p", {}, el("b", {}, body.title || (result.status ? "Refused" : "The upload did not reach the server")),
+        " ", body.detail || (result.status === 413 ? "The file is larger than the upload limit." :
+          "Check the connection and try again.")));
+    const errors = (body.errors || []).map((e) => el("li", {}, e.message));
+    if (errors.length > 1) box.append(el("ul", {}, ...errors));
+    answer.replaceChildren(box);
+  }
+
+  function reading(r) {
+    return r ? `${r.celsius.toFixed(2)} °C at ${r.local}` : "–";
+  }
+
+  function showPreview(file, p) {
+    const rows = [
+      ["Format", p.format + (p.zone ? ` · times read as ${p.zone}` : "")],
+      ["Logger", p.logger],
+      ["Readings", p.count.toLocaleString() + (p.duplicates ? ` (${p.duplicates} duplicate rows dropped)` : "")],
+      ["First", reading(p.first)],
+      ["Last", reading(p.last)],
+      ["Range", `${p.min_celsius.toFixed(2)} to ${p.max_celsius.toFixed(2)} °C`],
+      ["Shipment window", `${p.window.start} to ${p.window.end}`],
+    ];
+    if (p.outside_window) rows.push(["Outside the window", `${p.before_window} before, ${p.after_window} after (kept, not judged)`]);
+    if (p.clock_offset_s) rows.push(["Logger clock", `${p.clock_offset_s} s off; times corrected`]);
+    rows.push(["Skipped", p.skipped_count ? `${p.skipped_count} row(s), see below` : "nothing"]);
+    const list = el("dl", {});
+    rows.forEach(([k, v]) => list.append(el("dt", {}, k), el("dd", {}, String(v))));
+    const box = el("div", { class: "preview" }, el("h3", {}, `Preview of ${p.filename}`), list);
+    if (p.skipped.length) {
+      box.append(el("ul", { class: "skipped" }, ...p.skipped.map((s) =>
+        el("li", {}, `line ${s.line ?? "?"}${s.column ? ", column " + s.column : ""}: ${s.why}`))));
+    }
+    if (p.already) {
+      box.append(el("p", { class: "verdict" }, `This file was stored before (file ${p.already.file}, ` +
+        `shipment ${p.already.shipment}, ${p.already.uploaded_at}): storing it again changes nothing.`));
+    }
+    const commit = el("button", { type: "button", class: "primary", id: "commit" },
+      p.already ? "Close" : `Store ${p.count.toLocaleString()} readings`);
+    const cancel = el("button", { type: "button" }, "Cancel");
+    commit.addEventListener("click", async () => {
+      if (p.already) { answer.replaceChildren(); return; }
+      commit.disabled = cancel.disabled = true;
+      const result = await send(form.dataset.commit, file, { sha256: p.sha256 });
+      if (result.status === 200 || result.status === 201) {
+        const alarms = (result.body.alarms || []).map((a) => el("li", { class: "sev-" + a.severity }, `${a.severity}: ${a.summary}`));
+        answer.replaceChildren(el("div", { class: "verdict accepted", role: "status" },
+          el("p", {}, el("b", {}, result.body.message)),
+          alarms.length ? el("ul", { class: "alarms" }, ...alarms) : "",
+          el("p", {}, el("a", { href: result.body.shipment_url }, "Show the updated chart"))));
+      } else {
+        showProblem(result);
+      }
+      busy = false;
+    });
+    cancel.addEventListener("click", () => { answer.replaceChildren(); busy = false; });
+    box.append(el("p", {}, commit, " ", cancel));
+    answer.replaceChildren(box);
+  }
+
+  async function take(file) {
+    if (!file || busy) return;
+    if (file.size > maxBytes) {
+      showProblem({ status: 413, body: { title: "Too large", detail: `${file.name} is ${file.size.toLocaleString()} bytes; the limit is ${maxBytes.toLocaleString()}.` } });
+      return;
+    }
+    busy = true;
+    answer.replaceChildren(el("p", { class: "muted" }, `Reading ${file.name}…`));
+    const result = await send(form.action, file);
+    if (result.status === 200) {
+      showPreview(file, result.body);
+    } else {
+      showProblem(result);
+      busy = false;
+    }
+  }
+
+  input.addEventListener("change", () => take(input.files[0]));
+  ["dragenter", "dragover"].forEach((name) => zone.addEventListener(name, (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  }));
+  ["dragleave", "drop"].forEach((name) => zone.addEventListener(name, () => zone.classList.remove("over")));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    take(event.dataTransfer.files[0]);
+  });
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") input.click();
+  });
+})();

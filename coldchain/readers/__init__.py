@@ -1,0 +1,70 @@
+"""The front door: `read` looks at the first 64 KB of a logger file, picks the reader for its
+format (one small reader per format, chosen by detection; the generic delimited reader when
+no vendor format is recognised) and returns the Source with its readings still to be read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import BinaryIO
+
+from coldchain.model import ReadOptions, Source
+from coldchain.readers import (
+    berlinger,
+    delimited,
+    envlogger,
+    epcis,
+    hobo,
+    ibutton,
+    rotronic,
+    tinytag,
+)
+from coldchain.readers.common import refuse
+from coldchain.readers.readings_json import read_json_readings
+from coldchain.readers.text import Text
+
+__all__ = ["read", "read_json_readings"]
+
+Detector = Callable[[Text], bool]
+Reader = Callable[[Text, ReadOptions], Source]
+NO_OPTIONS = ReadOptions()  # frozen: safe to share as the default
+
+
+def _is_json(text: Text) -> bool:
+    first = next((line.lstrip() for line in text.head if line.strip()), "")
+    return first.startswith("{")
+
+
+def _read_json(text: Text, options: ReadOptions) -> Source:
+    try:
+        document = json.loads(text.read_all())
+    except ValueError as error:
+        raise refuse(f"the file looks like JSON but is not valid JSON ({error})") from None
+    if isinstance(document, dict) and "readings" in document:
+        return read_json_readings(document, options=options)
+    if epcis.is_epcis(document):
+        return epcis.read_jsonld(document, options)
+    raise refuse('the JSON is neither an EPCIS document nor readings ({"logger": ..., "readings": [...]})')
+
+
+# First match wins; the order puts the most specific signatures first.
+READERS: tuple[tuple[Detector, Reader], ...] = (
+    (_is_json, _read_json),
+    (epcis.detect_xml, epcis.read_xml),
+    (berlinger.detect, berlinger.read),
+    (ibutton.detect, ibutton.read),
+    (envlogger.detect, envlogger.read),
+    (rotronic.detect, rotronic.read),
+    (tinytag.detect, tinytag.read),
+    (hobo.detect, hobo.read),
+)
+
+
+def read(stream: BinaryIO, *, name: str = "", options: ReadOptions = NO_OPTIONS) -> Source:
+    """Read a logger file. Raises Unreadable when the whole file must be refused; rows that
+    cannot be read land in `source.problems` as the readings are consumed."""
+    text = Text(stream, name)
+    for detect, reader in READERS:
+        if detect(text):
+            return reader(text, options)
+    return delimited.read(text, options)

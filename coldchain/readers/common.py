@@ -1,0 +1,210 @@
+"""What the readers share: building a Source whose readings are read lazily, the bounded
+lists of skipped rows and problems, time zones, units, logger ids and the logging interval."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+
+from coldchain.model import Problem, Reading, ReadOptions, Source, Unreadable
+
+KEEP = 100  # skipped rows and problems kept in full; the rest are counted in meta
+
+RowReader = Callable[["Notes"], Iterator[Reading]]
+
+
+class Notes:
+    """Fills a Source's `skipped` and `problems` as rows are met: the first 100 of each are
+    kept, all are counted in meta ("skipped_count", "problem_count")."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.skipped = 0
+        self.problems = 0
+        source.meta["skipped_count"] = "0"
+        source.meta["problem_count"] = "0"
+
+    def skip(self, line: int | None, column: str | None, why: str) -> None:
+        self.skipped += 1
+        if len(self.source.skipped) < KEEP:
+            self.source.skipped.append(Problem(line, column, why))
+        self.source.meta["skipped_count"] = str(self.skipped)
+
+    def problem(self, line: int | None, column: str | None, why: str) -> None:
+        self.problems += 1
+        if len(self.source.problems) < KEEP:
+            self.source.problems.append(Problem(line, column, why))
+        self.source.meta["problem_count"] = str(self.problems)
+
+
+def make_source(*, format: str, logger_id: str | None, zone: str | None, interval: timedelta | None,
+                meta: dict[str, str], rows: RowReader, clock_offset: timedelta | None = None) -> Source:
+    """A Source whose readings come from `rows(notes)`, read only as they are consumed; when
+    they run out, meta["reading_count"] says how many there were."""
+    source = Source(format=format, logger_id=logger_id, zone=zone, interval=interval, readings=iter(()),
+                    meta=meta, clock_offset=clock_offset)
+    source.readings = _counted(source, rows(Notes(source)))
+    return source
+
+
+def _counted(source: Source, readings: Iterator[Reading]) -> Iterator[Reading]:
+    count = 0
+    for reading in readings:
+        count += 1
+        yield reading
+    source.meta["reading_count"] = str(count)
+
+
+def refuse(why: str, line: int | None = None, column: str | None = None) -> Unreadable:
+    return Unreadable(Problem(line, column, why))
+
+
+# ------------------------------------------------------------------ logger
+
+def choose_logger(stated: str | None, options: ReadOptions, meta: dict[str, str]) -> str:
+    """The file's logger id wins; the caller's is used when the file names none."""
+    if stated:
+        if options.logger_id and options.logger_id != stated:
+            meta["logger_note"] = (f"the file names logger {stated}; the given {options.logger_id} "
+                                   "was not used")
+        return stated
+    if options.logger_id:
+        return options.logger_id
+    raise refuse("the file names no logger; say which logger it is from")
+
+
+# ------------------------------------------------------------------ time zones
+
+_STATED_OFFSET = re.compile(r"\b(?:GMT|UTC)(?:\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?)?(?![\w+-])")
+
+
+def fixed_zone(offset: timedelta) -> timezone:
+    return UTC if not offset else timezone(offset, offset_name(offset))
+
+
+def offset_name(offset: timedelta) -> str:
+    if not offset:
+        return "UTC"
+    sign = "-" if offset < timedelta(0) else "+"
+    minutes = abs(offset) // timedelta(minutes=1)
+    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def stated_offset(text: str) -> timezone | None:
+    """A zone written as 'GMT+01:00', 'UTC+0000', 'GMT-5' or plain 'UTC' / 'GMT'."""
+    match = _STATED_OFFSET.search(text)
+    if not match:
+        return None
+    sign, hours, minutes = match.groups()
+    if not sign:
+        return UTC
+    offset = timedelta(hours=int(hours), minutes=int(minutes or 0))
+    return fixed_zone(-offset if sign == "-" else offset)
+
+
+def zone_name(zone: tzinfo) -> str:
+    key = getattr(zone, "key", None)
+    if isinstance(key, str):
+        return key
+    if isinstance(zone, timezone):
+        return offset_name(zone.utcoffset(None))
+    return str(zone)
+
+
+def choose_zone(stated: tzinfo | None, options: ReadOptions, meta: dict[str, str], *,
+                sample: datetime | None = None, untrusted: str | None = None) -> tzinfo:
+    """The zone the file states wins; the configured one is used when it states none. `sample`
+    (a local time from the file) is where a disagreement between the two is looked for;
+    `untrusted` is an ambiguous abbreviation the file gives instead of a zone."""
+    if stated is not None:
+        if options.zone is not None and sample is not None and \
+                options.zone.utcoffset(sample) != stated.utcoffset(sample):
+            meta["zone_note"] = (f"the file states {zone_name(stated)}; the configured zone "
+                                 f"{zone_name(options.zone)} was not used")
+        return stated
+    if options.zone is not None:
+        if untrusted:
+            meta["zone_note"] = (f"the file gives its zone only as '{untrusted}', which is ambiguous; "
+                                 f"times were read in the configured zone {zone_name(options.zone)}")
+        return options.zone
+    if untrusted:
+        raise refuse(f"the file gives its time zone only as '{untrusted}', an abbreviation that names "
+                     "several zones, so it is not trusted: the file states no usable time zone; "
+                     "configure the logger's zone")
+    raise refuse("the file states no time zone; configure the logger's zone")
+
+
+_NAIVE_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - the counterpart of local wall-clock times
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Localiser:
+    """Local wall-clock times to UTC in one zone. A time that does not exist (clocks went
+    forward) or happened twice (clocks went back) gives the reason instead of a guess.
+    (UTC is reached by arithmetic from the epoch: much faster than replace + astimezone.)"""
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self.fixed_base = _UTC_EPOCH - zone.utcoffset(None) if isinstance(zone, timezone) else None
+
+    def __call__(self, local: datetime) -> datetime | str:
+        if local.tzinfo is not None:
+            return local.astimezone(UTC)
+        if self.fixed_base is not None:
+            return (local - _NAIVE_EPOCH) + self.fixed_base
+        offset = local.replace(tzinfo=self.zone).utcoffset()
+        if offset is not None and offset == local.replace(tzinfo=self.zone, fold=1).utcoffset():
+            return (local - _NAIVE_EPOCH) + (_UTC_EPOCH - offset)
+        first = local.replace(tzinfo=self.zone)
+        shown = local.isoformat(sep=" ")
+        if first.astimezone(UTC).astimezone(self.zone).replace(tzinfo=None) != local:
+            return (f"the local time {shown} does not exist in {zone_name(self.zone)} (the clocks went "
+                    "forward then); the reading cannot be placed in time")
+        return (f"the local time {shown} happened twice in {zone_name(self.zone)} (the clocks went back "
+                "then) and the file does not say which; the reading cannot be placed in time")
+
+
+# ------------------------------------------------------------------ units
+
+_DEGREE_UNIT = re.compile(r"(?:°|º|\bdeg(?:rees?)?\.?)\s*([CF])(?![a-z])", re.IGNORECASE)
+_WORD_UNIT = re.compile(r"\b(celsius|fahrenheit)\b", re.IGNORECASE)
+_BARE_UNIT = re.compile(r"(?:^|[\s,(\[/])([CF])(?=$|[\s,)\]/])")
+
+
+def units_in(text: str) -> set[str]:
+    """The temperature units ("C", "F") a header or preamble text names: '°F', 'degC',
+    'Celsius', or a lone C or F ('Temp, F', 'Value (C)')."""
+    found = {m.group(1).upper() for m in _DEGREE_UNIT.finditer(text)}
+    found |= {m.group(1)[0].upper() for m in _WORD_UNIT.finditer(text)}
+    if not found:
+        found = {m.group(1) for m in _BARE_UNIT.finditer(text)}
+    return found
+
+
+def to_celsius(value: float, unit: str) -> float:
+    if unit == "F":
+        return (value - 32) * 5 / 9
+    if unit == "K":
+        return value - 273.15
+    return value
+
+
+# ------------------------------------------------------------------ interval
+
+def usual_step(times: Sequence[datetime]) -> timedelta | None:
+    """The most common gap between consecutive times (the first 50 are enough)."""
+    steps = Counter(b - a for a, b in zip(times[:50], times[1:50], strict=False) if b > a)
+    return steps.most_common(1)[0][0] if steps else None
+
+
+def note_interval(stated: timedelta | None, seen: Sequence[datetime],
+                  meta: dict[str, str]) -> timedelta | None:
+    """The stated interval, else the one the readings show; a disagreement goes into meta."""
+    usual = usual_step(seen)
+    if stated is None:
+        return usual
+    if usual is not None and usual != stated:
+        meta["interval_note"] = f"the file states readings every {stated}, but they are {usual} apart"
+    return stated

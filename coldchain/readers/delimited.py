@@ -1,0 +1,509 @@
+"""Delimited text exports (CSV, semicolon or tab separated): the generic reader, which the
+vendor readers wrap with what their preambles tell (zone, logger, unit, date order).
+
+Detection looks at the first 64 KB: the delimiter and the first row holding a time, the
+header above it, the time column (one date-and-time cell, or a date cell followed by a time
+cell), the temperature column, its unit, the decimal mark and the day/month order. Whatever
+it cannot settle is refused with the candidates named, never guessed; a ColumnMapping in the
+options says it instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from math import isfinite
+
+from coldchain.model import ColumnMapping, Reading, ReadOptions, Source
+from coldchain.readers.common import (
+    Localiser,
+    Notes,
+    choose_logger,
+    choose_zone,
+    fixed_zone,
+    make_source,
+    note_interval,
+    refuse,
+    stated_offset,
+    to_celsius,
+    units_in,
+    zone_name,
+)
+from coldchain.readers.text import Text
+
+DELIMITERS = (",", ";", "\t")
+ORDERS = ("DMY", "MDY", "YMD")
+_ORDER_WORDS = {"DMY": "day first", "MDY": "month first", "YMD": "year first"}
+
+_CLOCK = r"(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?(?:\s*([AaPp])\.?[Mm]\.?)?"
+_STAMP = re.compile(rf"^(\d{{1,4}})([./-])(\d{{1,2}})\2(\d{{1,4}})"  # a date, maybe a clock and an offset
+                    rf"(?:(?:T|\s+){_CLOCK}\s*(Z|[+-]\d\d(?::?\d\d)?)?)?$")
+_TIME_OF_DAY = re.compile(rf"^{_CLOCK}$")
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_TEMPERATURE_NAME = re.compile(r"temp|^t(?:\s*[\[(].*)?$", re.IGNORECASE)
+_NOT_TEMPERATURE = re.compile(r"dew|heat|index|%", re.IGNORECASE)
+_ZONE_LINE = re.compile(r"time\s*zone", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What a vendor reader learnt from the file's preamble. Everything here is stated by
+    the file itself (a caller's wishes go in ReadOptions)."""
+
+    format: str = "generic-csv"
+    logger_id: str | None = None
+    zone: tzinfo | None = None
+    untrusted_zone: str | None = None  # an ambiguous abbreviation such as 'CST'
+    unit: str | None = None  # "C" or "F"
+    first_date: date | None = None  # the date of the first reading: settles the day/month order
+    interval: timedelta | None = None
+    clock_offset: timedelta | None = None
+    header_line: int | None = None  # 1-based
+    value_column: str | int | None = None
+    unit_column: str | int | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Stamp:
+    """A time cell split into its parts, before the day/month order is known."""
+
+    text: str
+    fields: tuple[str, str, str]
+    separator: str
+    clock: tuple[int, int, int, int, str]  # hour, minute, second, microsecond, 'A'/'P'/''
+    offset: timezone | None
+
+
+@dataclass
+class _Layout:
+    delimiter: str
+    data_line: int
+    time_column: int
+    date_column: int | None
+    header: list[str] | None = None
+
+
+def split_cells(line: str, delimiter: str) -> list[str]:
+    if '"' in line:
+        return next(csv.reader([line], delimiter=delimiter))
+    return line.split(delimiter)
+
+
+def read(text: Text, options: ReadOptions, hints: Hints = Hints()) -> Source:
+    """Read a delimited export; `hints` carry what a vendor reader found in the preamble."""
+    mapping = options.mapping
+    layout = _find_layout(text.head, mapping, hints)
+    header = layout.header
+    meta = dict(hints.meta)
+
+    def name(column: int) -> str:
+        if header and column < len(header) and header[column].strip():
+            return header[column].strip()
+        return f"{column + 1}"
+
+    if mapping is not None:
+        layout.time_column = _column(mapping.time, header, "time")
+        layout.date_column = None if mapping.date is None else _column(mapping.date, header, "date")
+        value_column = _column(mapping.value, header, "value")
+    elif hints.value_column is not None:
+        value_column = _column(hints.value_column, header, "value")
+    else:
+        value_column = _temperature_column(layout)
+    unit_column = _unit_column(hints, header)
+    rows = [(n, split_cells(line, layout.delimiter)) for n, line in enumerate(text.head, 1)
+            if n >= layout.data_line and line.strip()]
+    decimal = _decimal(mapping, [cells[value_column].strip() for _, cells in rows
+                                 if value_column < len(cells)])
+    unit = None if unit_column is not None else _unit(header[value_column] if header and
+                                                        value_column < len(header) else "", hints, mapping)
+    parse = _time_parser(layout, rows, mapping, hints)
+
+    used = {c for c in (layout.time_column, layout.date_column, value_column, unit_column) if c is not None}
+    needed = max(used)
+    stamps: list[datetime] = []
+    for _, cells in rows:
+        if len(cells) > needed and _number(cells[value_column].strip(), decimal) is not None:
+            at = parse(cells)
+            if isinstance(at, datetime):
+                stamps.append(at)
+            if len(stamps) >= 50:
+                break
+    zone_in_header = stated_offset(" ".join(name(c) for c in (layout.time_column, layout.date_column)
+                                            if c is not None)) if header else None
+    stated = zone_in_header or hints.zone or _zone_in_preamble(text.head[:layout.data_line - 1])
+    offsets_per_row = bool(stamps) and stamps[0].tzinfo is not None
+    if offsets_per_row:
+        stated = stamps[0].tzinfo
+    zone = choose_zone(stated, options, meta, sample=stamps[0].replace(tzinfo=None) if stamps else None,
+                       untrusted=None if stated else hints.untrusted_zone)
+    logger_id = choose_logger(hints.logger_id, options, meta)
+    interval = note_interval(hints.interval, stamps, meta)
+    if text.complete and not stamps:
+        meta["no_readings"] = "the file has a header but no readings"
+    meta["unit"] = unit or "per row"
+    if decimal == ",":
+        meta["decimal"] = "comma"
+
+    to_utc = Localiser(zone)
+    time_name = name(layout.time_column)
+    value_name = name(value_column)
+
+    def readings(notes: Notes) -> Iterator[Reading]:
+        for number, line in text.lines():
+            if number < layout.data_line:
+                continue
+            cells = split_cells(line, layout.delimiter)
+            if len(cells) <= needed:
+                if not line.replace(layout.delimiter, "").strip():
+                    continue  # a blank row
+                notes.problem(number, None, f"the row has {len(cells)} cells; the temperature was expected "
+                                            f"in column {value_column + 1} ('{value_name}')")
+                continue
+            raw = cells[value_column].strip()
+            if not raw:
+                if not line.replace(layout.delimiter, "").strip():
+                    continue  # a blank row
+                events = [f"{name(i)}: {cell.strip()}" for i, cell in enumerate(cells)
+                          if i not in used and cell.strip() and _number(cell.strip(), decimal) is None]
+                notes.skip(number, value_name, "no temperature on this row" +
+                           (f" (event {'; '.join(events)})" if events else ""))
+                continue
+            value = _number(raw, decimal)
+            if value is None:
+                notes.problem(number, value_name, f"'{raw}' is not a temperature (a number like "
+                                                  f"{'5,1' if decimal == ',' else '5.1'} was expected)")
+                continue
+            row_unit = unit
+            if unit_column is not None:
+                row_unit = cells[unit_column].strip().upper()
+                if row_unit not in ("C", "F"):
+                    notes.problem(number, name(unit_column), f"unit '{cells[unit_column].strip()}' is "
+                                                             "neither C nor F")
+                    continue
+            at = parse(cells)
+            if isinstance(at, str):
+                notes.problem(number, time_name, at)
+                continue
+            if offsets_per_row and at.tzinfo is None:
+                notes.problem(number, time_name, "the time has no UTC offset, unlike the other rows")
+                continue
+            utc = to_utc(at)
+            if isinstance(utc, str):
+                notes.problem(number, time_name, utc)
+                continue
+            yield Reading(utc, to_celsius(value, row_unit or "C"), logger_id, number)
+
+    zone_label = "the UTC offset on each row" if offsets_per_row else zone_name(zone)
+    return make_source(format=hints.format, logger_id=logger_id, zone=zone_label, interval=interval,
+                       meta=meta, rows=readings, clock_offset=hints.clock_offset)
+
+
+# ------------------------------------------------------------------ layout
+
+def _find_layout(head: list[str], mapping: ColumnMapping | None, hints: Hints) -> _Layout:
+    delimiters = (mapping.delimiter,) if mapping and mapping.delimiter else DELIMITERS
+    given_start = mapping.first_data_line if mapping else None
+    start = given_start if given_start and given_start <= len(head) else 1
+    best: _Layout | None = None
+    best_count = 0
+    for delimiter in delimiters:
+        places: Counter[tuple[int, int | None]] = Counter()
+        first: dict[tuple[int, int | None], int] = {}
+        for number, line in enumerate(head[start - 1:], start):
+            place = _time_place(split_cells(line, delimiter))
+            if place is not None:
+                places[place] += 1
+                first.setdefault(place, number)
+        if places:
+            place, count = places.most_common(1)[0]
+            if count > best_count:
+                best, best_count = _Layout(delimiter, first[place], place[0], place[1]), count
+    if best is None:
+        if mapping and mapping.delimiter and given_start:
+            best = _Layout(mapping.delimiter, given_start, 0, None)
+        else:
+            raise refuse("no row with a date and time was found in the first 64 KB, so this is not a "
+                         "logger export this reader knows; give a column mapping (delimiter, first data "
+                         "line, time and value columns, time format)")
+    if given_start:
+        best.data_line = given_start
+    rows = [split_cells(line, best.delimiter) for line in head]
+    if hints.header_line is not None and hints.header_line <= len(rows):
+        best.header = [cell.strip() for cell in rows[hints.header_line - 1]]
+    else:
+        best.header = _header_above(rows, best.data_line)
+    return best
+
+
+def _time_place(cells: list[str]) -> tuple[int, int | None] | None:
+    """Where a row's time is: (column, None) for a cell with date and time, (time column,
+    date column) for a date cell followed by a time cell; None for a row without a time."""
+    for i, cell in enumerate(cells):
+        match = _STAMP.match(cell.strip())
+        if match:
+            if match.group(5) is not None:
+                return i, None
+            if i + 1 < len(cells) and _TIME_OF_DAY.match(cells[i + 1].strip()):
+                return i + 1, i
+    return None
+
+
+def _header_above(rows: list[list[str]], data_line: int) -> list[str] | None:
+    """The nearest row above the data with two or more names and no numbers or times in it
+    (rows with fewer than two filled cells, like section markers, are passed over)."""
+    for index in range(min(data_line - 2, len(rows) - 1), max(-1, data_line - 8), -1):
+        cells = [cell.strip() for cell in rows[index]]
+        filled = [cell for cell in cells if cell]
+        if len(filled) < 2:
+            continue
+        if any(_NUMBER.match(cell.replace(",", ".")) or _STAMP.match(cell) for cell in filled):
+            return None
+        return cells
+    return None
+
+
+def _column(which: str | int, header: list[str] | None, role: str) -> int:
+    if isinstance(which, int):
+        return which
+    names = [cell.strip().lower() for cell in header or []]
+    if which.strip().lower() in names:
+        return names.index(which.strip().lower())
+    found = ", ".join(f"'{cell}'" for cell in header or [] if cell) or "none (no header row found)"
+    raise refuse(f"the {role} column '{which}' is not in the file's header; its columns are {found}")
+
+
+def _temperature_column(layout: _Layout) -> int:
+    header = layout.header
+    taken = {layout.time_column, layout.date_column}
+    if not header:
+        raise refuse("the file has no header row naming a temperature column; give a column mapping "
+                     "saying which column holds the temperature")
+    named = [i for i, cell in enumerate(header) if i not in taken and _TEMPERATURE_NAME.search(cell)
+             and not _NOT_TEMPERATURE.search(cell)]
+    if not named:
+        named = [i for i, cell in enumerate(header) if i not in taken and units_in(cell)
+                 and not _NOT_TEMPERATURE.search(cell)]
+    if len(named) == 1:
+        return named[0]
+    listed = ", ".join(f"'{header[i]}'" for i in (named or [i for i in range(len(header)) if i not in taken]))
+    if named:
+        raise refuse(f"several columns could be the temperature: {listed}; give a column mapping saying "
+                     "which one")
+    raise refuse(f"no column is named as a temperature (columns: {listed}); give a column mapping saying "
+                 "which one holds it")
+
+
+def _unit_column(hints: Hints, header: list[str] | None) -> int | None:
+    if hints.unit_column is not None:
+        return _column(hints.unit_column, header, "unit")
+    names = [cell.strip().lower() for cell in header or []]
+    for unit_name in ("unit", "units"):
+        if unit_name in names:
+            return names.index(unit_name)
+    return None
+
+
+def _unit(value_header: str, hints: Hints, mapping: ColumnMapping | None) -> str:
+    stated = units_in(value_header)
+    if hints.unit:
+        stated.add(hints.unit)
+    if len(stated) > 1:
+        raise refuse(f"the file states the temperature both in °C and °F ('{value_header}'); give a "
+                     "column mapping with the unit")
+    wanted = mapping.unit.upper() if mapping and mapping.unit else None
+    if wanted not in (None, "C", "F"):
+        raise refuse(f"the mapping's unit '{wanted}' is neither C nor F")
+    if stated:
+        unit = stated.pop()
+        if wanted and wanted != unit:
+            raise refuse(f"the file states temperatures in °{unit} but the mapping says °{wanted}; correct "
+                         "the mapping")
+        return unit
+    if wanted:
+        return wanted
+    raise refuse("the file does not say whether temperatures are in °C or °F; give the unit in a column "
+                 "mapping")
+
+
+def _decimal(mapping: ColumnMapping | None, cells: list[str]) -> str:
+    if mapping and mapping.decimal:
+        return mapping.decimal
+    comma = any(re.match(r"^[+-]?\d*,\d+$", cell) for cell in cells)
+    dot = any(re.match(r"^[+-]?\d*\.\d+$", cell) for cell in cells)
+    if comma and dot:
+        raise refuse("the temperature column uses both '.' and ',' as the decimal mark; give the decimal "
+                      "mark in a column mapping")
+    return "," if comma else "."
+
+
+def _number(cell: str, decimal: str) -> float | None:
+    """A plain decimal number ('5.1', '-0,5' with a decimal comma); not '1e3', 'nan' or '1_0'."""
+    if decimal == ",":
+        if "." in cell:
+            return None
+        cell = cell.replace(",", ".")
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    if "e" in cell or "E" in cell or "_" in cell or not isfinite(value):
+        return None
+    return value
+
+
+def _zone_in_preamble(lines: list[str]) -> tzinfo | None:
+    for line in lines:
+        if _ZONE_LINE.search(line):
+            zone = stated_offset(line)
+            if zone is not None:
+                return zone
+    return None
+
+
+# ------------------------------------------------------------------ times
+
+Parser = Callable[[list[str]], "datetime | str"]
+
+
+def _time_parser(layout: _Layout, rows: list[tuple[int, list[str]]], mapping: ColumnMapping | None,
+                 hints: Hints) -> Parser:
+    """A function from a row's cells to its local (or offset-aware) time, or why not."""
+    time_column, date_column = layout.time_column, layout.date_column
+    needed = max(time_column, date_column if date_column is not None else -1)
+
+    def joined(cells: list[str]) -> str:
+        if date_column is None:
+            return cells[time_column].strip()
+        return f"{cells[date_column].strip()} {cells[time_column].strip()}"
+
+    if mapping and mapping.time_format:
+        time_format = mapping.time_format
+
+        def by_format(cells: list[str]) -> datetime | str:
+            text = joined(cells)
+            try:
+                return datetime.strptime(text, time_format)  # noqa: DTZ007 - the zone is applied after
+            except ValueError:
+                return f"'{text}' does not match the time format '{time_format}'"
+        return by_format
+
+    stamps = [(n, stamp) for n, cells in rows if len(cells) > needed
+              if (stamp := _stamp(joined(cells))) is not None]
+    order = _choose_order(stamps, hints.first_date)
+    example = stamps[0][1].text if stamps else ""
+
+    def by_order(cells: list[str]) -> datetime | str:
+        text = joined(cells)
+        if order == "YMD" and len(text) > 10:
+            try:
+                return datetime.fromisoformat(text)
+            except ValueError:
+                pass
+        stamp = _stamp(text)
+        at = _resolve(stamp, order) if stamp else None
+        return at if at is not None else f"'{text}' is not a time like '{example}'"
+    return by_order
+
+
+def _stamp(text: str) -> _Stamp | None:
+    match = _STAMP.match(text)
+    if not match or match.group(5) is None:
+        return None
+    a, separator, b, c, hour, minute, second, fraction, half, offset = match.groups()
+    micro = int((fraction or "0").ljust(6, "0"))
+    clock = (int(hour), int(minute), int(second or 0), micro, (half or "").upper())
+    return _Stamp(text, (a, b, c), separator, clock, _offset(offset) if offset else None)
+
+
+def _offset(text: str) -> timezone:
+    if text == "Z":
+        return fixed_zone(timedelta(0))
+    digits = text[1:].replace(":", "")
+    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+    return fixed_zone(-offset if text[0] == "-" else offset)
+
+
+def _day(stamp: _Stamp, order: str) -> date | None:
+    a, b, c = stamp.fields
+    year, month, day = {"DMY": (c, b, a), "MDY": (c, a, b), "YMD": (a, b, c)}[order]
+    if len(month) > 2 or len(day) > 2 or len(year) not in (2, 4):
+        return None
+    try:
+        return date(int(year) + (2000 if len(year) == 2 else 0), int(month), int(day))
+    except ValueError:
+        return None
+
+
+def _resolve(stamp: _Stamp, order: str) -> datetime | None:
+    day = _day(stamp, order)
+    if day is None:
+        return None
+    hour, minute, second, micro, half = stamp.clock
+    if half:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if half == "P" else 0)
+    try:
+        return datetime(day.year, day.month, day.day, hour, minute, second, micro, tzinfo=stamp.offset)
+    except ValueError:
+        return None
+
+
+def _choose_order(stamps: list[tuple[int, _Stamp]], first_date: date | None) -> str:
+    """The day/month order the dates are in: the only one under which they are all valid
+    dates, or the only one under which the date moves forward by less than four weeks each
+    time it changes (under the wrong order, 11/10 to 12/10 jumps a month)."""
+    if not stamps:
+        return "YMD"
+    valid = [order for order in ORDERS if all(_day(stamp, order) for _, stamp in stamps)]
+    if not valid:
+        line, stamp = next(((n, s) for n, s in stamps if not any(_day(s, order) for order in ORDERS)),
+                           stamps[0])
+        raise refuse(f"'{stamp.text}' and the other dates fit no single day/month/year order; give the "
+                     "time format in a column mapping", line=line)
+    if len(valid) == 1:
+        return valid[0]
+    if first_date is not None:
+        matching = [order for order in valid if _day(stamps[0][1], order) == first_date]
+        if len(matching) == 1:
+            return matching[0]
+    steady = [order for order in valid if _steady(stamps, order)]
+    if len(steady) == 1:
+        return steady[0]
+    line, stamp = stamps[0]
+    readings = " or ".join(f"{_ORDER_WORDS[order]} ({_day(stamp, order):%d %b %Y})" for order in valid)
+    formats = " or ".join(f"'{_strptime_format(stamp, order)}'" for order in valid)
+    raise refuse(f"dates like '{stamp.text}' could be read {readings}, and the file does not settle it; "
+                 f"give the time format in a column mapping ({formats})", line=line)
+
+
+def _steady(stamps: list[tuple[int, _Stamp]], order: str) -> bool:
+    changes = 0
+    previous: date | None = None
+    for _, stamp in stamps:
+        day = _day(stamp, order)
+        if day is None:
+            return False
+        if previous is not None and day != previous:
+            changes += 1
+            if not timedelta(0) < day - previous < timedelta(days=28):
+                return False
+        previous = day
+    return changes > 0
+
+
+def _strptime_format(stamp: _Stamp, order: str) -> str:
+    a, b, c = stamp.fields
+    codes = {"DMY": ("%d", "%m", "%Y" if len(c) == 4 else "%y"),
+             "MDY": ("%m", "%d", "%Y" if len(c) == 4 else "%y"),
+             "YMD": ("%Y" if len(a) == 4 else "%y", "%m", "%d")}[order]
+    clock = re.split(r"T|\s+", stamp.text, maxsplit=1)[-1]
+    time_codes = "%H:%M:%S" if clock.count(":") == 2 else "%H:%M"
+    if stamp.clock[4]:
+        time_codes = time_codes.replace("%H", "%I") + " %p"
+    return f"{stamp.separator.join(codes)} {time_codes}"

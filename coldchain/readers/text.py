@@ -1,0 +1,155 @@
+"""Bytes to numbered text lines, with the decoding rules every reader shares.
+
+UTF-8 (with or without a byte-order mark) and UTF-16 with a byte-order mark are decoded as
+such. A line that is not UTF-8 is taken as Windows-1252 only when its non-ASCII bytes are all
+sign bytes real exports use (degree, micro, plus-minus, superscript two and three); any other
+such byte refuses the file. Binary files, PDFs and office documents are refused up front.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator
+from itertools import chain
+from typing import BinaryIO
+
+from coldchain.model import Problem, Unreadable
+
+SNIFF_BYTES = 64 * 1024  # how much of the file detection looks at
+CHUNK_BYTES = 64 * 1024
+MAX_LINE_BYTES = 1024 * 1024
+SIGN_BYTES = frozenset(b"\xb0\xb5\xb1\xb2\xb3")  # ° µ ± ² ³ in Windows-1252
+
+_NOT_TEXT = (
+    (b"%PDF", "this is a PDF report, not a text export: upload the logger's text or CSV export"),
+    (b"PK\x03\x04", "this is a ZIP archive or an Excel workbook, not a text export: export the "
+                    "readings as CSV and upload that"),
+    (b"\xd0\xcf\x11\xe0", "this is an Excel (.xls) or other Office file, not a text export: export the "
+                          "readings as CSV and upload that"),
+)
+_EMPTY = "the file is empty: upload the logger's export"
+_BINARY = ("this is a binary file, not a text export (it contains NUL bytes): upload the logger's text "
+           "or CSV export, saved as UTF-8")
+
+
+class Text:
+    """A text file being read: the lines in its first 64 KB decoded at once (`head`, for
+    detection), the rest decoded as `lines()` reaches them."""
+
+    def __init__(self, stream: BinaryIO, name: str = "") -> None:
+        first = _read_head(stream)
+        if not first:
+            raise _refused(name, _EMPTY)
+        for magic, why in _NOT_TEXT:
+            if first.startswith(magic):
+                raise _refused(name, why)
+        chunks = _chunks(first, stream)
+        if first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            chunks = _utf16_to_utf8(chunks)
+        elif b"\x00" in first:
+            raise _refused(name, _BINARY)
+        self._lines = _text_lines(chunks)
+        self.head: list[str] = []
+        size = 0
+        self.complete = True  # the head holds the whole file
+        for line in self._lines:
+            self.head.append(line)
+            size += len(line) + 1
+            if size >= SNIFF_BYTES:
+                self.complete = False
+                break
+        if self.complete and not any(line.strip() for line in self.head):
+            raise _refused(name, _EMPTY)
+        self._used = False
+
+    def lines(self) -> Iterator[tuple[int, str]]:
+        """Every line from the first, numbered from 1, without its line ending. Once only."""
+        if self._used:
+            raise RuntimeError("the lines of a file can be read once")
+        self._used = True
+        return enumerate(chain(self.head, self._lines), 1)
+
+    def read_all(self) -> str:
+        """The whole text, lines joined with newlines (for documents parsed in one piece)."""
+        return "\n".join(line for _, line in self.lines())
+
+
+def _refused(name: str, why: str) -> Unreadable:
+    return Unreadable(Problem(None, None, f"{name}: {why}" if name else why))
+
+
+def _read_head(stream: BinaryIO) -> bytes:
+    parts, size = [], 0
+    while size < SNIFF_BYTES:
+        chunk = stream.read(SNIFF_BYTES - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+def _chunks(first: bytes, stream: BinaryIO) -> Iterator[bytes]:
+    yield first
+    while chunk := stream.read(CHUNK_BYTES):
+        yield chunk
+
+
+def _utf16_to_utf8(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    decoder = codecs.getincrementaldecoder("utf-16")()
+    for chunk in chunks:
+        yield decoder.decode(chunk).encode("utf-8")
+    yield decoder.decode(b"", final=True).encode("utf-8")
+
+
+def _text_lines(chunks: Iterator[bytes]) -> Iterator[str]:
+    """The lines, without their endings. Each chunk up to its last newline is decoded at once
+    when it is UTF-8 (the usual case); otherwise line by line."""
+    carry = b""
+    number = 1  # the number of the next line
+    for index, chunk in enumerate(chunks):
+        data = carry + chunk if carry else chunk
+        if index == 0 and data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8):]
+        cut = data.rfind(b"\n")
+        body, carry = (data[:cut], data[cut + 1:]) if cut >= 0 else (b"", data)
+        if len(carry) > MAX_LINE_BYTES:
+            raise Unreadable(Problem(number + body.count(b"\n") + (cut >= 0), None,
+                                     "the line is longer than 1 MB: this is not a logger export"))
+        if cut >= 0:
+            lines = _decode_block(body, number)
+            number += len(lines)
+            yield from lines
+    if carry:
+        yield from _decode_block(carry, number)
+
+
+def _decode_block(body: bytes, number: int) -> list[str]:
+    """Lines `number`, `number` + 1, ... decoded from `body` (which holds whole lines)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return [decode_line(raw[:-1] if raw.endswith(b"\r") else raw, number + i)
+                for i, raw in enumerate(body.split(b"\n"))]
+    if "\x00" in text:
+        raise Unreadable(Problem(number + text.count("\n", 0, text.index("\x00")), None, _BINARY))
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if text.endswith("\r"):
+            text = text[:-1]
+    return text.split("\n")
+
+
+def decode_line(raw: bytes, number: int) -> str:
+    """One line as text, or Unreadable saying which byte on which line is wrong."""
+    if b"\x00" in raw:
+        raise Unreadable(Problem(number, None, _BINARY))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        for byte in raw:
+            if byte >= 0x80 and byte not in SIGN_BYTES:
+                raise Unreadable(Problem(number, None, f"byte 0x{byte:02X} is not UTF-8 (the file is in "
+                                         "another encoding, e.g. Windows-1252 or Latin-1 with accented "
+                                         "text): save the export as UTF-8 and upload it again")) from None
+        return raw.decode("cp1252")

@@ -1,0 +1,346 @@
+"""Shipments and their logger data: opening, custody moving them, storing files verbatim,
+evaluation and alarms, and every kind of bad input refused whole."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from sqlmodel import Session, col, func, select
+
+from coi.errors import Conflict, InvalidInput, NotFound
+from coi.models import Alarm, AuditEntry, Case, LoggerFile, LoggerFileResult, LoggerReading, Shipment
+from coi.services import loggers, shipments
+from coi.services.cases import coi_of
+from coi.services.shipments import LoggerSpec
+from coldchain.profiles import load_profiles
+from tests.conftest import api_token, bearer, login, make_case
+from tests.test_custody import Flow
+
+PROFILES = load_profiles()
+JSON = {"Accept": "application/json"}
+BERLIN = "Europe/Berlin"
+
+
+def csv_file(values: list[float], *, start: datetime, minutes: int = 5, zone_offset_h: int = 1) -> bytes:
+    """A plain export: local Berlin wall-clock times (no zone in the file), one reading every
+    `minutes`."""
+    rows = ["Date Time,Temperature (°C)"]
+    for i, value in enumerate(values):
+        local = start + timedelta(minutes=minutes * i, hours=zone_offset_h)
+        rows.append(f"{local:%Y-%m-%d %H:%M:%S},{value:.1f}")
+    return ("\r\n".join(rows) + "\r\n").encode()
+
+
+def open_for(session: Session, world, clock, case, *, serials=("LOG-1",), zone: str | None = BERLIN,
+             leg="outbound", persona="staff") -> Shipment:
+    shipment = shipments.open_shipment(
+        session=session, now=clock.now(), actor=world.actor(persona), profiles=PROFILES,
+        coi_text=coi_of(case).text, leg=leg, loggers=[LoggerSpec(s, zone) for s in serials],
+        shipper_id="SHIP-7", profile_name=None, eta=clock.now() + timedelta(hours=24))
+    session.commit()
+    return shipment
+
+
+def store(session, world, clock, shipment, data: bytes, *, persona="courier", name="log.csv", **kw):
+    stored = loggers.store(session=session, now=clock.now(), actor=world.actor(persona),
+                           shipment_id=shipment.id, stream=io.BytesIO(data), filename=name,
+                           via="api", **kw)
+    session.commit()
+    return stored
+
+
+def count(session, model) -> int:
+    return session.exec(select(func.count()).select_from(model)).one()
+
+
+@pytest.fixture
+def shipment(app, session, world, clock) -> Shipment:
+    return open_for(session, world, clock, make_case(app, session, world, clock))
+
+
+# ------------------------------------------------------------------ opening
+
+
+def test_a_shipment_takes_the_products_profile_for_its_leg_and_copies_it(app, session, world, clock,
+                                                                       shipment):
+    assert (shipment.leg, shipment.profile, shipment.state) == ("outbound", "2-8C", "open")
+    assert shipment.origin_site_id == world.sites["BOS"].id
+    assert shipment.destination_site_id == world.sites["MFG"].id
+    rule = json.loads(shipment.profile_rule)
+    assert (rule["low"], rule["high"], rule["max_single_excursion_minutes"]) == (2.0, 8.0, 30)
+    history = session.exec(select(AuditEntry).where(AuditEntry.entity == "shipment")).all()
+    assert {e.field for e in history} >= {"leg", "profile", "loggers"}
+
+
+def test_a_case_has_one_shipment_on_its_way_at_a_time(app, session, world, clock, shipment):
+    with pytest.raises(Conflict, match="not received yet"):
+        open_for(session, world, clock, session.get(Case, shipment.case_id))
+
+
+@pytest.mark.parametrize(("serials", "zone", "message"), [
+    ((), BERLIN, "at least one"),
+    (("bad serial!",), BERLIN, "not a logger serial"),
+    (("A", "A"), BERLIN, "named twice"),
+    (("A",), "Mars/Olympus", "not a time zone"),
+])
+def test_a_shipment_with_bad_loggers_is_not_opened(app, session, world, clock, serials, zone, message):
+    case = make_case(app, session, world, clock)
+    with pytest.raises(InvalidInput, match=message):
+        open_for(session, world, clock, case, serials=serials, zone=zone)
+    session.rollback()
+    assert count(session, Shipment) == 0
+
+
+def test_only_staff_of_the_origin_site_open_a_shipment(app, session, world, clock):
+    case = make_case(app, session, world, clock)
+    with pytest.raises(NotFound):  # another site's staff do not even see the case
+        open_for(session, world, clock, case, persona="outsider")
+    session.rollback()
+    with pytest.raises(Exception, match="not allowed"):  # manufacturing does not ship outbound
+        open_for(session, world, clock, case, persona="coordinator")
+
+
+def test_custody_handoffs_dispatch_and_receive_the_shipment(app, session, world, clock):
+    flow = Flow(app, session, world, clock)
+    flow.until("pack")
+    shipment = open_for(session, world, clock, flow.case)
+    flow.until("pickup.give")
+    session.refresh(shipment)
+    assert shipment.state == "open"  # the giver's scan alone does not pass custody
+    flow.until("pickup")
+    session.refresh(shipment)
+    assert (shipment.state, shipment.dispatched_at) == ("in_transit", clock.now())
+    flow.until("deliver_manufacturing")
+    session.refresh(shipment)
+    assert (shipment.state, shipment.received_at) == ("received", clock.now())
+
+
+# ------------------------------------------------------------------ storing
+
+
+def test_a_file_is_stored_verbatim_with_its_readings_pointing_to_it(app, session, world, clock, shipment):
+    clock.advance(hours=2)
+    data = csv_file([5.0, 5.5, 6.0, 5.0], start=shipment.opened_at)
+    stored = store(session, world, clock, shipment, data)
+    assert stored.created and stored.result is not None
+    assert stored.result.reading_count == 4
+    assert b"".join(loggers.raw_bytes(session=session, file=stored.file)) == data
+    readings = session.exec(select(LoggerReading).order_by(col(LoggerReading.at))).all()
+    assert {r.file_id for r in readings} == {stored.file.id}
+    assert [(r.line, r.celsius) for r in readings] == [(2, 5.0), (3, 5.5), (4, 6.0), (5, 5.0)]
+    # Berlin wall-clock times in the file, the logger's configured zone: stored in UTC.
+    assert readings[0].at == shipment.opened_at
+    assert stored.file.uploaded_by_id == world.actor("courier").user_id
+    assert stored.alarms == []
+
+
+def test_the_same_file_again_changes_nothing_and_says_so(app, session, world, clock, shipment):
+    clock.advance(hours=1)
+    data = csv_file([5.0, 5.1], start=shipment.opened_at)
+    first = store(session, world, clock, shipment, data)
+    again = store(session, world, clock, shipment, data)
+    assert (again.created, again.file.id) == (False, first.file.id)
+    assert count(session, LoggerFile) == 1 and count(session, LoggerReading) == 2
+
+
+def test_an_excursion_raises_one_alarm_with_the_rule_copied(app, session, world, clock, shipment):
+    clock.advance(hours=4)
+    start = shipment.opened_at
+    values = [5.0] * 6 + [9.5] * 8 + [5.0] * 6  # 40 minutes above 8 C: longer than 30 allowed
+    stored = store(session, world, clock, shipment, csv_file(values, start=start))
+    single = [a for a in stored.alarms if a.code == "excursion_single"]
+    assert len(single) == 1
+    alarm = single[0]
+    assert (alarm.kind, alarm.severity, alarm.shipment_id) == ("temperature", "critical", shipment.id)
+    rule = json.loads(alarm.rule)
+    assert (rule["high"], rule["max_single_excursion_minutes"], rule["profile"]) == (8.0, 30, "2-8C")
+    assert "40 min" in alarm.summary
+    # More data from the same logger, covering the same excursion: no second alarm for it.
+    more = csv_file(values + [5.0] * 3, start=start)
+    again = store(session, world, clock, shipment, more, name="log2.csv")
+    assert again.created and [a.code for a in again.alarms if a.code == "excursion_single"] == []
+    assert session.exec(select(func.count()).select_from(Alarm)
+                        .where(Alarm.code == "excursion_single")).one() == 1
+
+
+def test_the_stability_budget_is_summed_across_legs(app, session, world, clock):
+    """2-8C allows 30 min per excursion, 60 min per shipment, 120 min per case: two legs of
+    50 min each are within every limit, a third excursion on the return leg uses the case's
+    budget up (and that leg's cumulative allowance)."""
+    flow = Flow(app, session, world, clock)
+    flow.until("pack")
+    outbound = open_for(session, world, clock, flow.case)
+    clock.advance(hours=2)  # the outbound leg takes over two hours: its 90 min of data fit
+    flow.until("release")
+    warm = [5.0] * 2 + [9.0] * 5 + [5.0] * 2  # 25 min above 8 C
+    store(session, world, clock, outbound, csv_file(warm + warm, start=outbound.opened_at))
+    back = shipments.open_shipment(
+        session=session, now=clock.now(), actor=world.actor("coordinator"), profiles=PROFILES,
+        coi_text=flow.coi.text, leg="return", loggers=[LoggerSpec("LOG-2", BERLIN)], shipper_id=None,
+        profile_name="2-8C", eta=None)
+    session.commit()
+    stored = store(session, world, clock, back, csv_file(warm + warm, start=back.opened_at), name="r1.csv")
+    view = shipments.visible_shipment(session=session, actor=world.actor("coordinator"), shipment_id=back.id)
+    budget = loggers.evaluate(session=session, now=clock.now(), view=view).budget
+    assert (budget.used, budget.left) == (timedelta(minutes=100), timedelta(minutes=20))
+    assert not budget.exhausted
+    assert stored.alarms == []
+    clock.advance(hours=2)
+    stored = store(session, world, clock, back, csv_file(warm * 3, start=back.opened_at), name="r2.csv")
+    assert sorted(a.code for a in stored.alarms) == ["excursion_cumulative", "stability_budget"]
+    budget_alarm = next(a for a in stored.alarms if a.code == "stability_budget")
+    assert budget_alarm.case_id == flow.case.id and "125 min" in budget_alarm.summary
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def refused(session, world, clock, shipment, data: bytes, message: str, **kw) -> None:
+    with pytest.raises(loggers.LoggerFileRefused, match=message):
+        store(session, world, clock, shipment, data, **kw)
+    session.rollback()
+    assert count(session, LoggerFile) == 0
+    assert count(session, LoggerReading) == 0
+    assert count(session, LoggerFileResult) == 0
+
+
+def test_binary_junk_is_refused(app, session, world, clock, shipment):
+    refused(session, world, clock, shipment, bytes(range(256)) * 40, "binary")
+
+
+def test_a_file_in_another_encoding_is_refused(app, session, world, clock, shipment):
+    data = "Date Time,Temperature (°C)\n2026-11-22 10:05:00,5.0\n".encode("utf-16-le")
+    clock.advance(hours=1)
+    with pytest.raises(loggers.LoggerFileRefused):
+        store(session, world, clock, shipment, data)
+    session.rollback()
+    assert count(session, LoggerReading) == 0
+
+
+def test_a_file_over_the_size_limit_is_refused(app, session, world, clock, shipment):
+    clock.advance(hours=1)
+    refused(session, world, clock, shipment, csv_file([5.0] * 50, start=clock.now()), "limit",
+            max_bytes=100)
+
+
+def test_a_file_without_a_zone_is_refused_when_the_logger_has_none(app, session, world, clock):
+    shipment = open_for(session, world, clock, make_case(app, session, world, clock), zone=None)
+    clock.advance(hours=1)
+    refused(session, world, clock, shipment, csv_file([5.0, 5.0], start=clock.now()), "zone")
+
+
+def test_a_file_from_a_logger_not_on_the_shipment_is_refused(app, session, world, clock, shipment):
+    document = {"logger": "OTHER-9", "readings": [
+        {"at": (clock.now() + timedelta(minutes=5)).isoformat(), "celsius": 5.0}]}
+    clock.advance(hours=1)
+    refused(session, world, clock, shipment, json.dumps(document).encode(), "not assigned")
+
+
+def test_readings_for_another_period_are_refused(app, session, world, clock, shipment):
+    clock.advance(hours=1)
+    last_week = clock.now() - timedelta(days=7)
+    refused(session, world, clock, shipment, csv_file([5.0] * 4, start=last_week), "another period")
+
+
+def test_a_file_with_no_readings_is_refused(app, session, world, clock, shipment):
+    refused(session, world, clock, shipment, b'{"logger": "LOG-1", "readings": []}', "no readings")
+    refused(session, world, clock, shipment, b"Date Time,Temperature (\xc2\xb0C)\r\n", "no row with a date")
+
+
+# ------------------------------------------------------------------ web and API
+
+
+def test_upload_preview_then_commit_from_the_shipment_page(app, client, session, world, clock, shipment):
+    clock.advance(hours=2)
+    data = csv_file([5.0, 5.2, 9.9, 5.1], start=shipment.opened_at)
+    login(client, "courier")
+    page = client.get(f"/shipments/{shipment.id}")
+    assert page.status_code == 200 and b"dropzone" in page.data
+    token = _csrf(page.data)
+    shown = client.post(f"/shipments/{shipment.id}/logger-files/preview", headers=JSON,
+                        data={"csrf_token": token, "file": (io.BytesIO(data), "log.csv")})
+    assert shown.status_code == 200
+    p = shown.get_json()
+    assert (p["count"], p["max_celsius"], p["logger"], p["already"]) == (4, 9.9, "LOG-1", None)
+    assert p["first"]["celsius"] == 5.0 and p["last"]["celsius"] == 5.1
+    assert count(session, LoggerReading) == 0  # a preview stores nothing
+    wrong = client.post(f"/shipments/{shipment.id}/logger-files", headers={"Accept": "application/json"},
+                        data={"csrf_token": token, "sha256": "0" * 64, "file": (io.BytesIO(data), "log.csv")})
+    assert wrong.status_code == 409
+    done = client.post(f"/shipments/{shipment.id}/logger-files", headers=JSON,
+                       data={"csrf_token": token, "sha256": p["sha256"],
+                             "file": (io.BytesIO(data), "log.csv")})
+    assert done.status_code == 201 and done.get_json()["file"]["readings"] == 4
+    again = client.post(f"/shipments/{shipment.id}/logger-files", headers={"Accept": "application/json"},
+                        data={"csrf_token": token, "file": (io.BytesIO(data), "log.csv")})
+    assert again.status_code == 200 and "nothing changed" in again.get_json()["message"]
+    page = client.get(f"/shipments/{shipment.id}")
+    assert b"<svg" in page.data and b"log.csv" in page.data
+    raw = client.get(f"/logger-files/{done.get_json()['file']['id']}/raw")
+    assert raw.data == data
+
+
+def test_a_refused_upload_is_logged_and_stores_nothing(app, client, session, world, clock, shipment):
+    login(client, "courier")
+    token = _csrf(client.get(f"/shipments/{shipment.id}").data)
+    answer = client.post(f"/shipments/{shipment.id}/logger-files/preview",
+                         headers={"Accept": "application/json"},
+                         data={"csrf_token": token, "file": (io.BytesIO(b"\x00\x01\x02junk" * 100), "x.bv")})
+    assert answer.status_code == 422
+    assert answer.get_json()["type"].endswith("logger_file_refused")
+    assert "binary" in answer.get_json()["detail"]
+    entries = session.exec(select(AuditEntry).where(AuditEntry.entity == "logger_file",
+                                                    AuditEntry.action == "refuse")).all()
+    assert entries and "binary" in entries[0].reason
+    assert count(session, LoggerReading) == 0
+
+
+def test_devices_post_files_and_json_readings(app, client, session, world, clock, shipment):
+    token = api_token(session, clock, world, "courier")
+    clock.advance(hours=1)
+    data = csv_file([4.0, 4.5], start=shipment.opened_at)
+    answer = client.post(f"/api/v1/shipments/{shipment.id}/logger-files?filename=a.csv", data=data,
+                         headers=bearer(token))
+    assert answer.status_code == 201
+    assert client.post(f"/api/v1/shipments/{shipment.id}/logger-files", data=data,
+                       headers=bearer(token)).status_code == 200
+    body = {"logger": "LOG-1", "readings": [
+        {"at": (shipment.opened_at + timedelta(minutes=m)).isoformat(), "celsius": 5.0} for m in (10, 15)]}
+    answer = client.post(f"/api/v1/shipments/{shipment.id}/readings", json=body, headers=bearer(token))
+    assert answer.status_code == 201 and answer.get_json()["file"]["readings"] == 2
+    naive = {"logger": "LOG-1", "readings": [{"at": "2026-11-22T09:30:00", "celsius": 5.0}]}
+    answer = client.post(f"/api/v1/shipments/{shipment.id}/readings", json=naive, headers=bearer(token))
+    assert answer.status_code == 422
+    assert client.post(f"/api/v1/shipments/{shipment.id}/readings", data=b"not json",
+                       headers=bearer(token) | {"Content-Type": "application/json"}).status_code == 422
+    assert count(session, LoggerReading) == 4
+
+
+def test_the_cli_imports_a_file_with_progress(app, session, world, clock, shipment, tmp_path):
+    clock.advance(hours=3)
+    path = tmp_path / "backload.csv"
+    path.write_bytes(csv_file([5.0] * 30, start=shipment.opened_at))
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["coi", "import-logger", str(shipment.id), str(path), "--user", "courier"])
+    assert result.exit_code == 0, result.output
+    assert "Stored 30 readings" in result.output
+    again = runner.invoke(args=["coi", "import-logger", str(shipment.id), str(path), "--user", "courier"])
+    assert "nothing changed" in again.output
+    bad = tmp_path / "junk.bin"
+    bad.write_bytes(b"\x00" * 500)
+    result = runner.invoke(args=["coi", "import-logger", str(shipment.id), str(bad), "--user", "courier"])
+    assert result.exit_code != 0 and "binary" in result.output
+    session.expire_all()
+    assert count(session, LoggerReading) == 30
+
+
+def _csrf(page: bytes) -> str:
+    import re
+
+    found = re.search(rb'name="csrf_token" value="([^"]+)"', page)
+    assert found
+    return found.group(1).decode()
+
