@@ -127,7 +127,7 @@ def test_a_file_is_stored_verbatim_with_its_readings_pointing_to_it(app, session
     stored = store(session, world, clock, shipment, data)
     assert stored.created and stored.result is not None
     assert stored.result.reading_count == 4
-    assert b"".join(loggers.raw_bytes(session=session, file=stored.file)) == data
+    assert b"".join(loggers.raw_bytes(session=session, file_id=stored.file.id)) == data
     readings = session.exec(select(LoggerReading).order_by(col(LoggerReading.at))).all()
     assert {r.file_id for r in readings} == {stored.file.id}
     assert [(r.line, r.celsius) for r in readings] == [(2, 5.0), (3, 5.5), (4, 6.0), (5, 5.0)]
@@ -279,8 +279,10 @@ def test_upload_preview_then_commit_from_the_shipment_page(app, client, session,
     assert again.status_code == 200 and "nothing changed" in again.get_json()["message"]
     page = client.get(f"/shipments/{shipment.id}")
     assert b"<svg" in page.data and b"log.csv" in page.data
-    raw = client.get(f"/logger-files/{done.get_json()['file']['id']}/raw")
-    assert raw.data == data
+    # A streamed answer: closing it ends the request (and its database session), as a WSGI
+    # server does.
+    with client.get(f"/logger-files/{done.get_json()['file']['id']}/raw") as raw:
+        assert raw.data == data
 
 
 def test_a_refused_upload_is_logged_and_stores_nothing(app, client, session, world, clock, shipment):

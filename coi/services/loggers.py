@@ -336,9 +336,9 @@ def _store_chunks(session: Session, file: LoggerFile, stream: IO[bytes]) -> None
         seq += 1
 
 
-def raw_bytes(*, session: Session, file: LoggerFile) -> Iterator[bytes]:
+def raw_bytes(*, session: Session, file_id: int) -> Iterator[bytes]:
     """The file as uploaded, chunk by chunk."""
-    for chunk in session.exec(select(LoggerFileChunk).where(LoggerFileChunk.file_id == file.id)
+    for chunk in session.exec(select(LoggerFileChunk).where(LoggerFileChunk.file_id == file_id)
                               .order_by(col(LoggerFileChunk.seq))):
         yield chunk.data
 
@@ -435,10 +435,13 @@ def evaluate(*, session: Session, now: datetime, view: ShipmentView,
 def _points(session: Session, shipment_id: int, serial: str) -> Iterator[tuple[datetime, float, int]]:
     """The logger's readings for the shipment in time order; one reading per time (a file
     uploaded twice over the same period gives each reading once)."""
-    result = session.connection().execution_options(stream_results=True, yield_per=10_000).execute(
+    # Streamed in batches (a server-side cursor on PostgreSQL). The options go on this
+    # statement only: on the connection they would stay for every later statement.
+    result = session.connection().execute(
         select(col(LoggerReading.at), col(LoggerReading.celsius), col(LoggerReading.line))
         .where(LoggerReading.shipment_id == shipment_id, LoggerReading.logger == serial)
-        .order_by(col(LoggerReading.at), col(LoggerReading.id)))
+        .order_by(col(LoggerReading.at), col(LoggerReading.id))
+        .execution_options(stream_results=True, yield_per=10_000))
     last = None
     for at, celsius, line in result:
         if at != last:

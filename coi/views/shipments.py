@@ -3,6 +3,7 @@ drop, progress, a preview before committing), and see its temperature chart."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import IO, Any
 
@@ -15,9 +16,9 @@ from flask import (
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
+from sqlmodel import Session
 from werkzeug.datastructures import FileStorage
 
 from coi.access import permission
@@ -238,9 +239,16 @@ def raw_file(file_id: int) -> Any:
     if file is None:
         raise NotFound(f"No logger file {file_id}.")
     shipments.visible_shipment(session=db, actor=actor(), shipment_id=file.shipment_id)
-    body = stream_with_context(loggers.raw_bytes(session=db, file=file))
+    engine = current_app.extensions["coi.engine"]
+
+    def body() -> Iterator[bytes]:
+        # The request's session is closed when the view returns, before the body is sent:
+        # the chunks are read in a session of their own, closed when the last is sent.
+        with Session(engine) as own:
+            yield from loggers.raw_bytes(session=own, file_id=file_id)
+
     name = file.filename.replace('"', "")
-    return Response(body, mimetype="application/octet-stream",
+    return Response(body(), mimetype="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{name}"',
                              "X-Content-SHA256": file.sha256})
 
