@@ -173,6 +173,21 @@ class Scanner:
     bags: list[str] = field(default_factory=list)
 
 
+def master_data(session: Session, now: datetime) -> dict[str, Any]:
+    """The sites (BOS, MFG, DEP), the CARTX product and its route, for a benchmark's world."""
+    sites = {code: masterdata.create_site(session=session, now=now, actor=None, code=code,
+                                          name=name, kinds=kinds, timezone=tz, facility_id=fid,
+                                          reason="bench")
+             for code, name, kinds, tz, fid in [
+                 ("BOS", "Boston Hospital", ["collection", "treatment"], "America/New_York", "A9998"),
+                 ("MFG", "Manufacturing", ["manufacturing"], "America/Chicago", None),
+                 ("DEP", "Courier depot", ["courier_depot"], "America/New_York", None)]}
+    masterdata.create_product(session=session, now=now, actor=None, code="CARTX", name="CAR-T",
+                              description="", reason="bench")
+    masterdata.add_route_version(session=session, now=now, actor=None, definition=ROUTE, reason="bench")
+    return sites
+
+
 def seed(app: Any, scanners: int, cases_each: int) -> tuple[list[Scanner], Actor]:
     """Sites, product, route, people and tokens; then `cases_each` cases per scanner brought to
     just before the courier pickup (enrolled, bag registered, collected, packed)."""
@@ -185,18 +200,7 @@ def seed(app: Any, scanners: int, cases_each: int) -> tuple[list[Scanner], Actor
     t0 = time.perf_counter()
     with Session(engine, expire_on_commit=False) as session:
         now = datetime.now(UTC)
-        sites = {code: masterdata.create_site(session=session, now=now, actor=None, code=code,
-                                              name=name, kinds=kinds, timezone=tz, facility_id=fid,
-                                              reason="bench")
-                 for code, name, kinds, tz, fid in [
-                     ("BOS", "Boston Hospital", ["collection", "treatment"], "America/New_York",
-                      "A9998"),
-                     ("MFG", "Manufacturing", ["manufacturing"], "America/Chicago", None),
-                     ("DEP", "Courier depot", ["courier_depot"], "America/New_York", None)]}
-        masterdata.create_product(session=session, now=now, actor=None, code="CARTX", name="CAR-T",
-                                  description="", reason="bench")
-        masterdata.add_route_version(session=session, now=now, actor=None, definition=ROUTE,
-                                     reason="bench")
+        sites = master_data(session, now)
 
         def person(username: str, site: str, role: str) -> tuple[Actor, int]:
             user = users.create_user(session=session, now=now, actor=None, username=username,
