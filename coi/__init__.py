@@ -35,14 +35,15 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.extensions["coi.label_signer"] = Signer(signing_key_from(app.config["LABEL_SIGNING_KEY"]),
                                                 app.config["LABEL_VERIFY_BASE_URL"])
     app.extensions["coi.profiles"] = config.temperature_profiles(app.config["TEMPERATURE_PROFILES"])
+    app.extensions["coi.alerting"] = config.alerting_settings(app.config)
     app.teardown_appcontext(close_request_session)
 
     from coi.api.v1 import blueprint as api_v1
     from coi.cli import cli
     from coi.labels.decoders import log_availability
-    from coi.views import admin, cases, health, home, labels, login, scan, shipments
+    from coi.views import admin, alarms, cases, dashboard, health, home, labels, login, scan, shipments
 
-    for module in (login, home, cases, labels, admin, health, scan, shipments):
+    for module in (login, home, cases, labels, admin, health, scan, shipments, alarms, dashboard):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(api_v1)
     app.before_request(labels.photo_upload_limit)

@@ -38,6 +38,12 @@ POLICY: dict[str, frozenset[str]] = {
     "shipment.view_any": frozenset({"courier"}),
     "shipment.open": frozenset({"site_staff", "coordinator"}),  # at the leg's origin
     "logger.upload": frozenset({"site_staff", "coordinator", "courier"}),
+    # Alarms: seen by the people of the sites they concern (couriers: shipment alarms);
+    # acknowledged by whoever takes them in hand; resolved, with an e-signature, by QA.
+    "alarm.view": frozenset({"site_staff", "coordinator", "qa", "courier"}),
+    "alarm.acknowledge": frozenset({"site_staff", "coordinator", "qa", "courier"}),
+    "alarm.resolve": frozenset({"qa"}),
+    "dashboard.view": frozenset({"coordinator", "qa", "site_staff"}),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 import click
 from flask import current_app
@@ -97,6 +98,50 @@ def _engine():  # type: ignore[no-untyped-def]
     return current_app.extensions["coi.engine"]
 
 
+@cli.command("scheduler")
+@click.option("--once", is_flag=True, help="Run every job once and exit (cron, or a check).")
+def scheduler(once: bool) -> None:
+    """Run the scheduler process: deadline sweeps and escalation every
+    COI_SWEEP_INTERVAL_SECONDS, alarm notifications every COI_DELIVERY_INTERVAL_SECONDS.
+    Run one per installation, beside the web workers (never inside them); a second one at
+    the same time (a failover) raises nothing twice."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from coi import jobs
+
+    engine, clock = _engine(), current_app.extensions["coi.clock"]
+    settings = current_app.extensions["coi.alerting"]
+    sweeps, telling = jobs.deadline_jobs(settings), jobs.notification_jobs(settings)
+    if once:
+        found = {**jobs.run(engine, clock, sweeps), **jobs.run(engine, clock, telling)}
+        click.echo("; ".join(f"{name} {count}" for name, count in found.items()))
+        return
+    sweep_every = int(current_app.config["SWEEP_INTERVAL_SECONDS"])
+    tell_every = int(current_app.config["DELIVERY_INTERVAL_SECONDS"])
+    if sweep_every < 1 or tell_every < 1:
+        raise click.ClickException("The intervals must be at least one second.")
+    # One worker thread: the jobs run one after another, never two transactions of this
+    # process at once (SQLite has one writer; the other engines gain nothing from racing).
+    runner = BlockingScheduler(timezone="UTC", executors={"default": ThreadPoolExecutor(1)})
+    # One run at a time per job; runs missed while one was slow are merged into one.
+    common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None,
+              "next_run_time": clock.now()}
+    runner.add_job(jobs.run, IntervalTrigger(seconds=sweep_every), args=(engine, clock, sweeps),
+                   id="sweeps", **common)
+    runner.add_job(jobs.run, IntervalTrigger(seconds=tell_every), args=(engine, clock, telling),
+                   id="telling", **common)
+    signal.signal(signal.SIGTERM, lambda *_: runner.shutdown(wait=False))
+    click.echo(f"Scheduler started: sweeps every {sweep_every} s, notifications every {tell_every} s "
+               "(Ctrl-C to stop).")
+    try:
+        runner.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    click.echo("Scheduler stopped.")
+
+
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to the newest schema."""
@@ -119,7 +164,8 @@ def init() -> None:
             logins = demo.load(session=session, now=current_app.extensions["coi.clock"].now(),
                                profiles=current_app.extensions["coi.profiles"],
                                cipher=current_app.extensions["coi.phi"],
-                               signer=current_app.extensions["coi.label_signer"])
+                               signer=current_app.extensions["coi.label_signer"],
+                               alerting_settings=current_app.extensions["coi.alerting"])
             click.echo("Database migrated; demo data loaded.")
     _print_logins(logins)
 
@@ -133,7 +179,8 @@ def load_demo() -> None:
         logins = demo.load(session=session, now=current_app.extensions["coi.clock"].now(),
                            profiles=current_app.extensions["coi.profiles"],
                            cipher=current_app.extensions["coi.phi"],
-                           signer=current_app.extensions["coi.label_signer"])
+                           signer=current_app.extensions["coi.label_signer"],
+                           alerting_settings=current_app.extensions["coi.alerting"])
     _print_logins(logins)
 
 

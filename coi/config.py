@@ -8,12 +8,14 @@ import base64
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from coi import alerting
 from coldchain.profiles import Profile, load_profiles
 
 MODES = ("development", "testing", "production")
@@ -40,6 +42,20 @@ DEFAULTS: dict[str, Any] = {
     "LABEL_IMAGE_MAX_PIXELS": 40_000_000,  # larger images are refused (decompression bombs)
     "LOGGER_UPLOAD_MAX_BYTES": 64 * 1024 * 1024,  # logger files (CSV, TXT, EPCIS, JSON readings)
     "TEMPERATURE_PROFILES": None,  # a TOML file of temperature profiles; default: the built-in ones
+    # Alarms (coi/alerting.py): escalation levels and webhooks as JSON; SMTP for e-mail.
+    "ALARM_ESCALATION": None,  # default: coi.alerting.DEFAULT_LEVELS
+    "ALARM_WEBHOOKS": "",  # [{"name": ..., "url": ..., "secret": ...}]
+    "MAIL_SERVER": "",  # host[:port]; empty: no e-mail is sent
+    "MAIL_FROM": "coi-alarms@localhost",
+    "MAIL_USERNAME": "",
+    "MAIL_PASSWORD": "",
+    "MAIL_STARTTLS": False,
+    "NOTIFY_MAX_ATTEMPTS": 10,
+    "LOGGER_SILENCE_MINUTES": 60,  # in transit, logger data older than this has "stopped"
+    # The scheduler process (flask coi scheduler) and the dashboard.
+    "SWEEP_INTERVAL_SECONDS": 60,
+    "DELIVERY_INTERVAL_SECONDS": 15,
+    "DASHBOARD_REFRESH_SECONDS": 30,
 }
 
 SECRET_NAMES = ("SECRET_KEY", "PHI_KEYS", "PHI_INDEX_KEY", "LABEL_SIGNING_KEY")
@@ -182,3 +198,22 @@ def temperature_profiles(path: str | None) -> dict[str, Profile]:
         return load_profiles(Path(path) if path else None)
     except (OSError, ValueError) as error:
         raise ConfigError(f"COI_TEMPERATURE_PROFILES: {error}") from None
+
+
+def alerting_settings(config: dict[str, Any]) -> alerting.Alerting:
+    """Escalation levels, webhooks and the mail server, checked once at start."""
+    try:
+        levels = (alerting.parse_levels(config["ALARM_ESCALATION"])
+                  if config.get("ALARM_ESCALATION") else alerting.DEFAULT.levels)
+        return alerting.Alerting(
+            levels=levels,
+            webhooks=alerting.parse_webhooks(config.get("ALARM_WEBHOOKS")),
+            mail=alerting.parse_mail(config.get("MAIL_SERVER"), config.get("MAIL_FROM"),
+                                     config.get("MAIL_USERNAME"), config.get("MAIL_PASSWORD"),
+                                     bool(config.get("MAIL_STARTTLS"))),
+            base_url=str(config["LABEL_VERIFY_BASE_URL"]).rstrip("/"),
+            max_attempts=int(config["NOTIFY_MAX_ATTEMPTS"]),
+            logger_silence=timedelta(minutes=int(config["LOGGER_SILENCE_MINUTES"])),
+        )
+    except alerting.AlertingError as error:
+        raise ConfigError(str(error)) from None

@@ -28,7 +28,15 @@ newest scans are minutes before `now`. In enrolment order (COI numbers count up 
    handed the apheresis bag over 20 minutes before `now` and it waits for the courier's
    scan, due 4 h after packing (a receipt after that is recorded with a `late` alarm).
 5. Katrin Vogel, Berlin: enrolled three days ago.
-6. Omar Haddad, Boston: enrolled yesterday, waiting for collection.
+6. Omar Haddad, Boston: enrolled yesterday, collected six hours before `now` and not packed:
+   packing was due 4 h after collection, so the scheduler's sweep raised a `step_overdue`
+   alarm.
+
+Alarms (the Alarms page, the dashboard): besides those above, Ivan Petrov's late handoff
+was acknowledged at the clinic and resolved by QA with a signature; his excursion was
+acknowledged at manufacturing and waits for QA's decision; his apheresis bag is close to
+(or past) its 72 h shelf life. Alarms nobody acknowledged have escalated to QA (and on to
+QA at every site), as the scheduler does when it first runs.
 
 Shipments and their loggers (the Shipments page): Harriet Vance's two legs, each with its
 logger file (a plain CSV export from a logger on Boston's clock outbound, JSON readings
@@ -49,7 +57,10 @@ What to try (password for all: `demo-password-1`):
 - courier: Shipments, then Ivan Petrov's shipment: the chart and its excursion; drop any
   logger export on the upload box to see the preview (it is refused, and the refusal
   logged, when its logger is not the shipment's).
-- qa.mfg: the audit trail, and the alarms on the case and shipment pages.
+- qa.mfg: the Alarms inbox: resolve the acknowledged excursion (outcome, justification,
+  password); the audit trail.
+- coord.mfg: the Dashboard, refreshing on its own: open alarms, cases by step with their
+  next deadline, shipments in transit.
 """
 
 from __future__ import annotations
@@ -66,10 +77,22 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+from coi import alerting, jobs
 from coi.access import Actor
-from coi.models import Site
+from coi.models import Alarm, Case, Site
 from coi.phi import PatientIdentity, PhiCipher
-from coi.services import cases, custody, enrolment, labels, ledger, loggers, masterdata, shipments, users
+from coi.services import (
+    alarms,
+    cases,
+    custody,
+    enrolment,
+    labels,
+    ledger,
+    loggers,
+    masterdata,
+    shipments,
+    users,
+)
 from coi.services.custody import Credential, Outcome
 from coi.workflow import Entry
 from coldchain.profiles import Profile, load_profiles
@@ -115,7 +138,7 @@ PATIENTS = [
     ("BOS", PatientIdentity("Jun Takahashi", date(1990, 6, 30), "BOS-101502"), (6, "09:30"),
      "handed_over"),
     ("BER", PatientIdentity("Katrin Vogel", date(1955, 1, 9), "BER-55-0192"), (3, "10:00"), "enrolled"),
-    ("BOS", PatientIdentity("Omar Haddad", date(1969, 4, 17), "BOS-102347"), (1, "16:40"), "enrolled"),
+    ("BOS", PatientIdentity("Omar Haddad", date(1969, 4, 17), "BOS-102347"), (1, "16:40"), "collected"),
 ]
 
 UNITS = {"infused": ("apheresis_bag", "sample", "sample"), "handed_over": ("apheresis_bag",),
@@ -151,8 +174,9 @@ AT_MANUFACTURING: Plan = [  # the clinic hands over 4 h 35 min after packing: la
     ("deliver_manufacturing.give", (2, "09:00")), ("deliver_manufacturing", (2, "09:20")),
 ]
 HANDED_OVER: Plan = [("collect", 80), ("pack", 45), ("pickup.give", 20)]
+COLLECTED: Plan = [("collect", 360)]  # packing was due 4 h later: overdue, found by the sweep
 PLANS = {"infused": INFUSED, "thawed": THAWED, "at_manufacturing": AT_MANUFACTURING,
-         "handed_over": HANDED_OVER}
+         "handed_over": HANDED_OVER, "collected": COLLECTED}
 WRONG_WRISTBAND: Moment = 8  # scanned at the thawed case's infusion
 LATE = {("at_manufacturing", "pickup.give")}  # (story, step) recorded with a late alarm
 
@@ -307,7 +331,8 @@ def is_loaded(session: Session) -> bool:
 
 
 def load(*, session: Session, now: datetime, cipher: PhiCipher, signer: labels.Signer,
-         profiles: dict[str, Profile] | None = None) -> list[tuple[str, str, str]]:
+         profiles: dict[str, Profile] | None = None,
+         alerting_settings: alerting.Alerting | None = None) -> list[tuple[str, str, str]]:
     """Create the demo data set; returns (username, password, what they show) for each login."""
     set_up = now - timedelta(days=SET_UP_DAYS_AGO)
     sites = {code: masterdata.create_site(session=session, now=set_up, actor=None, code=code,
@@ -325,7 +350,8 @@ def load(*, session: Session, now: datetime, cipher: PhiCipher, signer: labels.S
     accounts = {}
     for username, full_name, grants, _shows in PEOPLE:
         user = users.create_user(session=session, now=set_up, actor=None, username=username,
-                                 full_name=full_name, password=PASSWORD, reason=REASON)
+                                 full_name=full_name, password=PASSWORD, reason=REASON,
+                                 email=f"{username}@demo.example.org")
         for code, role in grants:
             users.grant_role(session=session, now=set_up, actor=None, user_id=user.id,  # type: ignore[arg-type]
                              site_id=sites[code].id, role=role, reason=REASON)  # type: ignore[arg-type]
@@ -345,12 +371,68 @@ def load(*, session: Session, now: datetime, cipher: PhiCipher, signer: labels.S
             _refused_typed_serial(loader, case, times["deliver_manufacturing"])
         if story in SHIPPED:
             _shipments(loader, case, times, profiles or load_profiles())
+        if story == "at_manufacturing":
+            _followed_up(loader, case, times)
     _wrong_wristband(loader, demo["thawed"], demo["handed_over"], moment(now, WRONG_WRISTBAND))
+    _scheduler(loader, alerting_settings or alerting.DEFAULT)
     loader.run()
     ledger.checkpoint(session=session, now=now, signer=signer)
     waiting = demo["handed_over"].bag
     return [(username, PASSWORD, f"{shows} (bag {waiting})" if username == "courier" else shows)
             for username, _n, _g, shows in PEOPLE]
+
+
+def _followed_up(loader: _Loader, case: _Case, times: dict[str, datetime]) -> None:
+    """Ivan Petrov's alarms, taken in hand: the late handoff acknowledged at the clinic and
+    resolved by QA with a signature; the excursion acknowledged at manufacturing, left for
+    QA to decide on (qa.mfg sees the resolve form)."""
+
+    def find(code: str) -> int:
+        row = loader.session.exec(select(Case).where(Case.coi == case.coi[:13])).one()
+        alarm = loader.session.exec(select(Alarm).where(Alarm.case_id == row.id, Alarm.code == code)).one()
+        assert alarm.id is not None
+        return alarm.id
+
+    def acknowledge(now: datetime, code: str, who: str, comment: str) -> None:
+        alarms.acknowledge(session=loader.session, now=now, actor=loader.accounts[who],
+                           alarm_id=find(code), comment=comment)
+
+    def resolve(now: datetime, code: str) -> None:
+        alarms.resolve(session=loader.session, now=now, actor=loader.accounts["qa.mfg"],
+                       alarm_id=find(code), outcome="accepted", password=PASSWORD,
+                       comment="35 min past the pickup limit, shipper sealed throughout: within "
+                               "the validated hold time, no impact on the apheresis material.")
+
+    # The scheduler found the pickup overdue 5 minutes after its limit; the courier's late
+    # handoff followed. Both are acknowledged at the clinic and resolved by QA.
+    for code in ("step_overdue", "late"):
+        loader.at(times["pickup.give"] + timedelta(minutes=25), partial(
+            acknowledge, code=code, who="nurse2.boston",
+            comment="Courier held up in traffic; the sealed shipper waited in the clinic's 2-8 C fridge."))
+        loader.at(times["deliver_manufacturing"] + timedelta(hours=3), partial(resolve, code=code))
+    loader.at(times["deliver_manufacturing"] + timedelta(minutes=50), partial(
+        acknowledge, code="excursion_single", who="coord.mfg",
+        comment="Apheresis bag quarantined on receipt; stability data requested from QA."))
+
+
+SCHEDULER_DAYS, SCHEDULER_EVERY = 3, timedelta(minutes=15)
+
+
+def _scheduler(loader: _Loader, settings: alerting.Alerting) -> None:
+    """The scheduler as if it had been running for the last days (every 15 minutes): it
+    found Omar Haddad's packing overdue and, when nobody acknowledged, told QA; it warned of
+    Ivan Petrov's apheresis bag nearing its 72 h shelf life. Notifications are written, not
+    sent (no mail server is configured in development; see the README)."""
+
+    def run(now: datetime) -> None:
+        for job in jobs.deadline_jobs(settings).values():
+            job(loader.session, now)
+        alarms.notify(loader.session, now, settings=settings)
+
+    when = loader.now - timedelta(days=SCHEDULER_DAYS)
+    while when <= loader.now:
+        loader.at(when, run)
+        when += SCHEDULER_EVERY
 
 
 def _refused_typed_serial(loader: _Loader, case: _Case, received: datetime) -> None:
@@ -427,12 +509,16 @@ def _shipments(loader: _Loader, case: _Case, times: dict[str, datetime],
         opened = times[after] + timedelta(minutes=3)
         made: dict[str, int] = {}
 
+        # Expected: two hours after the planned delivery; 30 h from packing for one not yet
+        # picked up.
+        eta = times[received_at] + timedelta(hours=2) if received_at else opened + timedelta(hours=30)
+
         def open_(now: datetime, leg: str = leg, who: str = who, serial: str = serial,
-                  zone: str | None = zone, made: dict[str, int] = made) -> None:
+                  zone: str | None = zone, made: dict[str, int] = made, eta: datetime = eta) -> None:
             shipment = shipments.open_shipment(
                 session=loader.session, now=now, actor=loader.accounts[who], profiles=profiles,
                 coi_text=case.coi, leg=leg, loggers=[shipments.LoggerSpec(serial, zone)],
-                shipper_id=f"SHP-{serial[-3:]}", profile_name=None, eta=now + timedelta(hours=30))
+                shipper_id=f"SHP-{serial[-3:]}", profile_name=None, eta=eta)
             made["id"] = shipment.id  # type: ignore[assignment]
 
         loader.at(opened, open_)

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from coi.vocabulary import ROLES, SHIPMENT_LEGS, SITE_KINDS, UNIT_KINDS
 
 STEP_KEYS = {"name", "title", "roles", "site_kind", "scan", "verifiers", "max_hours", "sign",
-             "to_roles", "to_site_kind", "makes"}
+             "to_roles", "to_site_kind", "makes", "overdue_alarm", "overdue_severity"}
+SHELF_LIFE_KEYS = {"hours", "warn_hours", "from_step"}
+OVERDUE_SEVERITIES = ("critical", "major", "minor")
 SCAN_ITEMS = ("wristband", *UNIT_KINDS)  # what a step may ask to be scanned
 SIGN_MEANINGS = ("collected", "released", "verified", "approved", "administered")  # the doer's own signature
 
@@ -38,10 +40,21 @@ class Step:
     # A transformation: the step turns the other units it scans into units of this kind,
     # recorded as one event linking parents and children.
     makes: str | None = None
+    # The alarm raised by the scheduler when this step is not done by its due time (e.g.
+    # infusion: "thaw_window", critical).
+    overdue_alarm: str = "step_overdue"
+    overdue_severity: str = "major"
 
     @property
     def handoff(self) -> bool:
         return bool(self.to_roles)
+
+
+@dataclass(frozen=True, slots=True)
+class ShelfLife:
+    hours: float
+    warn_hours: float  # "close to expiry" this long before it
+    from_step: str  # the step that fills or makes the unit starts its clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +64,8 @@ class Route:
     steps: tuple[Step, ...]
     # The temperature profile each leg ships under ("outbound", "return" -> profile name).
     shipping: dict[str, str] = field(default_factory=dict, compare=False)
+    # How long each kind of unit keeps, from the step that fills or makes it.
+    shelf_life: dict[str, ShelfLife] = field(default_factory=dict, compare=False)
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -85,10 +100,34 @@ def parse_route(text: str) -> Route:
             leg in SHIPMENT_LEGS and isinstance(name, str) and name for leg, name in shipping.items()):
         raise RouteError("[shipping] maps legs (" + ", ".join(SHIPMENT_LEGS)
                          + ") to temperature profile names")
-    unknown = sorted(set(data) - {"product", "version", "step", "shipping"})
+    unknown = sorted(set(data) - {"product", "version", "step", "shipping", "shelf_life"})
     if unknown:
         raise RouteError(f"the route has unknown keys: {', '.join(unknown)}")
-    return Route(product=product, version=version, steps=steps, shipping=dict(shipping))
+    shelf_life = _parse_shelf_life(data.get("shelf_life", {}), steps)
+    return Route(product=product, version=version, steps=steps, shipping=dict(shipping),
+                 shelf_life=shelf_life)
+
+
+def _parse_shelf_life(raw: object, steps: tuple[Step, ...]) -> dict[str, ShelfLife]:
+    if not isinstance(raw, dict):
+        raise RouteError("[shelf_life] maps unit kinds to {hours, warn_hours, from_step}")
+    found = {}
+    for kind, entry in raw.items():
+        where = f"[shelf_life.{kind}]"
+        if kind not in UNIT_KINDS:
+            raise RouteError(f"{where}: not a unit kind; use one of {', '.join(UNIT_KINDS)}")
+        if not isinstance(entry, dict) or set(entry) != SHELF_LIFE_KEYS:
+            raise RouteError(f"{where} needs exactly: hours, warn_hours, from_step")
+        hours, warn = entry["hours"], entry["warn_hours"]
+        if not isinstance(hours, int | float) or hours <= 0 or not isinstance(warn, int | float) \
+                or not 0 <= warn < hours:
+            raise RouteError(f"{where}: `hours` must be positive and `warn_hours` from 0 to "
+                             "less than `hours`")
+        step = next((s for s in steps if s.name == entry["from_step"]), None)
+        if step is None or kind not in step.scan:
+            raise RouteError(f"{where}: `from_step` must name a step that scans {kind}")
+        found[kind] = ShelfLife(float(hours), float(warn), step.name)
+    return found
 
 
 def _parse_step(number: int, raw: object) -> Step:
@@ -136,6 +175,14 @@ def _parse_step(number: int, raw: object) -> Step:
                               or not any(item in UNIT_KINDS and item != makes for item in scan)):
         raise RouteError(f"{where}: `makes` must be a unit kind the step scans, beside the "
                          "kinds it is made from")
+    overdue_alarm = raw.get("overdue_alarm", "step_overdue")
+    if not isinstance(overdue_alarm, str) or not overdue_alarm.isidentifier() or len(overdue_alarm) > 40:
+        raise RouteError(f"{where}: `overdue_alarm` must be a short name (letters, digits, _)")
+    overdue_severity = raw.get("overdue_severity", "major")
+    if overdue_severity not in OVERDUE_SEVERITIES:
+        raise RouteError(f"{where}: `overdue_severity` must be one of {', '.join(OVERDUE_SEVERITIES)}")
+    if "overdue_alarm" in raw and max_hours is None:
+        raise RouteError(f"{where}: `overdue_alarm` needs `max_hours`")
     return Step(
         name=name,
         title=title,
@@ -148,4 +195,6 @@ def _parse_step(number: int, raw: object) -> Step:
         to_roles=tuple(to_roles),
         to_site_kind=to_site_kind,
         makes=makes,
+        overdue_alarm=overdue_alarm,
+        overdue_severity=overdue_severity,
     )

@@ -25,7 +25,7 @@ from coi.identifiers import CoiId
 from coi.labels import payload
 from coi.models import RoleGrant, Unit
 from coi.phi import PatientIdentity
-from coi.services import cases, enrolment, labels, loggers, shipments, tokens
+from coi.services import alarms, cases, enrolment, labels, loggers, shipments, tokens
 from tests.conftest import CSRF, PASSWORD, PERSONAS, World, api_token, bearer, login
 
 ANONYMOUS = "anonymous"
@@ -40,6 +40,7 @@ SCANNERS = SITE_STAFF | {"coordinator", "qa", "courier"}  # the route judges eac
 SHIPMENT_VIEWERS = CASE_READERS | {"courier"}  # couriers carry every shipment
 SHIPMENT_OPENERS = SITE_STAFF | {"coordinator"}  # at the leg's origin
 LOGGER_UPLOADERS = SITE_STAFF | {"coordinator", "courier"}
+ALARM_VIEWERS = CASE_READERS | {"courier"}  # couriers: shipment alarms
 
 # endpoint -> the personas allowed to use it (roles only; site scoping is tested below).
 EXPECTED: dict[str, frozenset[str]] = {
@@ -74,6 +75,11 @@ EXPECTED: dict[str, frozenset[str]] = {
     "shipments.preview_file": LOGGER_UPLOADERS,
     "shipments.commit_file": LOGGER_UPLOADERS,
     "shipments.raw_file": SHIPMENT_VIEWERS,
+    "dashboard.index": CASE_READERS,
+    "alarms.index": ALARM_VIEWERS,
+    "alarms.show": ALARM_VIEWERS,
+    "alarms.acknowledge": ALARM_VIEWERS,
+    "alarms.resolve": frozenset({"qa"}),
     "scan.page": SCANNERS,
     "scan.judge": SCANNERS,
     "scan.decode": SCANNERS,
@@ -108,6 +114,7 @@ class Setup:
     shipment_id: dict[str, int]  # site code -> an open shipment of that site's case
     file_id: dict[str, int]  # site code -> a logger file stored for that shipment
     readings: dict[str, dict[str, Any]]  # site code -> a JSON readings document for it
+    alarm_id: dict[str, int]  # site code -> an open alarm about that site's shipment
 
 
 def enrol_case(app: Flask, session: Session, clock: FrozenClock, world: World, persona: str,
@@ -143,7 +150,7 @@ def setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Set
     session.commit()
     token = payload.token_from_text(printed["BOS"].labels[0].qr)
     assert token
-    shipment_id, file_id, readings = {}, {}, {}
+    shipment_id, file_id, readings, alarm_id = {}, {}, {}, {}
     for site, who, coi in (("BOS", "staff", bos[0]), ("BER", "outsider", ber[0])):
         shipment = shipments.open_shipment(
             session=session, now=clock.now(), actor=world.actor(who),
@@ -155,12 +162,17 @@ def setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Set
                                shipment_id=shipment.id, via="api", filename="first.json",  # type: ignore[arg-type]
                                stream=io.BytesIO(json.dumps(readings[site] | {"n": 1}).encode()))
         shipment_id[site], file_id[site] = shipment.id, stored.file.id
+        alarm = alarms.raise_alarm(session=session, now=clock.now(), kind="temperature",
+                                   code="excursion_single", severity="major", summary="test",
+                                   rule={"rule": "test"}, case_id=shipment.case_id,
+                                   shipment_id=shipment.id)
+        alarm_id[site] = alarm.id  # type: ignore[union-attr]
     session.commit()
     return Setup(coi={"BOS": bos[0], "BER": ber[0]}, serial={"BOS": bos[1], "BER": ber[1]},
                  user_id=staff2, grant_id=grant.id, token_id=token_id,  # type: ignore[arg-type]
                  label_id={site: job.rows[0].id for site, job in printed.items()},  # type: ignore[misc]
                  label_token=token, shipment_id=shipment_id,  # type: ignore[arg-type]
-                 file_id=file_id, readings=readings)  # type: ignore[arg-type]
+                 file_id=file_id, readings=readings, alarm_id=alarm_id)  # type: ignore[arg-type]
 
 
 def count(session: Session, model: type) -> int:
@@ -180,7 +192,8 @@ def url_values(rule_arguments: set[str], setup: Setup, persona: str) -> dict[str
     known = {"coi": setup.coi[site], "serial": setup.serial[site], "user_id": setup.user_id,
              "grant_id": setup.grant_id, "token_id": setup.token_id,
              "label_id": setup.label_id[site], "token": setup.label_token,
-             "shipment_id": setup.shipment_id[site], "file_id": setup.file_id[site]}
+             "shipment_id": setup.shipment_id[site], "file_id": setup.file_id[site],
+             "alarm_id": setup.alarm_id[site]}
     unknown = rule_arguments - known.keys()
     assert not unknown, f"the access test does not know what to put in {sorted(unknown)}"
     return {name: known[name] for name in rule_arguments}
@@ -217,6 +230,9 @@ def web_form(endpoint: str, persona: str, setup: Setup, world: World) -> dict[st
                                     "loggers": "LOG-NEW", "zone": "UTC"},
         "shipments.preview_file": {"file": (io.BytesIO(readings_file(setup, site)), "r.json")},
         "shipments.commit_file": {"file": (io.BytesIO(readings_file(setup, site)), "r.json")},
+        "alarms.acknowledge": {"comment": "checked the shipper"},
+        "alarms.resolve": {"outcome": "accepted", "comment": "within stability data",
+                           "password": PASSWORD},
     }[endpoint]
 
 

@@ -11,6 +11,7 @@ from sqlmodel import col, func, select
 from coi import demo
 from coi.models import (
     Alarm,
+    AlarmEvent,
     Case,
     CustodyEvent,
     LabelRevocation,
@@ -186,10 +187,34 @@ def test_a_handoff_waits_for_the_courier_who_can_receive_it(loaded, session, clo
     assert bag.custodian_site_id == depot.id
 
 
-def test_the_other_cases_are_enrolled_and_wait_for_collection(loaded, session):
+def test_the_other_case_is_enrolled_and_waits_for_collection(loaded, session):
     named = {c.id for c in loaded.values()}
     others = [c for c in session.exec(select(Case)) if c.id not in named]
-    assert [(c.state, c.next_step) for c in others] == [("enrolled", "collect")] * 2
+    assert [(c.state, c.next_step) for c in others] == [("enrolled", "collect")]
+
+
+def test_the_scheduler_found_an_overdue_packing_and_a_bag_near_its_shelf_life(loaded, session, clock):
+    collected = loaded["collected"]
+    assert (collected.last_step, collected.next_step) == ("collect", "pack")
+    assert collected.next_due_at == clock.now() - timedelta(hours=2)
+    overdue = session.exec(select(Alarm).where(Alarm.case_id == collected.id)).one()
+    assert (overdue.code, overdue.kind, overdue.state) == ("step_overdue", "deadline", "open")
+    assert collected.overdue_alarm_id == overdue.id
+    bag = session.exec(select(Alarm).where(Alarm.case_id == loaded["at_manufacturing"].id,
+                                           col(Alarm.code).in_(("expiry_near", "expired")))).one()
+    assert bag.unit_id == _bag(session, loaded["at_manufacturing"]).id
+
+
+def test_alarms_were_followed_up_and_the_unanswered_ones_escalated(loaded, session):
+    case = loaded["at_manufacturing"]
+    states = {a.code: a.state for a in session.exec(select(Alarm).where(Alarm.case_id == case.id))}
+    assert states["step_overdue"] == states["late"] == "resolved"  # the sweep's and the scan's
+    assert states["excursion_single"] == "acknowledged"
+    resolved = session.exec(select(AlarmEvent).where(AlarmEvent.action == "resolved")).all()
+    assert len(resolved) == 2 and all(e.signature_id and e.outcome == "accepted" for e in resolved)
+    wristband = session.exec(select(Alarm).where(Alarm.code == "other_case")).one()
+    assert (wristband.state, wristband.level) == ("open", 0)  # 8 min old: not yet due to escalate
+    assert session.exec(select(AlarmEvent).where(AlarmEvent.action == "escalated")).first() is not None
 
 
 def test_the_shipments_show_their_loggers_and_the_late_pickups_excursion(loaded, session):

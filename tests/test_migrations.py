@@ -14,8 +14,8 @@ from sqlmodel import SQLModel
 
 from coi import migrate
 from coi.db import for_writing
-from coi.models import APPEND_ONLY_TABLES, LoginAttempt
-from coi.services import audit, enrolment, labels, ledger, loggers, shipments, signatures
+from coi.models import APPEND_ONLY_TABLES, LoginAttempt, Notification, NotificationAttempt
+from coi.services import alarms, audit, enrolment, labels, ledger, loggers, shipments, signatures
 from coi.services.cases import coi_of
 from tests.conftest import PASSWORD, make_case
 
@@ -71,6 +71,14 @@ def test_evidence_tables_refuse_update_and_delete(app, engine, session, world, c
     loggers.store(session=session, now=clock.now(), actor=world.actor("staff"),
                   shipment_id=shipment.id, stream=io.BytesIO(json.dumps(document).encode()),  # type: ignore[arg-type]
                   filename="r.json", via="api")
+    alarm = alarms.raise_alarm(session=session, now=clock.now(), kind="custody", code="test",
+                               severity="minor", summary="test", rule={"rule": "test"})
+    assert alarm is not None
+    notification = Notification(alarm_id=alarm.id, channel="webhook", target="x", created_at=clock.now())
+    session.add(notification)
+    session.flush()
+    session.add(NotificationAttempt(notification_id=notification.id, at=clock.now(), ok=False,
+                                    detail="test", duration_ms=1))
     session.commit()
     column = {"logger_file_chunk": "seq", "logger_file_result": "file_id"}.get(table, "id")
     with for_writing(engine).connect() as connection:

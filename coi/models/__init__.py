@@ -1,15 +1,17 @@
 """The tables. Importing this package registers every model on `SQLModel.metadata`."""
 
-from coi.models.audit import AuditEntry
-from coi.models.case import CASE_STATES, Case, CoiSequence
-from coi.models.custody import (
+from coi.models.alarm import (
     ALARM_STATES,
-    COMPLETING_KINDS,
+    OUTCOMES,
     SEVERITIES,
     Alarm,
-    CustodyEvent,
-    LedgerCheckpoint,
+    AlarmEvent,
+    Notification,
+    NotificationAttempt,
 )
+from coi.models.audit import AuditEntry
+from coi.models.case import CASE_STATES, Case, CoiSequence
+from coi.models.custody import COMPLETING_KINDS, CustodyEvent, LedgerCheckpoint
 from coi.models.label import Label, LabelKey, LabelRevocation
 from coi.models.patient import Patient
 from coi.models.product import Product, ProductRoute
@@ -33,7 +35,7 @@ from coi.vocabulary import ROLES, SITE_KINDS, UNIT_KINDS
 APPEND_ONLY_TABLES = (
     "audit_entry", "signature", "login_attempt", "label_key", "label", "label_revocation",
     "custody_event", "ledger_checkpoint", "logger_file", "logger_file_chunk", "logger_file_result",
-    "logger_reading")
+    "logger_reading", "alarm_event", "notification_attempt")
 
 __all__ = [
     "ALARM_STATES",
@@ -41,6 +43,10 @@ __all__ = [
     "COMPLETING_KINDS",
     "SEVERITIES",
     "Alarm",
+    "AlarmEvent",
+    "Notification",
+    "NotificationAttempt",
+    "OUTCOMES",
     "CASE_STATES",
     "MEANINGS",
     "ROLES",

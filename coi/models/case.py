@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from coi.models.types import UTCDateTime
@@ -15,6 +16,10 @@ class Case(SQLModel, table=True):
     identifier; the check character is computed wherever it is shown."""
 
     __tablename__ = "therapy_case"  # "case" is a reserved word in SQL
+    # The overdue-step sweep reads only cases whose due time has not raised its alarm yet.
+    __table_args__ = (Index("ix_therapy_case_due_unalarmed", "next_due_at",
+                            sqlite_where=text("overdue_alarm_id IS NULL"),
+                            postgresql_where=text("overdue_alarm_id IS NULL")),)
 
     id: int | None = Field(default=None, primary_key=True)
     coi: str = Field(max_length=13, unique=True)
@@ -32,6 +37,9 @@ class Case(SQLModel, table=True):
     last_step_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     next_step: str | None = Field(default=None, max_length=40, index=True)
     next_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    # The alarm raised when `next_due_at` passed (no foreign key: alarms point at cases);
+    # cleared when the next step is recorded, so the following due time is watched again.
+    overdue_alarm_id: int | None = Field(default=None)
 
 
 class CoiSequence(SQLModel, table=True):

@@ -48,32 +48,3 @@ class LedgerCheckpoint(SQLModel, table=True):
     heads: str = Field(sa_type=Text)  # canonical JSON: {case id: [seq, hash]}
     key_id: str = Field(max_length=4)
     signature: str = Field(max_length=128)  # hex Ed25519 over the domain tag and `heads`
-
-
-ALARM_STATES = ("open", "acknowledged", "resolved")
-SEVERITIES = ("critical", "major", "minor")
-
-
-class Alarm(SQLModel, table=True):
-    """A breach that people must follow up: raised where it is seen (a scan, a logger file, a
-    sweep). `rule` is a copy of the rule that fired, as it was then, so a later change of
-    the route or profile does not rewrite why the alarm was raised."""
-
-    __tablename__ = "alarm"
-
-    id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=20)  # custody, temperature, deadline
-    code: str = Field(max_length=40)  # e.g. late, other_case, not_in_custody
-    severity: str = Field(max_length=10)
-    state: str = Field(default="open", max_length=20, index=True)
-    raised_at: datetime = Field(sa_type=UTCDateTime, index=True)
-    case_id: int | None = Field(default=None, foreign_key="therapy_case.id", index=True)
-    site_id: int | None = Field(default=None, foreign_key="site.id", index=True)
-    event_id: int | None = Field(default=None, foreign_key="custody_event.id")
-    actor_id: int | None = Field(default=None, foreign_key="app_user.id")
-    summary: str = Field(sa_type=Text)
-    rule: str = Field(sa_type=Text)  # canonical JSON
-    shipment_id: int | None = Field(default=None, foreign_key="shipment.id", index=True)
-    # What the alarm is about, for breaches found again each time data is evaluated (a logger
-    # excursion, a deadline): unique, so each is raised once however often it is seen.
-    fingerprint: str | None = Field(default=None, max_length=200, unique=True, index=True)

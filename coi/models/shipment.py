@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from coi.models.types import UTCDateTime
@@ -22,6 +22,15 @@ class Shipment(SQLModel, table=True):
     shipment was opened, so a later change of the profile does not rejudge it."""
 
     __tablename__ = "shipment"
+    # The sweeps read only shipments not yet received nor alarmed.
+    __table_args__ = (
+        Index("ix_shipment_eta_unalarmed", "eta",
+              sqlite_where=text("eta_alarm_id IS NULL AND received_at IS NULL"),
+              postgresql_where=text("eta_alarm_id IS NULL AND received_at IS NULL")),
+        Index("ix_shipment_silence_unalarmed", "last_reading_at",
+              sqlite_where=text("silence_alarm_id IS NULL AND received_at IS NULL"),
+              postgresql_where=text("silence_alarm_id IS NULL AND received_at IS NULL")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="therapy_case.id", index=True)
@@ -37,6 +46,11 @@ class Shipment(SQLModel, table=True):
     eta: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     dispatched_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     received_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    eta_alarm_id: int | None = Field(default=None)  # the alarm raised when the ETA passed
+    # The newest reading received for it, and the alarm raised when its loggers fell silent
+    # in transit (cleared when newer readings arrive, so a second silence is seen too).
+    last_reading_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    silence_alarm_id: int | None = Field(default=None)
 
 
 class ShipmentLogger(SQLModel, table=True):

@@ -26,3 +26,8 @@ class Unit(SQLModel, table=True):
     custodian_site_id: int = Field(foreign_key="site.id", index=True)
     created_at: datetime = Field(sa_type=UTCDateTime)
     created_by_id: int = Field(foreign_key="app_user.id")
+    # Shelf life (the route's [shelf_life]), from the step that fills or makes the unit.
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When the expiry sweep must next look at it: the warning time, then the expiry itself;
+    # None when nothing is left to warn of (or the unit is used up).
+    expiry_check_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)

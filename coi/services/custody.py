@@ -33,7 +33,7 @@ from coi.models import (
     User,
 )
 from coi.route import Route, Step
-from coi.services import audit, ledger, masterdata, shipments, users
+from coi.services import alarms, audit, ledger, masterdata, shipments, users
 from coi.services import signatures as signature_service
 from coi.services.cases import coi_of
 from coi.workflow import (
@@ -451,12 +451,19 @@ def _apply(session: Session, now: datetime, case: Case, route: Route, step: Step
     """Keep the current-state rows (unit custody, the case's place on its route) in step with
     the event just written; the ledger stays the evidence."""
     for unit in (units[serial] for serial in verdict.units):
+        shelf = route.shelf_life.get(unit.kind)
+        if shelf and shelf.from_step == step.name and unit.expires_at is None and kind != "handoff_give":
+            # The step that fills or makes the unit starts its shelf life.
+            unit.expires_at = now + timedelta(hours=shelf.hours)
+            unit.expiry_check_at = unit.expires_at - timedelta(hours=shelf.warn_hours)
         if kind == "handoff_receive":
             unit.custodian_site_id = site.id  # type: ignore[assignment]
         if kind == "transform" and unit.kind != step.makes:
             unit.state = "consumed"
         else:
             unit.state = step.name
+        if unit.state == "consumed" or step.name == route.steps[-1].name:
+            unit.expiry_check_at = None  # used up: its expiry no longer matters
         session.add(unit)
     if kind == "handoff_give":
         return
@@ -469,6 +476,7 @@ def _apply(session: Session, now: datetime, case: Case, route: Route, step: Step
     case.next_step = following.name if following else None
     case.next_due_at = (now + timedelta(hours=following.max_hours)
                         if following and following.max_hours else None)
+    case.overdue_alarm_id = None  # the new due time is watched by the overdue sweep
     case.state = "complete" if following is None else "in_progress"
     session.add(case)
     session.flush()
@@ -485,14 +493,10 @@ def _raise_alarm(session: Session, now: datetime, case: Case, route: Route, step
                         "to_roles": list(step.to_roles), "to_site_kind": step.to_site_kind}
     patient_facing = step is not None and WRISTBAND in step.scan
     severity = "critical" if reason.code == "other_case" and patient_facing else "major"
-    alarm = Alarm(kind="custody", code=reason.code, severity=severity, raised_at=now,
-                  case_id=case.id, site_id=site.id if site else None, event_id=event.id,
-                  actor_id=actor.user_id, summary=reason.message, rule=ledger.canonical(rule))
-    session.add(alarm)
-    session.flush()
-    audit.record(session=session, now=now, actor=actor, entity="alarm", entity_id=alarm.id,
-                 action="create", reason=reason.message,
-                 changes={"code": (None, reason.code), "severity": (None, severity)})
+    alarm = alarms.raise_alarm(session=session, now=now, kind="custody", code=reason.code,
+                               severity=severity, summary=reason.message, rule=rule, case_id=case.id,
+                               site_id=site.id if site else None, event_id=event.id, actor=actor)
+    assert alarm is not None  # no fingerprint: always raised
     return alarm
 
 

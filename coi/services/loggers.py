@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any, BinaryIO, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from coi.access import Actor, allowed, allowed_at_any
@@ -32,9 +32,9 @@ from coi.models import (
     ShipmentLogger,
     User,
 )
-from coi.services import audit, ledger
+from coi.services import alarms, audit, ledger
 from coi.services.cases import case_sites
-from coi.services.shipments import ShipmentView, visible_shipment
+from coi.services.shipments import ShipmentView, view_of, visible_shipment
 from coldchain import chart, read
 from coldchain.evaluate import Breach, Budget, Evaluation, Evaluator, stability_budget
 from coldchain.model import Problem, Reading, ReadOptions, Source, Unreadable
@@ -310,8 +310,20 @@ def store(
                  action="create", reason=f"Logger file for shipment {shipment_id} ({via})",
                  changes={"sha256": (None, sha), "filename": (None, file.filename),
                           "readings": (None, span.count)})
-    alarms = raise_alarms(session=session, now=now, view=view)
-    return Stored(file, True, result, alarms)
+    _heard_from(session, shipment_id, span.last)
+    raised = raise_alarms(session=session, now=now, view=view)
+    return Stored(file, True, result, raised)
+
+
+def _heard_from(session: Session, shipment_id: int, last: datetime | None) -> None:
+    """Newer readings: the shipment's loggers are heard from again, so a later silence is
+    watched for (and alarmed) anew. Conditional: only ever moves forward."""
+    if last is None:
+        return
+    session.execute(update(Shipment).where(
+        col(Shipment.id) == shipment_id,
+        or_(col(Shipment.last_reading_at).is_(None), col(Shipment.last_reading_at) < last))
+        .values(last_reading_at=last, silence_alarm_id=None))
 
 
 def record_refusal(*, session: Session, now: datetime, actor: Actor, shipment_id: int,
@@ -517,23 +529,12 @@ def _minutes(value: timedelta) -> str:
 
 def _raise(session: Session, now: datetime, view: ShipmentView, fingerprint: str, code: str,
            severity: str, summary: str, rule: Mapping[str, Any]) -> Alarm | None:
-    if session.exec(select(Alarm.id).where(Alarm.fingerprint == fingerprint)).first() is not None:
-        return None
     shipment = view.shipment
-    alarm = Alarm(kind="temperature", code=code, severity=severity, raised_at=now,
-                  case_id=shipment.case_id, site_id=shipment.destination_site_id,
-                  shipment_id=shipment.id, summary=summary, fingerprint=fingerprint,
-                  rule=ledger.canonical({**rule, "shipment": shipment.id, "profile": shipment.profile}))
-    try:
-        with session.begin_nested():
-            session.add(alarm)
-            session.flush()
-    except IntegrityError:  # raised by a concurrent upload a moment ago
-        return None
-    audit.record(session=session, now=now, actor=None, entity="alarm", entity_id=alarm.id,
-                 action="create", reason=summary, changes={"code": (None, code),
-                                                           "severity": (None, severity)})
-    return alarm
+    return alarms.raise_alarm(session=session, now=now, kind="temperature", code=code,
+                              severity=severity, summary=summary, case_id=shipment.case_id,
+                              site_id=shipment.destination_site_id, shipment_id=shipment.id,
+                              fingerprint=fingerprint,
+                              rule={**rule, "shipment": shipment.id, "profile": shipment.profile})
 
 
 def alarms_of(*, session: Session, shipment_id: int) -> list[Alarm]:
@@ -551,3 +552,13 @@ def check_readings_document(body: bytes) -> None:
         raise InvalidInput("Send {\"logger\": \"serial\", \"readings\": [{\"at\": ..., \"celsius\": ...}]}.",
                            [{"field": "readings", "message": "A list of readings is required."}])
 
+
+
+def still_going_on(*, session: Session, now: datetime, alarm: Alarm) -> bool:
+    """Does the latest data show the temperature breach behind `alarm` still going on (an
+    excursion whose readings have not come back within limits)?"""
+    if alarm.kind != "temperature" or alarm.shipment_id is None or not alarm.fingerprint:
+        return False
+    found = evaluate(session=session, now=now, view=view_of(session=session, shipment_id=alarm.shipment_id))
+    return any(f"shipment:{alarm.shipment_id}:{breach.key}" == alarm.fingerprint and breach.ongoing
+               for breach in found.breaches)

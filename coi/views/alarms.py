@@ -1,0 +1,88 @@
+"""Alarms: the inbox (the user's sites and roles, most severe and newest first), an alarm's
+page with the rule that fired and its history, and the acknowledge and resolve forms."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+
+from coi.access import permission
+from coi.alerting import Alerting
+from coi.errors import DomainError, InvalidInput
+from coi.models import OUTCOMES, SEVERITIES
+from coi.services import alarms, delivery, loggers
+from coi.web import actor, now, request_session
+
+blueprint = Blueprint("alarms", __name__)
+
+KINDS = ("custody", "temperature", "deadline")
+
+
+def settings() -> Alerting:
+    return current_app.extensions["coi.alerting"]  # type: ignore[no-any-return]
+
+
+@blueprint.route("/alarms")
+@permission("alarm.view")
+def index() -> Any:
+    state = request.args.get("state", "active")
+    severity = request.args.get("severity") or None
+    kind = request.args.get("kind") or None
+    mine = request.args.get("mine") == "1"
+    if state not in alarms.STATE_FILTERS or severity not in (None, *SEVERITIES) or kind not in (None, *KINDS):
+        raise InvalidInput("Unknown filter: use the filters offered on the page.")
+    rows = alarms.inbox(session=request_session(), actor=actor(), settings=settings(), state=state,
+                        severity=severity, kind=kind)
+    if mine:
+        rows = [row for row in rows if row.told_to_me]
+    return render_template("alarms/list.html", rows=rows, state=state, severity=severity, kind=kind,
+                           mine=mine, states=alarms.STATE_FILTERS, severities=SEVERITIES, kinds=KINDS)
+
+
+@blueprint.route("/alarms/<int:alarm_id>")
+@permission("alarm.view")
+def show(alarm_id: int) -> Any:
+    db, me = request_session(), actor()
+    found = alarms.detail(session=db, actor=me, alarm_id=alarm_id)
+    going_on = found.alarm.state == "acknowledged" and loggers.still_going_on(
+        session=db, now=now(), alarm=found.alarm)
+    return render_template(
+        "alarms/show.html", d=found, rule_text=json.dumps(found.rule, indent=2, ensure_ascii=False),
+        deliveries=delivery.delivery_log(db, alarm_id), outcomes=OUTCOMES, going_on=going_on,
+        may_acknowledge=alarms.may(me, db, found.alarm, "alarm.acknowledge"),
+        may_resolve=alarms.may(me, db, found.alarm, "alarm.resolve"))
+
+
+@blueprint.route("/alarms/<int:alarm_id>/acknowledge", methods=["POST"])
+@permission("alarm.acknowledge")
+def acknowledge(alarm_id: int) -> Any:
+    db = request_session()
+    try:
+        alarms.acknowledge(session=db, now=now(), actor=actor(), alarm_id=alarm_id,
+                           comment=request.form.get("comment", ""))
+    except DomainError as error:
+        db.rollback()
+        flash(f"Not acknowledged: {error.message}", "error")
+        return redirect(url_for("alarms.show", alarm_id=alarm_id))
+    db.commit()
+    flash("Alarm acknowledged: escalation stopped.", "success")
+    return redirect(url_for("alarms.show", alarm_id=alarm_id))
+
+
+@blueprint.route("/alarms/<int:alarm_id>/resolve", methods=["POST"])
+@permission("alarm.resolve")
+def resolve(alarm_id: int) -> Any:
+    db, me, at = request_session(), actor(), now()
+    try:
+        alarms.resolve(session=db, now=at, actor=me, alarm_id=alarm_id,
+                       outcome=request.form.get("outcome", ""), comment=request.form.get("comment", ""),
+                       password=request.form.get("password", ""))
+    except DomainError as error:
+        db.rollback()
+        flash(f"Not resolved: {error.message}", "error")
+        return redirect(url_for("alarms.show", alarm_id=alarm_id))
+    db.commit()
+    flash("Alarm resolved and signed.", "success")
+    return redirect(url_for("alarms.show", alarm_id=alarm_id))

@@ -1,0 +1,151 @@
+"""The dashboard in a real browser (Debian's Chromium driven by Playwright, headless): it
+refreshes itself without a reload, shows an alarm raised meanwhile and when it was updated,
+and when the server cannot be reached it keeps what it showed and says since when.
+
+Served from a live werkzeug server in a thread, on the per-test database of conftest.py.
+Needs /usr/bin/chromium and Playwright: skipped without them, unless COI_REQUIRE_BROWSER=1
+(CI), where their absence fails the run (the rules of tests/test_browser_scan.py)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from coi.services import alarms
+from coi.services.cases import coi_of
+from tests.conftest import PASSWORD, make_case
+from tests.test_browser_scan import CHROMIUM, CHROMIUM_FLAGS, unavailable
+
+try:
+    from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+    from playwright.sync_api import Error as PlaywrightError
+except ImportError:  # pragma: no cover - the Makefile installs it
+    sync_playwright = None
+
+WAIT = 10_000  # ms: at most; the page refreshes every second
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    return {**app_config, "DASHBOARD_REFRESH_SECONDS": 1}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if sync_playwright is None:
+        unavailable("Playwright for Python (pip install playwright)")
+    if not CHROMIUM.is_file():
+        unavailable(f"Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                                  args=CHROMIUM_FLAGS)
+        except PlaywrightError as error:
+            unavailable(f"a Chromium that starts ({error.message.splitlines()[0]})")
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def live(app: Flask) -> Iterator[str]:
+    """The app on a free port of 127.0.0.1, served from a daemon thread."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+
+
+@pytest.fixture
+def coordinator_page(browser: Browser, live: str) -> Iterator[Page]:
+    """The coordinator, logged in, on the dashboard, with a marker a reload would wipe."""
+    context = browser.new_context(base_url=live, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(WAIT)
+    page = context.new_page()
+    page.goto("/login?next=/dashboard")
+    page.fill("input[name=username]", "coordinator")
+    page.fill("input[name=password]", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"/dashboard$"), wait_until="load")
+    page.evaluate("window.dashboardMarker = 'loaded once'")
+    yield page
+    context.close()
+
+
+def navigations(page: Page) -> list[str]:
+    """The main frame's navigations from now on, as they happen."""
+    seen: list[str] = []
+    page.on("framenavigated", lambda frame: seen.append(frame.url) if frame == page.main_frame else None)
+    return seen
+
+
+def test_the_dashboard_shows_a_new_alarm_without_reloading(app, session, world, clock,
+                                                           coordinator_page):
+    page = coordinator_page
+    case = make_case(app, session, world, clock)
+    session.close()
+    critical = page.locator('[data-severity="critical"]')
+    # The case enrolled after the page loaded is there by the first refresh already.
+    expect(page.locator("#dash-deadlines")).to_contain_text(coi_of(case).text)
+    expect(critical).to_have_attribute("data-count", "0")
+    expect(page.locator("#dashboard-status")).to_have_text("Updated 03:00:00 CST")
+    moved = navigations(page)
+
+    clock.advance(seconds=5)
+    alarms.raise_alarm(session=session, now=clock.now(), kind="temperature", code="excursion_single",
+                       severity="critical", summary="Shipper at 12.4 °C for 41 min",
+                       rule={"rule": "test"}, case_id=case.id)
+    session.commit()
+    session.close()
+
+    expect(page.locator("#dash-alarm-list")).to_contain_text("Shipper at 12.4 °C for 41 min")
+    expect(critical).to_have_attribute("data-count", "1")
+    expect(page.locator("#dashboard-status")).to_have_text("Updated 03:00:05 CST")
+    assert page.evaluate("window.dashboardMarker") == "loaded once"  # the same page, not a reload
+    assert moved == []
+    assert page.url.endswith("/dashboard")
+
+
+def test_a_failed_refresh_keeps_the_content_and_says_since_when(app, session, world, clock,
+                                                               coordinator_page):
+    page = coordinator_page
+    case = make_case(app, session, world, clock)
+    alarms.raise_alarm(session=session, now=clock.now(), kind="custody", code="late",
+                       severity="major", summary="Pickup not scanned", rule={"rule": "test"},
+                       case_id=case.id)
+    session.commit()
+    session.close()
+    expect(page.locator("#dash-alarm-list")).to_contain_text("Pickup not scanned")
+    expect(page.locator("#dashboard-status")).to_have_text("Updated 03:00:00 CST")
+
+    def unreachable(route: Route) -> None:
+        route.abort("connectionrefused")
+
+    page.route("**/dashboard?part=body", unreachable)
+    clock.advance(minutes=2)
+    status = page.locator("#dashboard-status")
+    expect(status).to_have_text("Not updated since 03:00:00 CST (retrying)")
+    expect(status).to_have_class(re.compile(r"\bstale\b"))
+    expect(page.locator("#dash-alarm-list")).to_contain_text("Pickup not scanned")  # kept
+
+    def server_error(route: Route) -> None:
+        route.fulfill(status=500, body="<h1>Internal Server Error</h1>", content_type="text/html")
+
+    page.unroute("**/dashboard?part=body")
+    with page.expect_response(lambda response: "part=body" in response.url and response.status == 500):
+        page.route("**/dashboard?part=body", server_error)  # the next refresh gets an error page
+    expect(status).to_have_text("Not updated since 03:00:00 CST (retrying)")
+    expect(page.locator("#dash-alarm-list")).to_contain_text("Pickup not scanned")
+
+    page.unroute("**/dashboard?part=body")
+    expect(status).to_have_text("Updated 03:02:00 CST")
+    expect(status).not_to_have_class(re.compile(r"\bstale\b"))
+    assert page.evaluate("window.dashboardMarker") == "loaded once"
