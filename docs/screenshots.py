@@ -131,6 +131,23 @@ def shoot_shipments(page: Page) -> None:
     page.locator("#upload").screenshot(path=OUT / "logger-preview.png")
 
 
+def shoot_alarms(page: Page) -> None:
+    with sqlite3.connect(DATABASE) as db:
+        (excursion,) = db.execute("SELECT id FROM alarm WHERE code = 'excursion_single' "
+                                  "AND state = 'acknowledged'").fetchone()
+        (resolved,) = db.execute("SELECT id FROM alarm WHERE code = 'late' AND state = 'resolved'").fetchone()
+    login(page, "qa.mfg")
+    page.goto(BASE + "/alarms")
+    page.screenshot(path=OUT / "alarm-inbox.png", full_page=True)
+    page.goto(BASE + f"/alarms/{excursion}")
+    page.screenshot(path=OUT / "alarm-resolve.png", full_page=True)
+    page.goto(BASE + f"/alarms/{resolved}")
+    page.screenshot(path=OUT / "alarm-resolved.png", full_page=True)
+    login(page, "coord.mfg")
+    page.goto(BASE + "/dashboard")
+    page.screenshot(path=OUT / "dashboard.png", full_page=True)
+
+
 def shoot() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -175,6 +192,7 @@ def shoot() -> None:
         try:
             shoot_scanning(page)
             shoot_shipments(page)
+            shoot_alarms(page)
         except Exception:
             page.screenshot(path=OUT / "failure.png", full_page=True)  # what the page showed
             raise
