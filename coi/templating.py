@@ -42,6 +42,7 @@ def install(app: Flask) -> None:
         g.get("actor"), name, site)
     app.jinja_env.globals["app_version"] = app.config["VERSION"]
     app.jinja_env.globals["unit_display"] = unit_display
+    app.add_template_filter(coi_display, "coi_display")
 
 
 def unit_display(compact: str) -> str:
@@ -50,3 +51,8 @@ def unit_display(compact: str) -> str:
         return UnitSerial.from_compact(compact).display
     except IdentifierError:
         return compact
+
+
+def coi_display(text: str) -> str:
+    """A COI identifier's 14-character text as people read it: "A9998 26 000003 Z"."""
+    return f"{text[:5]} {text[5:7]} {text[7:13]} {text[13:]}" if len(text) == 14 else text

@@ -199,7 +199,7 @@ def test_a_unit_close_to_expiry_raises_a_warning(flow, session, offset, raised):
     near = alarms_of(session, "expiry_near")
     assert len(near) == int(raised) and not alarms_of(session, "expired")
     if raised:
-        assert near[0].unit_id == bag.id and serial_of(bag).text in near[0].summary
+        assert near[0].unit_id == bag.id and serial_of(bag).display in near[0].summary
 
 
 @pytest.mark.parametrize(("offset", "raised"), AROUND)

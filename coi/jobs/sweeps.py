@@ -25,6 +25,7 @@ from coi.models import Case, ProductRoute, Shipment, Unit
 from coi.route import Route
 from coi.services import alarms, masterdata
 from coi.services.cases import coi_of, serial_of
+from coi.templating import local_text
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,13 @@ def _marked(session: Session, statement: Any) -> None:
 
 
 def _text(at: datetime | None) -> str:
+    """A time in a rule (a copy for machines and auditors): ISO 8601 with its offset."""
     return at.isoformat(timespec="seconds") if at else "unknown"
+
+
+def _said(at: datetime | None) -> str:
+    """A time in a summary, for people: "2026-11-22 06:17 UTC" (pages show their own zone)."""
+    return local_text(at, "UTC") if at else "an unknown time"
 
 
 def overdue_steps(session: Session, now: datetime, *, batch: int = BATCH) -> int:
@@ -77,11 +84,11 @@ def overdue_steps(session: Session, now: datetime, *, batch: int = BATCH) -> int
             routes[case.route_id] = masterdata.route_of(row)
         route = routes[case.route_id]
         step, previous = route.step(case.next_step), route.step(case.last_step)
-        summary = (f"{step.title} was due by {_text(due_at)} ({step.max_hours:g} h after "
-                   f"{previous.title} at {_text(case.last_step_at)}) and has not been recorded.")
+        summary = (f"{step.title} was due by {_said(due_at)} ({step.max_hours:g} h after "
+                   f"{previous.title} at {_said(case.last_step_at)}) and has not been recorded.")
         if step.overdue_alarm == "thaw_window":
             summary = (f"Thawed product not infused within its {step.max_hours:g} h window: thawed at "
-                       f"{_text(case.last_step_at)}, the window closed at {_text(due_at)}.")
+                       f"{_said(case.last_step_at)}, the window closed at {_said(due_at)}.")
         alarm = alarms.raise_alarm(
             session=session, now=now, kind="deadline", code=step.overdue_alarm,
             severity=step.overdue_severity, summary=summary, case_id=case.id,
@@ -116,7 +123,7 @@ def late_shipments(session: Session, now: datetime, *, batch: int = BATCH) -> in
         where = "with the courier" if shipment.state == "in_transit" else "not yet picked up"
         alarm = alarms.raise_alarm(
             session=session, now=now, kind="deadline", code="shipment_late", severity="major",
-            summary=f"Shipment {shipment.id} ({shipment.leg}) was due by {_text(eta)} and has not "
+            summary=f"Shipment {shipment.id} ({shipment.leg}) was due by {_said(eta)} and has not "
                     f"been received ({where}).",
             case_id=shipment.case_id, site_id=shipment.destination_site_id, shipment_id=shipment.id,
             fingerprint=f"shipment:{shipment.id}:eta:{_text(eta)}",
@@ -152,7 +159,7 @@ def silent_loggers(session: Session, now: datetime, *, settings: Alerting = aler
         minutes = silence.total_seconds() / 60
         alarm = alarms.raise_alarm(
             session=session, now=now, kind="temperature", code="logger_silent", severity="major",
-            summary=f"No logger data for shipment {shipment.id} ({shipment.leg}) since {_text(last)}: "
+            summary=f"No logger data for shipment {shipment.id} ({shipment.leg}) since {_said(last)}: "
                     f"more than {minutes:g} min in transit without a reading.",
             case_id=shipment.case_id, site_id=shipment.destination_site_id, shipment_id=shipment.id,
             fingerprint=f"shipment:{shipment.id}:silent:{_text(last)}",
@@ -183,10 +190,10 @@ def expiring_units(session: Session, now: datetime, *, batch: int = BATCH) -> in
             return False
         expired = now >= unit.expires_at
         code, severity = ("expired", "critical") if expired else ("expiry_near", "major")
-        serial = serial_of(unit).text
+        serial = serial_of(unit).display
         kind = unit.kind.replace("_", " ")
-        summary = (f"Unit {serial} ({kind}) expired at {_text(unit.expires_at)}." if expired else
-                   f"Unit {serial} ({kind}) expires at {_text(unit.expires_at)}, in "
+        summary = (f"Unit {serial} ({kind}) expired at {_said(unit.expires_at)}." if expired else
+                   f"Unit {serial} ({kind}) expires at {_said(unit.expires_at)}, in "
                    f"{(unit.expires_at - now) / timedelta(hours=1):.0f} h.")
         case = session.get(Case, unit.case_id)
         assert case is not None
@@ -194,7 +201,7 @@ def expiring_units(session: Session, now: datetime, *, batch: int = BATCH) -> in
             session=session, now=now, kind="deadline", code=code, severity=severity, summary=summary,
             case_id=unit.case_id, unit_id=unit.id, site_id=unit.custodian_site_id,
             fingerprint=f"unit:{unit.id}:{code}",
-            rule={"rule": f"deadline.{code}", "unit": serial, "kind": unit.kind,
+            rule={"rule": f"deadline.{code}", "unit": serial_of(unit).text, "kind": unit.kind,
                   "expires_at": _text(unit.expires_at), "coi": coi_of(case).text})
         _marked(session, mark.values(expiry_check_at=None if expired else unit.expires_at))
         return alarm is not None

@@ -313,7 +313,7 @@ def escalate(session: Session, now: datetime, *, settings: Alerting = alerting.D
 
 
 def _escalation_text(level: Level, previous: int, due: datetime, now: datetime) -> str:
-    return (f"Not acknowledged at level {previous} by {due.isoformat()}: now told to "
+    return (f"Not acknowledged in time at level {previous}: now told to "
             + ", ".join(level.roles) + (" at every site" if level.scope == "all" else ""))
 
 
