@@ -94,7 +94,7 @@ def test_the_dashboard_shows_a_new_alarm_without_reloading(app, session, world, 
     session.close()
     critical = page.locator('[data-severity="critical"]')
     # The case enrolled after the page loaded is there by the first refresh already.
-    expect(page.locator("#dash-deadlines")).to_contain_text(coi_of(case).text)
+    expect(page.locator("#dash-deadlines")).to_contain_text(coi_of(case).display)
     expect(critical).to_have_attribute("data-count", "0")
     expect(page.locator("#dashboard-status")).to_have_text("Updated 03:00:00 CST")
     moved = navigations(page)
