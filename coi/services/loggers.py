@@ -553,7 +553,6 @@ def check_readings_document(body: bytes) -> None:
                            [{"field": "readings", "message": "A list of readings is required."}])
 
 
-
 def still_going_on(*, session: Session, now: datetime, alarm: Alarm) -> bool:
     """Does the latest data show the temperature breach behind `alarm` still going on (an
     excursion whose readings have not come back within limits)?"""
