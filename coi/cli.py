@@ -122,16 +122,18 @@ def scheduler(once: bool) -> None:
     tell_every = int(current_app.config["DELIVERY_INTERVAL_SECONDS"])
     if sweep_every < 1 or tell_every < 1:
         raise click.ClickException("The intervals must be at least one second.")
-    # One worker thread: the jobs run one after another, never two transactions of this
-    # process at once (SQLite has one writer; the other engines gain nothing from racing).
-    runner = BlockingScheduler(timezone="UTC", executors={"default": ThreadPoolExecutor(1)})
+    # A thread each for the sweeps and for telling people, so a slow mail server never holds
+    # up a deadline; each job's runs never overlap (max_instances=1), and on SQLite their
+    # writing transactions queue for the one write lock.
+    runner = BlockingScheduler(timezone="UTC", executors={"default": ThreadPoolExecutor(1),
+                                                          "telling": ThreadPoolExecutor(1)})
     # One run at a time per job; runs missed while one was slow are merged into one.
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None,
               "next_run_time": clock.now()}
     runner.add_job(jobs.run, IntervalTrigger(seconds=sweep_every), args=(engine, clock, sweeps),
                    id="sweeps", **common)
     runner.add_job(jobs.run, IntervalTrigger(seconds=tell_every), args=(engine, clock, telling),
-                   id="telling", **common)
+                   id="telling", executor="telling", **common)
     signal.signal(signal.SIGTERM, lambda *_: runner.shutdown(wait=False))
     click.echo(f"Scheduler started: sweeps every {sweep_every} s, notifications every {tell_every} s "
                "(Ctrl-C to stop).")

@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from coi.alerting import Alerting
 from coi.clock import Clock
+from coi.db import for_writing
 from coi.jobs.sweeps import expiring_units, late_shipments, overdue_steps, silent_loggers
 from coi.services import alarms, delivery
 
@@ -50,7 +51,9 @@ def run(engine: Engine, clock: Clock, jobs: dict[str, Job]) -> dict[str, int]:
     found: dict[str, int] = {}
     for name, job in jobs.items():
         started = time.monotonic()
-        with Session(engine) as session:
+        # A writing session: on SQLite it takes the write lock at its start (BEGIN IMMEDIATE),
+        # so a job waits its turn behind another writer instead of failing on the upgrade.
+        with Session(for_writing(engine)) as session:
             try:
                 found[name] = job(session, now)
                 session.commit()
