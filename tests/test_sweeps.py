@@ -313,3 +313,37 @@ def test_two_schedulers_at_once_raise_each_alarm_exactly_once(app, engine, sessi
     marks = session.exec(select(Case.overdue_alarm_id).where(col(Case.id).in_([c.id for c in cases]))).all()
     assert sorted(marks) == sorted(a.id for a in overdue)
     assert session.exec(select(Shipment.eta_alarm_id).where(col(Shipment.id).in_(shipment_ids))).all()
+
+
+@pytest.mark.skipif(ENGINE != "postgresql", reason="two scheduler processes: PostgreSQL")
+def test_two_scheduler_processes_at_once_raise_each_alarm_exactly_once(app, app_config, session, world,
+                                                                       clock):
+    """The same, with two real `flask coi scheduler --once` processes started together."""
+    import os
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    cases = [make_case(app, session, world, clock, mrn=f"M-{n}", name=f"P {n}") for n in range(40)]
+    due = datetime.now(UTC) - timedelta(minutes=5)  # the processes read the real clock
+    for case in cases:
+        case.next_step, case.last_step_at, case.next_due_at = "collect", due - timedelta(hours=1), due
+        session.add(case)
+    session.commit()
+    env = os.environ | {
+        "COI_MODE": "testing", "COI_DATABASE_URL": app_config["DATABASE_URL"],
+        "COI_SECRET_KEY": app_config["SECRET_KEY"], "COI_PHI_KEYS": ",".join(app_config["PHI_KEYS"]),
+        "COI_PHI_INDEX_KEY": app_config["PHI_INDEX_KEY"],
+        "COI_LABEL_SIGNING_KEY": app_config["LABEL_SIGNING_KEY"],
+        "COI_LABEL_VERIFY_BASE_URL": app_config["LABEL_VERIFY_BASE_URL"]}
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "-m", "flask", "--app", "wsgi", "coi", "scheduler", "--once"]
+    processes = [subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE,  # noqa: S603
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    counts = [int(out.split("overdue_steps ")[1].split(";")[0]) for out, _err in outputs]
+    assert sum(counts) == len(cases)  # between them, each case once
+    overdue = alarms_of(session, "step_overdue")
+    assert sorted(a.case_id for a in overdue) == sorted(c.id for c in cases)
