@@ -225,8 +225,9 @@ class Evaluator:
             self._after = _counted(self._after, reading.at)
             return
         self._hold(reading)
-        self._run = self._follow(self._run, self._excursions, reading, self._beyond_limit(reading))
-        pre_beyond = self._beyond_pre_limit(reading)
+        beyond = self._beyond_limit(reading)
+        self._run = self._follow(self._run, self._excursions, reading, beyond)
+        pre_beyond = None if beyond is not None else self._beyond_pre_limit(reading)
         self._pre_run = self._follow(self._pre_run, self._pre_alarms, reading, pre_beyond)
         self._summarise(reading)
         self._previous = reading
@@ -320,8 +321,7 @@ class Evaluator:
         return None
 
     def _beyond_pre_limit(self, reading: Reading) -> tuple[str, float] | None:
-        if self._beyond_limit(reading) is not None:
-            return None
+        """Beyond a pre-alarm limit (for a reading within the alarm limits)."""
         high, low = self.profile.pre_high, self.profile.pre_low
         if high is not None and reading.celsius > high:
             return ("pre_high", high)

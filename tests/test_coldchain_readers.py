@@ -19,6 +19,7 @@ import pytest
 from coldchain import read
 from coldchain.model import ColumnMapping, Reading, ReadOptions, Source, Unreadable
 from coldchain.readers import read_json_readings
+from coldchain.readers.common import UTC_KEYS, Localiser
 
 ZURICH = ZoneInfo("Europe/Zurich")
 
@@ -410,3 +411,13 @@ def test_readings_are_streamed_in_memory_that_does_not_grow_with_the_file() -> N
     assert held > 3_000_000
     assert peak < 1_500_000, f"peak {peak:,} bytes while reading {WINDOW:,} rows"
     assert source.meta["reading_count"] == str(lines)
+
+
+@pytest.mark.parametrize("key", sorted(UTC_KEYS))
+def test_every_name_of_utc_reads_local_times_as_utc(key):
+    """A logger configured as "Etc/UTC" (or any other name of UTC) takes the fast path;
+    its times must still come out exactly as the zone database places them."""
+    localise = Localiser(ZoneInfo(key))
+    for local in (datetime(2026, 3, 29, 2, 30), datetime(2026, 10, 25, 2, 30), datetime(2026, 1, 1)):  # noqa: DTZ001
+        assert localise(local) == local.replace(tzinfo=ZoneInfo(key)).astimezone(UTC)
+        assert localise(local).tzinfo is UTC

@@ -166,6 +166,34 @@ def test_an_excursion_raises_one_alarm_with_the_rule_copied(app, session, world,
                         .where(Alarm.code == "excursion_single")).one() == 1
 
 
+def test_a_first_file_judged_as_it_is_stored_is_judged_as_its_stored_readings(
+        app, session, world, clock, shipment, monkeypatch):
+    """The logger's first file is evaluated while its readings are written, not read back:
+    what that finds must be what the stored readings show, row for row (out-of-order and
+    repeated rows, a reading before the shipment, a gap, a pre-alarm and an excursion)."""
+    clock.advance(hours=6)
+    values = [5.0] * 5 + [7.8] * 4 + [9.5] * 8 + [5.0] * 10 + [4.0] * 10
+    lines = csv_file(values, start=shipment.opened_at - timedelta(minutes=10)).decode().split("\r\n")
+    lines[3], lines[4] = lines[4], lines[3]  # out of order
+    lines.insert(8, lines[7])  # repeated
+    del lines[20:28]  # 40 minutes without readings
+    seen = []
+    evaluate = loggers.evaluate
+    monkeypatch.setattr(loggers, "evaluate", lambda **kw: seen.append(kw.get("fed")) or evaluate(**kw))
+    first = store(session, world, clock, shipment, "\r\n".join(lines).encode())
+    assert list(seen[0]) == ["LOG-1"]
+    judged = seen[0]["LOG-1"]
+    view = shipments.view_of(session=session, shipment_id=shipment.id)
+    assert judged == evaluate(session=session, now=clock.now(), view=view).series[0].evaluation
+    assert judged.excursions and judged.pre_alarms and judged.gaps and judged.before_window.count == 2
+    assert {a.code for a in first.alarms} >= {"excursion_single"}
+    # A second file from the same logger: its readings interleave with the stored ones,
+    # so the evaluation reads them back.
+    store(session, world, clock, shipment, csv_file([5.0] * 3, start=shipment.opened_at + timedelta(hours=5)),
+          name="later.csv")
+    assert seen[1] is None
+
+
 def test_the_stability_budget_is_summed_across_legs(app, session, world, clock):
     """2-8C allows 30 min per excursion, 60 min per shipment, 120 min per case: two legs of
     50 min each are within every limit, a third excursion on the return leg uses the case's
@@ -205,6 +233,22 @@ def refused(session, world, clock, shipment, data: bytes, message: str, **kw) ->
     assert count(session, LoggerFile) == 0
     assert count(session, LoggerReading) == 0
     assert count(session, LoggerFileResult) == 0
+
+
+def test_a_file_refused_after_rows_were_written_leaves_nothing_and_the_next_file_is_taken(
+        app, session, world, clock, shipment):
+    """The readings go to the database as the file is read (one COPY on PostgreSQL); a
+    problem found at the end abandons them all, and the connection takes the next file."""
+    clock.advance(hours=2)
+    good = csv_file([5.0] * 10, start=shipment.opened_at)
+    bad = good + good.splitlines(keepends=True)[-1].replace(b",5.0", b",6.0")  # the last time twice
+    refused(session, world, clock, shipment, bad, "two values for the same time")
+    loggers.record_refusal(session=session, now=clock.now(), actor=world.actor("courier"),
+                           shipment_id=shipment.id, filename="bad.csv", stream=io.BytesIO(bad),
+                           reason="two values for the same time")
+    session.commit()
+    stored = store(session, world, clock, shipment, good)
+    assert stored.created and count(session, LoggerReading) == 10
 
 
 def test_binary_junk_is_refused(app, session, world, clock, shipment):

@@ -12,8 +12,10 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import IO, Any, BinaryIO, cast
 from zoneinfo import ZoneInfo
 
@@ -186,13 +188,14 @@ def _refusal(problems: list[Problem]) -> str:
 
 def _readings(source: Source, chosen: ShipmentLogger, tally: Tally) -> Iterator[Any]:
     problems: list[Problem] = []
+    serial = chosen.serial  # read once: a mapped attribute costs a descriptor call per reading
     try:
         for reading in normalise(source.readings, clock_offset=source.clock_offset or timedelta(0),
                                  problems=problems, tally=tally):
             if not math.isfinite(reading.celsius) or reading.celsius <= ABSOLUTE_ZERO:
                 raise LoggerFileRefused(f"Line {reading.line}: {reading.celsius} °C is not a temperature; "
                                         "nothing from the file was stored.")
-            if reading.logger_id != chosen.serial:
+            if reading.logger_id != serial:
                 raise LoggerFileRefused(f"Line {reading.line} is from logger {reading.logger_id}, "
                                         f"not {chosen.serial}: one file, one logger.")
             yield reading
@@ -280,20 +283,30 @@ def store(
               "interval_s": source.interval.total_seconds() if source.interval else None,
               "clock_offset_s": source.clock_offset.total_seconds() if source.clock_offset else None,
               "meta": source.meta}
+    # The logger's first file for the shipment is evaluated as it is stored: its readings
+    # come out of `normalise` in time order, one per time, exactly as `_points` would read
+    # them back. A later file's readings interleave with the stored ones: read back then.
+    window, evaluator = window_of(view.shipment, now), None
+    if session.exec(select(LoggerFile.id).where(LoggerFile.shipment_id == shipment_id,
+                                                LoggerFile.logger_serial == chosen.serial)).first() is None:
+        evaluator = Evaluator(profile_of(view.shipment), window_start=window[0],
+                              window_end=view.shipment.received_at, interval=source.interval or None,
+                              logger_id=chosen.serial)
     file = LoggerFile(shipment_id=shipment_id, logger_serial=chosen.serial, sha256=sha,
                       filename=filename[:255] or "upload", size=size, format=source.format, via=via,
                       uploaded_at=now, uploaded_by_id=actor.user_id, report=ledger.canonical(report))
     session.add(file)
     session.flush()
-    window, span, tally = window_of(view.shipment, now), Span(), Tally()
-    writer = ReadingWriter(session)
-    for reading in _readings(source, chosen, tally):
-        span.add(reading.at, reading.celsius, window)
-        writer.add((shipment_id, file.id, reading.logger_id, reading.at, reading.celsius, reading.line))
-        if progress and span.count % BATCH_ROWS == 0:
-            progress(span.count)
-    _check_span(span, window, _zone_note(source))
-    writer.close()
+    span, tally, file_id = Span(), Tally(), file.id
+    with ReadingWriter(session) as writer:
+        for reading in _readings(source, chosen, tally):
+            span.add(reading.at, reading.celsius, window)
+            writer.add((shipment_id, file_id, reading.logger_id, reading.at, reading.celsius, reading.line))
+            if evaluator:
+                evaluator.feed(reading)
+            if progress and span.count % BATCH_ROWS == 0:
+                progress(span.count)
+        _check_span(span, window, _zone_note(source))
     if progress:
         progress(span.count)
     _store_chunks(session, file, stream)
@@ -311,7 +324,8 @@ def store(
                  changes={"sha256": (None, sha), "filename": (None, file.filename),
                           "readings": (None, span.count)})
     _heard_from(session, shipment_id, span.last)
-    raised = raise_alarms(session=session, now=now, view=view)
+    fed = {chosen.serial: evaluator.result()} if evaluator else None
+    raised = raise_alarms(session=session, now=now, view=view, fed=fed)
     return Stored(file, True, result, raised)
 
 
@@ -356,41 +370,51 @@ def raw_bytes(*, session: Session, file_id: int) -> Iterator[bytes]:
 
 
 class ReadingWriter:
-    """Appends readings in batches: COPY on PostgreSQL, executemany elsewhere, in the
-    session's transaction."""
+    """Appends readings in the session's transaction: on PostgreSQL one COPY for the whole
+    file (the server stores rows while the file is still being read), elsewhere executemany
+    in batches. A context manager: leaving it with an exception abandons the rows (the
+    COPY fails, the caller rolls back); no other statement may run on the session inside."""
 
     def __init__(self, session: Session) -> None:
         self.connection = session.connection()
-        self.postgres = self.connection.dialect.name == "postgresql"
         self.rows: list[tuple[Any, ...]] = []
+        self._stack = ExitStack()
+        self._copy: Any = None
+        if self.connection.dialect.name == "postgresql":
+            raw = self.connection.connection.driver_connection
+            cursor = self._stack.enter_context(raw.cursor())  # type: ignore[union-attr]
+            self._copy = self._stack.enter_context(cursor.copy(COPY_READINGS))
+
+    def __enter__(self) -> ReadingWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if kind is None:
+            self._flush()
+        self._stack.__exit__(kind, error, trace)
 
     def add(self, row: tuple[Any, ...]) -> None:
+        if self._copy is not None:
+            self._copy.write_row(row)
+            return
         self.rows.append(row)
         if len(self.rows) >= BATCH_ROWS:
-            self.flush()
+            self._flush()
 
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        if self.postgres:
-            raw = self.connection.connection.driver_connection
-            with raw.cursor() as cursor:  # type: ignore[union-attr]
-                with cursor.copy(COPY_READINGS) as copy:
-                    for row in self.rows:
-                        copy.write_row(row)
-        else:
+    def _flush(self) -> None:
+        if self.rows:
             self.connection.exec_driver_sql(
                 INSERT_READINGS,
                 [(s, f, lg, sqlite_time(at), c, ln) for s, f, lg, at, c, ln in self.rows])
-        self.rows.clear()
-
-    def close(self) -> None:
-        self.flush()
+            self.rows.clear()
 
 
 def sqlite_time(at: datetime) -> str:
     """A UTC time as SQLAlchemy writes it to SQLite, so stored and bound times compare."""
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if at.tzinfo is not UTC:  # the readers' times are in UTC already: no conversion
+        at = at.astimezone(UTC)
+    return at.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 # ------------------------------------------------------------------ evaluation
@@ -422,10 +446,11 @@ def profile_of(shipment: Shipment) -> Profile:
     return Profile.from_rule(json.loads(shipment.profile_rule))
 
 
-def evaluate(*, session: Session, now: datetime, view: ShipmentView,
-             buckets: int | None = None) -> ShipmentEvaluation:
+def evaluate(*, session: Session, now: datetime, view: ShipmentView, buckets: int | None = None,
+             fed: Mapping[str, Evaluation] | None = None) -> ShipmentEvaluation:
     """Judge the shipment's readings against its profile, logger by logger, streaming from
-    the database in time order; with `buckets`, thin each series for the chart on the way."""
+    the database in time order; with `buckets`, thin each series for the chart on the way.
+    `fed`: loggers already evaluated over all their stored readings (by `store`), by serial."""
     shipment = view.shipment
     profile = profile_of(shipment)
     window = window_of(shipment, now)
@@ -435,7 +460,9 @@ def evaluate(*, session: Session, now: datetime, view: ShipmentView,
     firsts = [r.first_at for _f, r, _u in files if r and r.first_at]
     lasts = [r.last_at for _f, r, _u in files if r and r.last_at]
     chart_span = (min([window[0], *firsts]), max([window[1], *lasts]))
-    series = [_series(session, shipment, logger.serial, profile, window, chart_span, buckets,
+    series = [LoggerSeries(logger.serial, fed[logger.serial], None)
+              if fed and logger.serial in fed and not buckets else
+              _series(session, shipment, logger.serial, profile, window, chart_span, buckets,
                       _interval([f for f, _r, _u in files if f.logger_serial == logger.serial]))
               for logger in view.loggers]
     used = [_time_out(session, other, now) if other.id != shipment.id else
@@ -501,10 +528,11 @@ def _time_out(session: Session, shipment: Shipment, now: datetime) -> timedelta:
                 .evaluation.time_out_of_range for serial in serials), default=timedelta(0))
 
 
-def raise_alarms(*, session: Session, now: datetime, view: ShipmentView) -> list[Alarm]:
+def raise_alarms(*, session: Session, now: datetime, view: ShipmentView,
+                 fed: Mapping[str, Evaluation] | None = None) -> list[Alarm]:
     """Raise an alarm for each breach not raised before (the fingerprint is unique, so two
     uploads at once still raise it once); the rule that fired is copied into the alarm."""
-    found = evaluate(session=session, now=now, view=view)
+    found = evaluate(session=session, now=now, view=view, fed=fed)
     shipment, raised = view.shipment, []
     for breach in found.breaches:
         alarm = _raise(session, now, view, f"shipment:{shipment.id}:{breach.key}", breach.code,

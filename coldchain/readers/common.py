@@ -138,6 +138,10 @@ def choose_zone(stated: tzinfo | None, options: ReadOptions, meta: dict[str, str
 
 _NAIVE_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - the counterpart of local wall-clock times
 _UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# IANA names of UTC itself: no transitions ever, so local time is UTC time.
+UTC_KEYS = frozenset({"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu",
+                      "Etc/Zulu", "GMT", "Etc/GMT", "GMT0", "Etc/GMT0", "GMT+0", "Etc/GMT+0", "GMT-0",
+                      "Etc/GMT-0", "Greenwich", "Etc/Greenwich"})
 
 
 class Localiser:
@@ -147,7 +151,12 @@ class Localiser:
 
     def __init__(self, zone: tzinfo) -> None:
         self.zone = zone
-        self.fixed_base = _UTC_EPOCH - zone.utcoffset(None) if isinstance(zone, timezone) else None
+        if isinstance(zone, timezone):
+            self.fixed_base: datetime | None = _UTC_EPOCH - zone.utcoffset(None)
+        elif getattr(zone, "key", None) in UTC_KEYS:  # a ZoneInfo for UTC: same arithmetic
+            self.fixed_base = _UTC_EPOCH
+        else:
+            self.fixed_base = None
 
     def __call__(self, local: datetime) -> datetime | str:
         if local.tzinfo is not None:
