@@ -74,7 +74,7 @@
     ];
     if (p.outside_window) rows.push(["Outside the window", `${p.before_window} before, ${p.after_window} after (kept, not judged)`]);
     if (p.clock_offset_s) rows.push(["Logger clock", `${p.clock_offset_s} s off; times corrected`]);
-    rows.push(["Skipped", p.skipped_count ? `${p.skipped_count} row(s), see below` : "nothing"]);
+    rows.push(["Skipped", p.skipped_count ? `${p.skipped_count.toLocaleString()} row(s), see below` : "nothing"]);
     const list = el("dl", {});
     rows.forEach(([k, v]) => list.append(el("dt", {}, k), el("dd", {}, String(v))));
     const box = el("div", { class: "preview" }, el("h3", {}, `Preview of ${p.filename}`), list);
