@@ -14,7 +14,7 @@ from sqlmodel import SQLModel
 
 from coi import migrate
 from coi.db import for_writing
-from coi.models import APPEND_ONLY_TABLES, LoginAttempt, Notification, NotificationAttempt
+from coi.models import APPEND_ONLY_TABLES, LoggerClockCheck, LoginAttempt, Notification, NotificationAttempt
 from coi.services import alarms, audit, enrolment, labels, ledger, loggers, shipments, signatures
 from coi.services.cases import coi_of
 from tests.conftest import PASSWORD, make_case
@@ -71,6 +71,9 @@ def test_evidence_tables_refuse_update_and_delete(app, engine, session, world, c
     loggers.store(session=session, now=clock.now(), actor=world.actor("staff"),
                   shipment_id=shipment.id, stream=io.BytesIO(json.dumps(document).encode()),  # type: ignore[arg-type]
                   filename="r.json", via="api")
+    session.add(LoggerClockCheck(shipment_id=shipment.id, serial="LOG-1", handoff="dispatch",
+                                 scan_at=clock.now(), shown="2026-11-22 09:00:00", zone="UTC", offset_s=0.0,
+                                 recorded_at=clock.now(), recorded_by_id=world.actor("staff").user_id))
     alarm = alarms.raise_alarm(session=session, now=clock.now(), kind="custody", code="test",
                                severity="minor", summary="test", rule={"rule": "test"})
     assert alarm is not None

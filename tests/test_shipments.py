@@ -6,12 +6,22 @@ from __future__ import annotations
 import io
 import json
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, col, func, select
 
 from coi.errors import Conflict, InvalidInput, NotFound
-from coi.models import Alarm, AuditEntry, Case, LoggerFile, LoggerFileResult, LoggerReading, Shipment
+from coi.models import (
+    Alarm,
+    AuditEntry,
+    Case,
+    LoggerClockCheck,
+    LoggerFile,
+    LoggerFileResult,
+    LoggerReading,
+    Shipment,
+)
 from coi.services import loggers, shipments
 from coi.services.cases import coi_of
 from coi.services.shipments import LoggerSpec
@@ -116,6 +126,82 @@ def test_custody_handoffs_dispatch_and_receive_the_shipment(app, session, world,
     flow.until("deliver_manufacturing")
     session.refresh(shipment)
     assert (shipment.state, shipment.received_at) == ("received", clock.now())
+
+
+# ------------------------------------------------------------------ logger clocks
+
+
+@pytest.fixture
+def dispatched(app, session, world, clock) -> Shipment:
+    """A shipment the courier has picked up: its dispatch handoff was scanned."""
+    flow = Flow(app, session, world, clock)
+    flow.until("pack")
+    shipment = open_for(session, world, clock, flow.case)
+    flow.until("pickup")
+    session.refresh(shipment)
+    return shipment
+
+
+def check_clock(session, world, clock, shipment, shown: str, *, handoff="dispatch", serial="LOG-1"):
+    return loggers.check_clock(session=session, now=clock.now(), actor=world.actor("courier"),
+                               shipment_id=shipment.id, serial=serial, handoff=handoff, shown=shown,
+                               zone="America/New_York")
+
+
+def test_a_clock_check_at_the_handoff_corrects_the_loggers_next_file(app, session, world, clock, dispatched):
+    """The logger (zone Europe/Berlin) showed 2 min 5 s more than the server's time of the
+    dispatch scan: its file's times are 125 s fast, and are stored 125 s earlier."""
+    shipment = dispatched
+    scan_local = shipment.dispatched_at.astimezone(ZoneInfo(BERLIN)).replace(tzinfo=None)
+    shown = scan_local + timedelta(seconds=125)
+    check = check_clock(session, world, clock, shipment, f"{shown:%Y-%m-%dT%H:%M:%S}")
+    session.commit()
+    assert (check.offset_s, check.zone, check.scan_at) == (125.0, BERLIN, shipment.dispatched_at)
+    clock.advance(hours=2)
+    start = shipment.dispatched_at + timedelta(minutes=10)
+    stored = store(session, world, clock, shipment, csv_file([5.0] * 4, start=start))
+    first = session.exec(select(LoggerReading).where(LoggerReading.file_id == stored.file.id)
+                         .order_by(col(LoggerReading.at))).first()
+    assert first.at == start - timedelta(seconds=125)
+    report = json.loads(stored.file.report)
+    assert report["clock_offset_s"] == 125.0 and "clock check" in report["meta"]["clock_offset_from"]
+    entries = session.exec(select(AuditEntry).where(AuditEntry.entity == "logger_clock_check")).all()
+    assert entries and {e.actor_id for e in entries} == {world.actor("courier").user_id}
+
+
+@pytest.mark.parametrize(("shown", "handoff", "serial", "message"), [
+    ("yesterday at noon", "dispatch", "LOG-1", "is not a time like"),
+    ("{scan:%Y-%m-%dT%H:%M:%S}+01:00", "dispatch", "LOG-1", "without a UTC offset"),
+    ("{day_after:%Y-%m-%dT%H:%M:%S}", "dispatch", "LOG-1", "check the date and time"),
+    ("{scan:%Y-%m-%dT%H:%M:%S}", "receive", "LOG-1", "has not been scanned yet"),
+    ("{scan:%Y-%m-%dT%H:%M:%S}", "dispatch", "LOG-9", "not assigned"),
+    ("2026-03-29T02:30:00", "dispatch", "LOG-1", "does not exist in Europe/Berlin"),
+])
+def test_a_clock_check_that_cannot_be_right_is_refused(app, session, world, clock, dispatched,
+                                                       shown, handoff, serial, message):
+    scan = dispatched.dispatched_at.astimezone(ZoneInfo(BERLIN)).replace(tzinfo=None)
+    entered = shown.format(scan=scan, day_after=scan + timedelta(days=1))
+    with pytest.raises(InvalidInput, match=message):
+        check_clock(session, world, clock, dispatched, entered, handoff=handoff, serial=serial)
+    session.rollback()
+    assert count(session, LoggerClockCheck) == 0
+
+
+def test_a_clock_check_from_the_shipment_page(app, client, session, world, clock, dispatched):
+    login(client, "courier")
+    page = client.get(f"/shipments/{dispatched.id}")
+    assert b"Record clock check" in page.data and b"No clock check yet" in page.data
+    scan = dispatched.dispatched_at.astimezone(ZoneInfo(BERLIN)).replace(tzinfo=None)
+    answer = client.post(f"/shipments/{dispatched.id}/clock-checks", follow_redirects=True, data={
+        "csrf_token": _csrf(page.data), "serial": "LOG-1", "handoff": "dispatch",
+        "shown": f"{scan - timedelta(seconds=40):%Y-%m-%dT%H:%M:%S}"})
+    assert b"runs 40 s slow" in answer.data
+    assert b"40 s slow" in answer.data.split(b'id="clocks"')[1]  # in the table, not only the message
+    refused_answer = client.post(f"/shipments/{dispatched.id}/clock-checks", follow_redirects=True, data={
+        "csrf_token": _csrf(page.data), "serial": "LOG-1", "handoff": "dispatch", "shown": "soon"})
+    assert b"The clock check was not recorded" in refused_answer.data
+    session.rollback()  # end the test's read transaction: see what the app committed
+    assert count(session, LoggerClockCheck) == 1
 
 
 # ------------------------------------------------------------------ storing

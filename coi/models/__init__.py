@@ -18,6 +18,7 @@ from coi.models.product import Product, ProductRoute
 from coi.models.shipment import (
     SHIPMENT_LEGS,
     SHIPMENT_STATES,
+    LoggerClockCheck,
     LoggerFile,
     LoggerFileChunk,
     LoggerFileResult,
@@ -35,7 +36,7 @@ from coi.vocabulary import ROLES, SITE_KINDS, UNIT_KINDS
 APPEND_ONLY_TABLES = (
     "audit_entry", "signature", "login_attempt", "label_key", "label", "label_revocation",
     "custody_event", "ledger_checkpoint", "logger_file", "logger_file_chunk", "logger_file_result",
-    "logger_reading", "alarm_event", "notification_attempt")
+    "logger_reading", "alarm_event", "notification_attempt", "logger_clock_check")
 
 __all__ = [
     "ALARM_STATES",
@@ -66,6 +67,7 @@ __all__ = [
     "CustodyEvent",
     "LoggerFile",
     "LoggerFileChunk",
+    "LoggerClockCheck",
     "LoggerFileResult",
     "LoggerReading",
     "LoginAttempt",

@@ -8,8 +8,8 @@ from sqlmodel import Field, SQLModel
 from coi.models.types import UTCDateTime
 from coi.vocabulary import SHIPMENT_LEGS
 
-__all__ = ["SHIPMENT_LEGS", "SHIPMENT_STATES", "LoggerFile", "LoggerFileChunk", "LoggerFileResult",
-           "LoggerReading",
+__all__ = ["SHIPMENT_LEGS", "SHIPMENT_STATES", "LoggerClockCheck", "LoggerFile", "LoggerFileChunk",
+           "LoggerFileResult", "LoggerReading",
            "Shipment", "ShipmentLogger"]
 # open: packed, not yet with the courier; in_transit: the courier has it; received: delivered.
 SHIPMENT_STATES = ("open", "in_transit", "received")
@@ -66,6 +66,26 @@ class ShipmentLogger(SQLModel, table=True):
     zone: str | None = Field(default=None, max_length=64)
     assigned_at: datetime = Field(sa_type=UTCDateTime)
     assigned_by_id: int = Field(foreign_key="app_user.id")
+
+
+class LoggerClockCheck(SQLModel, table=True):
+    """What a logger's own clock showed at a handoff scan, read off its display by the person
+    scanning: the logger's clock offset (`offset_s`: logger time minus the scan's server
+    time; positive, the logger runs fast). Files stored after it that state no offset of
+    their own have their times corrected by the latest check. Append-only."""
+
+    __tablename__ = "logger_clock_check"
+
+    id: int | None = Field(default=None, primary_key=True)
+    shipment_id: int = Field(foreign_key="shipment.id", index=True)
+    serial: str = Field(max_length=64)
+    handoff: str = Field(max_length=10)  # dispatch, receive
+    scan_at: datetime = Field(sa_type=UTCDateTime)  # the handoff scan's server time
+    shown: str = Field(max_length=40)  # the time as entered, local to `zone`
+    zone: str = Field(max_length=64)
+    offset_s: float
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+    recorded_by_id: int = Field(foreign_key="app_user.id")
 
 
 class LoggerFile(SQLModel, table=True):

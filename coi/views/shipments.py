@@ -103,6 +103,7 @@ def show(shipment_id: int) -> Any:
     svg = _chart(found, me.timezone)
     return render_template("shipments/show.html", v=view, e=found, svg=svg,
                            alarms=loggers.alarms_of(session=db, shipment_id=shipment_id),
+                           clock_checks=loggers.clock_checks(session=db, shipment_id=shipment_id),
                            max_bytes=current_app.config["LOGGER_UPLOAD_MAX_BYTES"])
 
 
@@ -128,6 +129,28 @@ def chart_svg(shipment_id: int) -> Any:
     view = shipments.visible_shipment(session=db, actor=me, shipment_id=shipment_id)
     found = loggers.evaluate(session=db, now=now(), view=view, buckets=CHART_BUCKETS)
     return Response(_chart(found, me.timezone), mimetype="image/svg+xml")
+
+
+@blueprint.route("/shipments/<int:shipment_id>/clock-checks", methods=["POST"])
+@permission("logger.upload")
+def check_clock(shipment_id: int) -> Any:
+    """What a logger's display showed at a handoff scan: its clock offset, which corrects
+    its files stored from now on."""
+    db, me, form = request_session(), actor(), request.form
+    try:
+        check = loggers.check_clock(session=db, now=now(), actor=me, shipment_id=shipment_id,
+                                    serial=form.get("serial", ""), handoff=form.get("handoff", ""),
+                                    shown=form.get("shown", ""), zone=me.timezone)
+    except InvalidInput as error:  # refusals of access (403, 404) are answered as such
+        db.rollback()
+        flash(f"The clock check was not recorded: {error.message}", "error")
+        return redirect(url_for("shipments.show", shipment_id=shipment_id, _anchor="clocks"))
+    db.commit()
+    seconds = round(check.offset_s)
+    how = "on time" if seconds == 0 else f"{abs(seconds)} s {'fast' if seconds > 0 else 'slow'}"
+    flash(f"Clock check recorded: logger {check.serial} runs {how}. Its files stored from now on "
+          "are corrected by it.", "success")
+    return redirect(url_for("shipments.show", shipment_id=shipment_id, _anchor="clocks"))
 
 
 def _upload() -> tuple[IO[bytes], str]:
