@@ -23,7 +23,7 @@ from coi.models import (
     Unit,
     User,
 )
-from coi.services import custody, ledger, users
+from coi.services import custody, ledger, loggers, users
 from coi.services.cases import coi_of, serial_of
 from coi.services.custody import Credential
 from coi.workflow import Entry
@@ -238,3 +238,12 @@ def test_the_shipments_show_their_loggers_and_the_late_pickups_excursion(loaded,
     (waiting,) = of("handed_over")
     assert waiting.state == "open"
     assert session.exec(select(LoggerFile).where(LoggerFile.shipment_id == waiting.id)).all() == []
+    # The outbound logger runs 40 s fast; the courier's clock check at the receipt scan
+    # corrected its file, so its last reading falls inside the shipment's window.
+    outbound = done[0]
+    (check,) = loggers.clock_checks(session=session, shipment_id=outbound.id)
+    assert (check[0].offset_s, check[0].handoff) == (40.0, "receive")
+    file = session.exec(select(LoggerFile).where(LoggerFile.shipment_id == outbound.id)).one()
+    result = session.get(LoggerFileResult, file.id)
+    assert json.loads(file.report)["clock_offset_s"] == 40.0 and result.outside_window == 0
+    assert result.last_at <= outbound.received_at
