@@ -64,20 +64,27 @@ def live(app: Flask) -> Iterator[str]:
     server.server_close()
 
 
-@pytest.fixture
-def coordinator_page(browser: Browser, live: str) -> Iterator[Page]:
-    """The coordinator, logged in, on the dashboard, with a marker a reload would wipe."""
+def logged_in(browser: Browser, live: str, persona: str, then: str) -> Page:
+    """A page of a fresh browser context where `persona` has logged in and landed on `then`
+    (close its context when done)."""
     context = browser.new_context(base_url=live, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(WAIT)
     page = context.new_page()
-    page.goto("/login?next=/dashboard")
-    page.fill("input[name=username]", "coordinator")
+    page.goto(f"/login?next={then}")
+    page.fill("input[name=username]", persona)
     page.fill("input[name=password]", PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/dashboard$"), wait_until="load")
+    page.wait_for_url(re.compile(re.escape(then) + "$"), wait_until="load")
+    return page
+
+
+@pytest.fixture
+def coordinator_page(browser: Browser, live: str) -> Iterator[Page]:
+    """The coordinator, logged in, on the dashboard, with a marker a reload would wipe."""
+    page = logged_in(browser, live, "coordinator", "/dashboard")
     page.evaluate("window.dashboardMarker = 'loaded once'")
     yield page
-    context.close()
+    page.context.close()
 
 
 def navigations(page: Page) -> list[str]:

@@ -18,16 +18,14 @@ import pytest
 from sqlmodel import func, select
 
 from coi.models import LoggerFile, LoggerReading
-from tests.conftest import PASSWORD, make_case
-from tests.test_browser_dashboard import browser, live  # noqa: F401 - fixtures
+from tests.conftest import make_case
+from tests.test_browser_dashboard import browser, live, logged_in  # noqa: F401 - fixtures
 from tests.test_shipments import csv_file, open_for
 
 try:
     from playwright.sync_api import Browser, Page, expect
 except ImportError:  # pragma: no cover - the Makefile installs it; the browser fixture skips
     pass
-
-WAIT = 10_000  # ms
 
 
 @pytest.fixture
@@ -37,16 +35,9 @@ def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def courier_page(browser: Browser, live: str) -> Iterator[Page]:  # noqa: F811 - fixtures
-    context = browser.new_context(base_url=live, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(WAIT)
-    page = context.new_page()
-    page.goto("/login")
-    page.fill("input[name=username]", "courier")
-    page.fill("input[name=password]", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state("load")
+    page = logged_in(browser, live, "courier", "/shipments")
     yield page
-    context.close()
+    page.context.close()
 
 
 def drop(page: Page, name: str, content: str) -> None:

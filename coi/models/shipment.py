@@ -87,6 +87,12 @@ class LoggerClockCheck(SQLModel, table=True):
     recorded_at: datetime = Field(sa_type=UTCDateTime)
     recorded_by_id: int = Field(foreign_key="app_user.id")
 
+    @property
+    def runs(self) -> str:
+        """How the logger's clock runs, as people say it: "40 s fast", "on time"."""
+        seconds = round(self.offset_s)
+        return "on time" if seconds == 0 else f"{abs(seconds)} s {'fast' if seconds > 0 else 'slow'}"
+
 
 class LoggerFile(SQLModel, table=True):
     """A logger file as uploaded: the original record. Its bytes are kept verbatim in

@@ -181,7 +181,7 @@ def _open(view: ShipmentView, stream: IO[bytes], filename: str,
 def _correct_clock(session: Session, view: ShipmentView, source: Source, chosen: ShipmentLogger) -> None:
     """A file that states no clock offset of its own is corrected by the logger's latest
     clock check at a handoff of this shipment (a file that measured its own clock keeps it)."""
-    check = latest_clock_check(session=session, shipment_id=view.shipment.id,  # type: ignore[arg-type]
+    check = _latest_clock_check(session=session, shipment_id=view.shipment.id,  # type: ignore[arg-type]
                                serial=chosen.serial)
     if check is None:
         return
@@ -193,7 +193,7 @@ def _correct_clock(session: Session, view: ShipmentView, source: Source, chosen:
     source.meta["clock_offset_from"] = f"clock check {check.id} at the {check.handoff} handoff"
 
 
-def latest_clock_check(*, session: Session, shipment_id: int, serial: str) -> LoggerClockCheck | None:
+def _latest_clock_check(*, session: Session, shipment_id: int, serial: str) -> LoggerClockCheck | None:
     return session.exec(select(LoggerClockCheck).where(
         LoggerClockCheck.shipment_id == shipment_id, LoggerClockCheck.serial == serial)
         .order_by(col(LoggerClockCheck.id).desc())).first()

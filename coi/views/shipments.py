@@ -146,9 +146,7 @@ def check_clock(shipment_id: int) -> Any:
         flash(f"The clock check was not recorded: {error.message}", "error")
         return redirect(url_for("shipments.show", shipment_id=shipment_id, _anchor="clocks"))
     db.commit()
-    seconds = round(check.offset_s)
-    how = "on time" if seconds == 0 else f"{abs(seconds)} s {'fast' if seconds > 0 else 'slow'}"
-    flash(f"Clock check recorded: logger {check.serial} runs {how}. Its files stored from now on "
+    flash(f"Clock check recorded: logger {check.serial} runs {check.runs}. Its files stored from now on "
           "are corrected by it.", "success")
     return redirect(url_for("shipments.show", shipment_id=shipment_id, _anchor="clocks"))
 
