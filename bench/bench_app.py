@@ -1,6 +1,6 @@
 """The WSGI entry of the scan benchmark (bench/scan.py), for the benchmark only.
 
-`gunicorn 'bench.bench_app:build()'` serves the real app, built by `coi.create_app`, plus one
+`gunicorn 'bench.bench_app:build()'` serves the real app, built by `coi.app.create_app`, plus one
 extra endpoint: `POST /api/bench/bare` inserts one row into `bench_row` and commits. It runs
 through the same request machinery as a custody scan (bearer token looked up by the auth
 hook, the permission check, `coi.db.request_session()` on the writing engine, commit,
@@ -22,8 +22,8 @@ from typing import Any
 from flask import Blueprint, Flask, jsonify
 from sqlalchemy import Engine, text
 
-import coi
-from coi.access import AUTHENTICATED, permission
+from coi.app import create_app, csrf
+from coi.core.access import AUTHENTICATED, permission
 from coi.db import for_writing, request_session
 from coi.web import actor, json_body, now
 
@@ -75,8 +75,8 @@ def overrides_from_environment() -> dict[str, Any]:
 
 def build(overrides: dict[str, Any] | None = None) -> Flask:
     """The app plus the bare endpoint; the gunicorn factory (`bench.bench_app:build()`)."""
-    application = coi.create_app(overrides if overrides is not None else overrides_from_environment())
-    coi.csrf.exempt(blueprint)  # bearer tokens, like the API blueprint
+    application = create_app(overrides if overrides is not None else overrides_from_environment())
+    csrf.exempt(blueprint)  # bearer tokens, like the API blueprint
     application.register_blueprint(blueprint)
     ensure_table(application.extensions["coi.engine"])
     return application

@@ -58,10 +58,10 @@ from sqlmodel import Session, select  # noqa: E402
 import coi.passwords  # noqa: E402
 from bench.scan import DEFAULT_POSTGRES, log, master_data, scratch_database, secrets_config  # noqa: E402
 from coi import migrate  # noqa: E402
-from coi.access import Actor  # noqa: E402
+from coi.core.access import Actor  # noqa: E402
+from coi.core.phi import PatientIdentity, PhiCipher  # noqa: E402
 from coi.db import for_writing, make_engine  # noqa: E402
 from coi.models import LoggerFile, LoggerReading  # noqa: E402
-from coi.phi import PatientIdentity, PhiCipher  # noqa: E402
 from coi.services import enrolment, loggers, shipments, users  # noqa: E402
 from coi.services.cases import coi_of  # noqa: E402
 from coi.services.loggers import sqlite_time  # noqa: E402

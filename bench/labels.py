@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import qrcode  # noqa: E402
 import zxingcpp  # noqa: E402
 
-from coi.identifiers import CoiId  # noqa: E402
+from coi.core.identifiers import CoiId  # noqa: E402
 from coi.labels.layout import DPIS, Label  # noqa: E402
 from coi.labels.writers import WRITERS  # noqa: E402
 

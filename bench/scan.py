@@ -51,14 +51,14 @@ from sqlmodel import Session, select  # noqa: E402
 import coi.passwords  # noqa: E402
 from bench import bench_app  # noqa: E402
 from coi import migrate  # noqa: E402
-from coi.access import Actor  # noqa: E402
+from coi.core.access import Actor  # noqa: E402
+from coi.core.phi import PatientIdentity  # noqa: E402
+from coi.core.workflow import Entry  # noqa: E402
 from coi.db import make_engine  # noqa: E402
 from coi.models import CustodyEvent, User  # noqa: E402
-from coi.phi import PatientIdentity  # noqa: E402
 from coi.services import custody, enrolment, ledger, masterdata, tokens, users  # noqa: E402
 from coi.services.cases import coi_of, serial_of  # noqa: E402
 from coi.services.custody import Credential  # noqa: E402
-from coi.workflow import Entry  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ROUTE = (ROOT / "coi" / "route_definitions" / "cartx-v1.toml").read_text()

@@ -46,10 +46,11 @@ from sqlmodel import Session, col, select  # noqa: E402
 
 import coi.passwords  # noqa: E402
 from bench.scan import DEFAULT_POSTGRES, log, master_data, scratch_database, secrets_config  # noqa: E402
-from coi import alerting, jobs, migrate  # noqa: E402
+from coi import jobs, migrate  # noqa: E402
+from coi.core import alerting  # noqa: E402
+from coi.core.phi import PatientIdentity, PhiCipher  # noqa: E402
 from coi.db import for_writing, make_engine  # noqa: E402
 from coi.models import Alarm, Case, Notification, Product, ProductRoute, Shipment, Unit  # noqa: E402
-from coi.phi import PatientIdentity, PhiCipher  # noqa: E402
 from coi.services import alarms, enrolment, users  # noqa: E402
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # the real clock: the scheduler process reads it

@@ -1,5 +1,5 @@
 """Who is asking: a web session (username + password) or an API token. Then the one check
-of every request against the view's declared permission (see coi.access)."""
+of every request against the view's declared permission (see coi.core.access)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import logging
 from flask import Flask, current_app, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
-from coi import access
+from coi.core import access
+from coi.core.errors import AuthenticationFailed, Forbidden
 from coi.db import request_session
-from coi.errors import AuthenticationFailed, Forbidden
 from coi.services import tokens, users
 from coi.web import now
 

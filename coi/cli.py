@@ -13,10 +13,10 @@ from flask.cli import AppGroup
 from sqlmodel import func, select
 
 from coi import demo, migrate
+from coi.core.errors import DomainError
+from coi.core.phi import PhiCipher
 from coi.db import session_scope
-from coi.errors import DomainError
 from coi.models import CustodyEvent, Patient, User
-from coi.phi import PhiCipher
 from coi.services import ledger, loggers, users
 
 cli = AppGroup("coi", help="Chain-of-identity platform commands.")

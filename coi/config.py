@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from coi import alerting
+from coi.core import alerting
 from coldchain.profiles import Profile, load_profiles
 
 MODES = ("development", "testing", "production")
@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "LOGGER_UPLOAD_MAX_BYTES": 64 * 1024 * 1024,  # logger files (CSV, TXT, EPCIS, JSON readings)
     "TEMPERATURE_PROFILES": None,  # a TOML file of temperature profiles; default: the built-in ones
     # Alarms (coi/alerting.py): escalation levels and webhooks as JSON; SMTP for e-mail.
-    "ALARM_ESCALATION": None,  # default: coi.alerting.DEFAULT_LEVELS
+    "ALARM_ESCALATION": None,  # default: coi.core.alerting.DEFAULT_LEVELS
     "ALARM_WEBHOOKS": "",  # [{"name": ..., "url": ..., "secret": ...}]
     "MAIL_SERVER": "",  # host[:port]; empty: no e-mail is sent
     "MAIL_FROM": "coi-alarms@localhost",

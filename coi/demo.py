@@ -77,10 +77,12 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from coi import alerting, jobs
-from coi.access import Actor
+from coi import jobs
+from coi.core import alerting
+from coi.core.access import Actor
+from coi.core.phi import PatientIdentity, PhiCipher
+from coi.core.workflow import Entry
 from coi.models import Alarm, Case, Shipment, Site
-from coi.phi import PatientIdentity, PhiCipher
 from coi.services import (
     alarms,
     cases,
@@ -94,7 +96,6 @@ from coi.services import (
     users,
 )
 from coi.services.custody import Credential, Outcome
-from coi.workflow import Entry
 from coldchain.profiles import Profile, load_profiles
 
 PASSWORD = "demo-password-1"  # noqa: S105 - published demo logins, development mode only

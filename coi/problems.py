@@ -11,9 +11,9 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from coi.auth import is_api_request
+from coi.core.errors import DomainError, InvalidInput
+from coi.core.identifiers import IdentifierError
 from coi.db import request_session
-from coi.errors import DomainError, InvalidInput
-from coi.identifiers import IdentifierError
 
 log = logging.getLogger(__name__)
 

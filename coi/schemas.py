@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from coi.errors import InvalidInput
+from coi.core.errors import InvalidInput
 
 # Control characters (NUL, escape sequences, line breaks) have no place in a name or number
 # that is printed on labels and shown on screens.

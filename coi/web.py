@@ -8,10 +8,10 @@ from typing import Any
 
 from flask import current_app, g, request
 
-from coi.access import Actor
+from coi.core.access import Actor
+from coi.core.errors import AuthenticationFailed, InvalidInput
+from coi.core.phi import PhiCipher
 from coi.db import request_session
-from coi.errors import AuthenticationFailed, InvalidInput
-from coi.phi import PhiCipher
 from coi.services.labels import Signer
 
 __all__ = ["actor", "cipher", "json_body", "label_signer", "now", "request_session"]

@@ -66,7 +66,7 @@ def login(page: Page, username: str) -> None:
 
 def demo_text(query: str) -> str:
     """An identifier from the demo database, with its check character, as a label carries it."""
-    from coi.identifiers import mod37_2
+    from coi.core.identifiers import mod37_2
 
     with sqlite3.connect(DATABASE) as db:
         (data,) = db.execute(query).fetchone()

@@ -25,9 +25,10 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from sqlmodel import Session, SQLModel
 
 import coi.passwords
-from coi import create_app, migrate
-from coi.access import Actor
-from coi.clock import FrozenClock
+from coi import migrate
+from coi.app import create_app
+from coi.core.access import Actor
+from coi.core.clock import FrozenClock
 from coi.db import make_engine
 from coi.models import Site
 from coi.services import masterdata, users
@@ -242,7 +243,7 @@ def make_case(app: Flask, session: Session, world: World, clock: FrozenClock, **
     """A case enrolled at BOS by `staff` (override any enrol() argument or the identity's fields)."""
     from datetime import date
 
-    from coi.phi import PatientIdentity
+    from coi.core.phi import PatientIdentity
     from coi.services import enrolment
 
     identity = PatientIdentity(overrides.pop("name", "Ann Example"),

@@ -20,11 +20,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from coi.clock import FrozenClock
-from coi.identifiers import CoiId
+from coi.core.clock import FrozenClock
+from coi.core.identifiers import CoiId
+from coi.core.phi import PatientIdentity
 from coi.labels import payload
 from coi.models import RoleGrant, Unit
-from coi.phi import PatientIdentity
 from coi.services import alarms, cases, enrolment, labels, loggers, shipments, tokens
 from tests.conftest import CSRF, PASSWORD, PERSONAS, World, api_token, bearer, login
 

@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import col, select
 
-from coi import alerting
-from coi.alerting import Alerting, Webhook
-from coi.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound
+from coi.core import alerting
+from coi.core.alerting import Alerting, Webhook
+from coi.core.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound
 from coi.models import Alarm, AlarmEvent, AuditEntry, Notification, Signature, User
 from coi.services import alarms, signatures
 from tests.conftest import PASSWORD, login, make_case, post_form

@@ -13,7 +13,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from coi.api import openapi
-from coi.identifiers import ALPHABET, CoiId, UnitSerial
+from coi.core.identifiers import ALPHABET, CoiId, UnitSerial
 from coi.services import masterdata
 from tests.conftest import ROUTE, api_token, bearer
 from tests.test_enrolment import enrol_body

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from coi.errors import AuthenticationFailed, Forbidden, InvalidInput
+from coi.core.errors import AuthenticationFailed, Forbidden, InvalidInput
 from coi.models import AuditEntry, Signature, User
 from coi.services import patients, signatures, tokens, users
 from coi.services.cases import coi_of

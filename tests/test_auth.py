@@ -12,7 +12,7 @@ from sqlalchemy import func, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
-from coi import create_app
+from coi.app import create_app
 from coi.config import ConfigError
 from coi.models import ApiToken, Case, LoginAttempt
 from coi.services import tokens, users

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session
 
 from coi.api import openapi
-from coi.identifiers import CoiId
+from coi.core.identifiers import CoiId
 from coi.models import AuditEntry, Case, Patient, Unit
 from tests.conftest import api_token, bearer, login, post_form
 from tests.test_api import with_wrong_check

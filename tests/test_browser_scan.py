@@ -27,12 +27,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from werkzeug.serving import make_server
 
-from coi.identifiers import CoiId, UnitSerial
+from coi.core.identifiers import CoiId, UnitSerial
+from coi.core.workflow import Entry
 from coi.models import Alarm, CustodyEvent, Unit
 from coi.services import custody, enrolment
 from coi.services.cases import coi_of, serial_of
 from coi.services.custody import Credential
-from coi.workflow import Entry
 from tests.conftest import PASSWORD, make_case
 
 try:

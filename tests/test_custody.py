@@ -10,12 +10,12 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, func, select
 
-from coi.errors import Conflict, InvalidInput
+from coi.core.errors import Conflict, InvalidInput
+from coi.core.workflow import Entry
 from coi.models import Alarm, Case, CustodyEvent, LoginAttempt, Signature, Unit
 from coi.services import custody, enrolment, ledger, users
 from coi.services.cases import coi_of, serial_of
 from coi.services.custody import Credential
-from coi.workflow import Entry
 from tests.conftest import ENGINE, PASSWORD, make_case
 
 

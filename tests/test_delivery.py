@@ -24,8 +24,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import Session
 
-from coi import alerting
-from coi.alerting import Alerting, Mail, Webhook
+from coi.core import alerting
+from coi.core.alerting import Alerting, Mail, Webhook
 from coi.models import Alarm, AlarmEvent, Notification, Shipment, Unit
 from coi.services.cases import coi_of, serial_of
 from coi.services.delivery import Transport, claim, deliver, delivery_log, verify_signature

@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import col, func, select
 
 from coi import demo
+from coi.core.workflow import Entry
 from coi.models import (
     Alarm,
     AlarmEvent,
@@ -26,11 +27,10 @@ from coi.models import (
 from coi.services import custody, ledger, loggers, users
 from coi.services.cases import coi_of, serial_of
 from coi.services.custody import Credential
-from coi.workflow import Entry
 
 
 def test_init_loads_the_demo_once_and_prints_the_logins(app_config, tmp_path):
-    from coi import create_app
+    from coi.app import create_app
 
     app = create_app(app_config | {"MODE": "development",
                                    "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"})
@@ -60,7 +60,7 @@ def test_init_loads_the_demo_once_and_prints_the_logins(app_config, tmp_path):
 
 
 def test_init_in_production_migrates_but_loads_no_demo(app_config, tmp_path):
-    from coi import create_app
+    from coi.app import create_app
 
     app = create_app(app_config | {"MODE": "production",
                                    "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}"})

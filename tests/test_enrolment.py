@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from coi.access import Actor
+from coi.core.access import Actor
+from coi.core.errors import Conflict
+from coi.core.identifiers import CoiId, UnitSerial, parse_scan
+from coi.core.phi import PatientIdentity
 from coi.db import for_writing
-from coi.errors import Conflict
-from coi.identifiers import CoiId, UnitSerial, parse_scan
 from coi.models import AuditEntry, Case, Patient, Unit
-from coi.phi import PatientIdentity
 from coi.services import enrolment
 from tests.conftest import ENGINE, api_token, bearer, login, post_form
 

@@ -22,7 +22,7 @@ def test_healthz_reports_version_engine_migration_and_decoders(client, engine):
 
 
 def test_healthz_says_503_when_the_database_is_not_migrated(app_config, tmp_path):
-    from coi import create_app
+    from coi.app import create_app
 
     app = create_app(app_config | {"DATABASE_URL": f"sqlite:///{tmp_path / 'new.sqlite3'}"})
     response = app.test_client().get("/healthz")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coi.identifiers import (
+from coi.core.identifiers import (
     ALPHABET,
     UNIT_KIND_CODES,
     CoiId,

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 from sqlmodel import select
 
-from coi import create_app
-from coi.errors import Forbidden, InvalidInput
+from coi.app import create_app
+from coi.core.errors import Forbidden, InvalidInput
 from coi.labels import payload
 from coi.labels.writers import WRITERS
 from coi.models import Label, LabelRevocation
@@ -253,7 +253,7 @@ def test_the_preview_is_marked_and_carries_no_signed_code(client, session, world
     texts = {symbol.text for symbol in decode_image(Image.open(io.BytesIO(response.data)))}
     assert texts == {labels.PREVIEW_QR, labels.PREVIEW_DATAMATRIX}  # no identifier, no token
     with pytest.raises(ValueError):
-        from coi.identifiers import parse_scan
+        from coi.core.identifiers import parse_scan
 
         parse_scan(labels.PREVIEW_DATAMATRIX)  # a scanner at the bedside refuses it
     session.rollback()

@@ -206,8 +206,8 @@ def test_the_case_page_shows_the_timeline_in_local_time(client, session, case):
 
 def test_scans_are_on_the_chain_and_their_edited_idempotency_key_is_found(engine, session, world,
                                                                           clock, case):
+    from coi.core.workflow import Entry
     from coi.services import custody
-    from coi.workflow import Entry
 
     bag = session.exec(select(Unit).where(Unit.case_id == case.id)).first()
     custody.scan(session=session, now=clock.now(), actor=world.actor("staff"),
@@ -223,8 +223,8 @@ def test_scans_are_on_the_chain_and_their_edited_idempotency_key_is_found(engine
 
 
 def test_an_edited_refusal_reason_is_found(engine, session, world, clock, case):
+    from coi.core.workflow import Entry
     from coi.services import custody
-    from coi.workflow import Entry
 
     custody.scan(session=session, now=clock.now(), actor=world.actor("courier"),
                  entries=[Entry(coi_of(case).text)], step_name="pickup")

@@ -32,7 +32,7 @@ def test_database_is_at_the_migration_head(engine):
 
 
 def test_app_start_does_not_create_tables(app_config, tmp_path):
-    from coi import create_app
+    from coi.app import create_app
 
     empty = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     app = create_app(app_config | {"DATABASE_URL": empty})

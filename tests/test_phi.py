@@ -9,10 +9,10 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlmodel import select
 
-from coi import create_app
+from coi.app import create_app
 from coi.config import ConfigError
+from coi.core.phi import PatientIdentity, PhiCipher, PhiKeyError
 from coi.models import AuditEntry, Patient
-from coi.phi import PatientIdentity, PhiCipher, PhiKeyError
 from coi.services import enrolment
 from tests.conftest import LABEL_KEY
 

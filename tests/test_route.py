@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from coi.errors import Conflict, InvalidInput
-from coi.route import RouteError, parse_route
+from coi.core.errors import Conflict, InvalidInput
+from coi.core.route import RouteError, parse_route
 from coi.services import masterdata
 from tests.conftest import ROUTE
 
@@ -51,7 +51,7 @@ def test_route_versions_follow_one_another_and_are_never_replaced(session, world
 def test_a_case_keeps_the_route_version_it_started_with(app, session, world, clock):
     from datetime import date
 
-    from coi.phi import PatientIdentity
+    from coi.core.phi import PatientIdentity
     from coi.services import enrolment
 
     def enrol(mrn: str) -> int:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, col, func, select
 
-from coi.errors import Conflict, InvalidInput, NotFound
+from coi.core.errors import Conflict, InvalidInput, NotFound
 from coi.models import (
     Alarm,
     AuditEntry,

@@ -12,7 +12,8 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, col, select
 
-from coi import alerting, jobs
+from coi import jobs
+from coi.core import alerting
 from coi.jobs import sweeps
 from coi.models import Alarm, Case, Shipment, Unit
 from coi.services import loggers, shipments

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coi.identifiers import CoiId
+from coi.core.identifiers import CoiId
+from coi.core.route import parse_route
+from coi.core.workflow import CaseState, Entry, Pending, Person, ScanAttempt, UnitState, judge
 from coi.models import ROLES, SITE_KINDS
-from coi.route import parse_route
-from coi.workflow import CaseState, Entry, Pending, Person, ScanAttempt, UnitState, judge
 from tests.conftest import ROUTE
 
 R = parse_route(ROUTE)

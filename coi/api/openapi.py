@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from coi import __version__
+from coi.app import __version__
 from coi.models import CASE_STATES
 from coi.schemas import CustodyScanIn, EnrolmentIn, PatientIn, ScanIn, UnitIn
 

@@ -6,12 +6,12 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlmodel import select
 
-from coi.access import AUTHENTICATED, PUBLIC, permission
 from coi.api import openapi
-from coi.errors import InvalidInput
-from coi.identifiers import CoiId, Gs1Data, IsbtDin, UnitSerial, parse_scan
+from coi.core.access import AUTHENTICATED, PUBLIC, permission
+from coi.core.errors import InvalidInput
+from coi.core.identifiers import CoiId, Gs1Data, IsbtDin, UnitSerial, parse_scan
+from coi.core.phi import PatientIdentity
 from coi.models import CASE_STATES, Product, Site
-from coi.phi import PatientIdentity
 from coi.schemas import EnrolmentIn, ScanIn, UnitIn, validate
 from coi.services import cases, enrolment, loggers
 from coi.views.scan import perform

@@ -14,8 +14,8 @@ from functools import partial
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from coi.alerting import Alerting
-from coi.clock import Clock
+from coi.core.alerting import Alerting
+from coi.core.clock import Clock
 from coi.db import for_writing
 from coi.jobs.sweeps import expiring_units, late_shipments, overdue_steps, silent_loggers
 from coi.services import alarms, delivery

@@ -19,13 +19,13 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from coi import alerting
-from coi.alerting import Alerting
+from coi.core import alerting
+from coi.core.alerting import Alerting
+from coi.core.display import local_text
+from coi.core.route import Route
 from coi.models import Case, ProductRoute, Shipment, Unit
-from coi.route import Route
 from coi.services import alarms, masterdata
 from coi.services.cases import coi_of, serial_of
-from coi.templating import local_text
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _text(at: datetime | None) -> str:
 
 def _said(at: datetime | None) -> str:
     """A time in a summary, for people: "2026-11-22 06:17 UTC" (pages show their own zone)."""
-    return local_text(at, "UTC") if at else "an unknown time"
+    return local_text(at) if at else "an unknown time"
 
 
 def overdue_steps(session: Session, now: datetime, *, batch: int = BATCH) -> int:

@@ -1,5 +1,6 @@
 """The tables. Importing this package registers every model on `SQLModel.metadata`."""
 
+from coi.core.vocabulary import ROLES, SITE_KINDS, UNIT_KINDS
 from coi.models.alarm import (
     ALARM_STATES,
     OUTCOMES,
@@ -30,7 +31,6 @@ from coi.models.signature import MEANINGS, Signature
 from coi.models.site import Site
 from coi.models.unit import UNIT_STATES, Unit
 from coi.models.user import ApiToken, LoginAttempt, RoleGrant, User
-from coi.vocabulary import ROLES, SITE_KINDS, UNIT_KINDS
 
 # Evidence: the database refuses UPDATE and DELETE on these (migration triggers).
 APPEND_ONLY_TABLES = (

@@ -5,8 +5,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from coi.core.vocabulary import SHIPMENT_LEGS
 from coi.models.types import UTCDateTime
-from coi.vocabulary import SHIPMENT_LEGS
 
 __all__ = ["SHIPMENT_LEGS", "SHIPMENT_STATES", "LoggerClockCheck", "LoggerFile", "LoggerFileChunk",
            "LoggerFileResult", "LoggerReading",

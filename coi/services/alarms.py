@@ -20,10 +20,10 @@ from sqlalchemy import ColumnElement, and_, case, false, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from coi import alerting
-from coi.access import Actor, allowed, allowed_at_any, sites_for
-from coi.alerting import Alerting, Level
-from coi.errors import Conflict, Forbidden, InvalidInput, NotFound
+from coi.core import alerting
+from coi.core.access import Actor, allowed, allowed_at_any, sites_for
+from coi.core.alerting import Alerting, Level
+from coi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from coi.models import (
     OUTCOMES,
     Alarm,

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from coi.access import Actor
-from coi.errors import InvalidInput
+from coi.core.access import Actor
+from coi.core.errors import InvalidInput
 from coi.models import AuditEntry
 
 SYSTEM_NAME = "system"

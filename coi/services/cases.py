@@ -10,9 +10,11 @@ from sqlalchemy import func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from coi.access import Actor, allowed, allowed_at_any, sites_for
-from coi.errors import NotFound
-from coi.identifiers import UNIT_KIND_CODES, CoiId, UnitSerial
+from coi.core.access import Actor, allowed, allowed_at_any, sites_for
+from coi.core.errors import NotFound
+from coi.core.identifiers import UNIT_KIND_CODES, CoiId, UnitSerial
+from coi.core.phi import PatientIdentity, PhiCipher
+from coi.core.route import Route
 from coi.models import (
     COMPLETING_KINDS,
     AuditEntry,
@@ -26,8 +28,6 @@ from coi.models import (
     Unit,
     User,
 )
-from coi.phi import PatientIdentity, PhiCipher
-from coi.route import Route
 from coi.services import audit, masterdata
 from coi.services import signatures as signature_service
 

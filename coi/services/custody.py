@@ -1,4 +1,4 @@
-"""Scans at the handoffs: the service around the pure judge (`coi.workflow`).
+"""Scans at the handoffs: the service around the pure judge (`coi.core.workflow`).
 
 It finds the case a scan names, locks it, reads the case's state from its ledger, checks
 the passwords of whoever signs, asks `judge` for a verdict and records it: every scan that
@@ -18,25 +18,11 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from coi.access import Actor
-from coi.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, Throttled
-from coi.identifiers import CoiId, IdentifierError, UnitSerial, parse_scan
-from coi.models import (
-    COMPLETING_KINDS,
-    Alarm,
-    Case,
-    CustodyEvent,
-    ProductRoute,
-    Signature,
-    Site,
-    Unit,
-    User,
-)
-from coi.route import Route, Step
-from coi.services import alarms, audit, ledger, masterdata, shipments, users
-from coi.services import signatures as signature_service
-from coi.services.cases import coi_of
-from coi.workflow import (
+from coi.core.access import Actor
+from coi.core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, Throttled
+from coi.core.identifiers import CoiId, IdentifierError, UnitSerial, parse_scan
+from coi.core.route import Route, Step
+from coi.core.workflow import (
     WRISTBAND,
     CaseState,
     Entry,
@@ -48,6 +34,20 @@ from coi.workflow import (
     Verdict,
     judge,
 )
+from coi.models import (
+    COMPLETING_KINDS,
+    Alarm,
+    Case,
+    CustodyEvent,
+    ProductRoute,
+    Signature,
+    Site,
+    Unit,
+    User,
+)
+from coi.services import alarms, audit, ledger, masterdata, shipments, users
+from coi.services import signatures as signature_service
+from coi.services.cases import coi_of
 
 # Ledger event kinds written here; "enrol" and "register_unit" come from enrolment.
 MAX_ENTRIES = 40  # more codes than any step needs: refused as input, not judged

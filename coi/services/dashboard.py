@@ -17,11 +17,11 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from coi import alerting
-from coi.access import Actor, sites_for
-from coi.alerting import Alerting
+from coi.core import alerting
+from coi.core.access import Actor, sites_for
+from coi.core.alerting import Alerting
+from coi.core.route import Route
 from coi.models import Case, LoggerReading, ProductRoute, Shipment, ShipmentLogger, Site
-from coi.route import Route
 from coi.services import alarms, masterdata
 from coi.services.alarms import InboxRow
 from coi.services.cases import coi_of

@@ -32,8 +32,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col, select
 
-from coi import alerting
-from coi.alerting import Alerting, Mail
+from coi.core import alerting
+from coi.core.alerting import Alerting, Mail
 from coi.models import Alarm, AlarmEvent, Case, Notification, NotificationAttempt, Shipment, Unit, User
 from coi.services.cases import coi_of, serial_of
 

@@ -10,11 +10,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from coi.access import Actor, require
-from coi.errors import Conflict, InvalidInput
-from coi.identifiers import UNIT_KIND_CODES, CoiId
+from coi.core.access import Actor, require
+from coi.core.errors import Conflict, InvalidInput
+from coi.core.identifiers import UNIT_KIND_CODES, CoiId
+from coi.core.phi import PatientIdentity, PhiCipher
 from coi.models import Case, CoiSequence, Patient, Product, Site, Unit
-from coi.phi import PatientIdentity, PhiCipher
 from coi.services import audit, ledger, masterdata
 from coi.services.cases import coi_of, visible_case
 

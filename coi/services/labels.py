@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from coi.access import Actor, allowed_at_any, require
-from coi.errors import Conflict, InvalidInput, NotFound
-from coi.identifiers import CoiId, UnitSerial
+from coi.core.access import Actor, allowed_at_any, require
+from coi.core.errors import Conflict, InvalidInput, NotFound
+from coi.core.identifiers import CoiId, UnitSerial
 from coi.labels import layout, payload
 from coi.labels.decoders import decode_image
 from coi.labels.photo import open_photo

@@ -22,8 +22,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
-from coi.access import Actor, allowed, allowed_at_any
-from coi.errors import Conflict, Forbidden, InvalidInput
+from coi.core.access import Actor, allowed, allowed_at_any
+from coi.core.display import local_text
+from coi.core.errors import Conflict, Forbidden, InvalidInput
 from coi.models import (
     Alarm,
     LoggerClockCheck,
@@ -241,7 +242,7 @@ def check_clock(*, session: Session, now: datetime, actor: Actor, shipment_id: i
     if abs(offset) > CLOCK_CHECK_LIMIT:
         raise InvalidInput(
             f"The logger would be {abs(offset).total_seconds() / 3600:.1f} h off the {handoff} scan at "
-            f"{_t(scan_at)}: check the date and time entered (and the logger's zone, {zone_name}).",
+            f"{local_text(scan_at)}: check the date and time entered (and the logger's zone, {zone_name}).",
             [{"field": "shown", "message": "More than 12 hours from the handoff scan."}])
     check = LoggerClockCheck(shipment_id=shipment_id, serial=serial, handoff=handoff, scan_at=scan_at,
                              shown=local.isoformat(sep=" "), zone=zone_name,
@@ -292,13 +293,9 @@ def _check_span(span: Span, window: tuple[datetime, datetime], zone_note: str) -
     if span.count == span.outside_window:
         assert span.first is not None and span.last is not None
         raise LoggerFileRefused(
-            f"The readings are for another period: {_t(span.first)} to {_t(span.last)}, but this "
-            f"shipment was under way from {_t(window[0])} to {_t(window[1])}{zone_note}. "
-            "Nothing was stored.")
-
-
-def _t(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            f"The readings are for another period: {local_text(span.first)} to {local_text(span.last)}, "
+            f"but this shipment was under way from {local_text(window[0])} to {local_text(window[1])}"
+            f"{zone_note}. Nothing was stored.")
 
 
 def _skipped(source: Source) -> tuple[list[Problem], int]:

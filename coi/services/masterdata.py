@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from coi.access import Actor, require
-from coi.errors import Conflict, InvalidInput, NotFound
-from coi.identifiers import CoiId, IdentifierError
+from coi.core.access import Actor, require
+from coi.core.errors import Conflict, InvalidInput, NotFound
+from coi.core.identifiers import CoiId, IdentifierError
+from coi.core.route import Route, RouteError, parse_route
 from coi.models import SITE_KINDS, Product, ProductRoute, Site
-from coi.route import Route, RouteError, parse_route
 from coi.services import audit
 
 

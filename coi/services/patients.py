@@ -8,10 +8,10 @@ from datetime import date, datetime
 
 from sqlmodel import Session, select
 
-from coi.access import Actor, require
-from coi.errors import Conflict, InvalidInput
+from coi.core.access import Actor, require
+from coi.core.errors import Conflict, InvalidInput
+from coi.core.phi import PhiCipher, PhiKeyError
 from coi.models import Patient, Signature
-from coi.phi import PhiCipher, PhiKeyError
 from coi.services import audit, signatures
 from coi.services.cases import visible_case
 from coi.services.enrolment import check_identity

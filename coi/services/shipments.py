@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from coi.access import Actor, allowed, allowed_at_any, require
-from coi.errors import Conflict, InvalidInput, NotFound
+from coi.core.access import Actor, allowed, allowed_at_any, require
+from coi.core.errors import Conflict, InvalidInput, NotFound
+from coi.core.route import Route
+from coi.core.vocabulary import SHIPMENT_LEGS
 from coi.models import Case, ProductRoute, Shipment, ShipmentLogger, Site
-from coi.route import Route
 from coi.services import audit, ledger, masterdata
 from coi.services.cases import case_sites, coi_of, visible_case
-from coi.vocabulary import SHIPMENT_LEGS
 from coldchain.profiles import Profile
 
 LOGGER_SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")

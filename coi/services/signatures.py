@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from coi.access import Actor
-from coi.errors import AuthenticationFailed, InvalidInput
+from coi.core.access import Actor
+from coi.core.errors import AuthenticationFailed, InvalidInput
 from coi.models import MEANINGS, Signature, User
 from coi.passwords import password_matches
 

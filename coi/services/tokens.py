@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from coi.access import Actor
-from coi.errors import AuthenticationFailed, InvalidInput, NotFound
+from coi.core.access import Actor
+from coi.core.errors import AuthenticationFailed, InvalidInput, NotFound
 from coi.models import ApiToken, User
 from coi.services import audit
 from coi.services.users import require_manager_of

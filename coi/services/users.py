@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from coi.access import Actor, allowed, require
+from coi.core.access import Actor, allowed, require
+from coi.core.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound, Throttled
 from coi.db import keep
-from coi.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound, Throttled
 from coi.models import ROLES, LoginAttempt, RoleGrant, Site, User
 from coi.passwords import hash_password, password_matches, password_problem
 from coi.services import audit

@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from coi.access import permission, sites_for
-from coi.errors import DomainError, InvalidInput
+from coi.core.access import permission, sites_for
+from coi.core.errors import DomainError, InvalidInput
 from coi.models import ROLES
 from coi.services import audit, masterdata, tokens, users
 from coi.web import actor, now, request_session

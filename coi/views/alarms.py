@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from coi.access import permission
-from coi.alerting import Alerting
-from coi.errors import DomainError, InvalidInput
+from coi.core.access import permission
+from coi.core.alerting import Alerting
+from coi.core.errors import DomainError, InvalidInput
 from coi.models import OUTCOMES, SEVERITIES
 from coi.services import alarms, delivery, loggers
 from coi.web import actor, now, request_session

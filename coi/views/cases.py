@@ -4,10 +4,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from coi.access import allowed, permission, sites_for
-from coi.errors import DomainError, InvalidInput
+from coi.core.access import allowed, permission, sites_for
+from coi.core.errors import DomainError, InvalidInput
+from coi.core.phi import PatientIdentity
 from coi.models import CASE_STATES, UNIT_KINDS
-from coi.phi import PatientIdentity
 from coi.schemas import EnrolmentIn, PatientCorrectionIn, UnitIn, validate
 from coi.services import cases, enrolment, masterdata, patients, shipments
 from coi.web import actor, cipher, now, request_session

@@ -5,15 +5,13 @@ page is complete and a reload updates it."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, make_response, render_template, request
 
-from coi.access import permission
+from coi.core.access import permission
+from coi.core.display import local_text
 from coi.services import dashboard
-from coi.templating import local_text
 from coi.web import actor, now, request_session
 
 blueprint = Blueprint("dashboard", __name__)
@@ -28,7 +26,8 @@ def index() -> Any:
     body_only = request.args.get("part") == "body"
     response = make_response(render_template(
         "dashboard_body.html" if body_only else "dashboard.html", board=found,
-        updated=clock_text(moment, me.timezone), refresh_seconds=refresh_seconds()))
+        updated=local_text(moment, me.timezone, date=False, seconds=True),
+        refresh_seconds=refresh_seconds()))
     # Every answer is "as of now": a cached one would show stale deadlines as current.
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -36,10 +35,3 @@ def index() -> Any:
 
 def refresh_seconds() -> int:
     return max(1, int(current_app.config.get("DASHBOARD_REFRESH_SECONDS") or 30))
-
-
-def clock_text(moment: datetime, zone: str) -> str:
-    """The time of day with seconds and the zone, e.g. "04:00:05 EST": when the figures
-    were taken, in the reader's zone like every other time on the page."""
-    local = moment.astimezone(ZoneInfo(zone))
-    return f"{local:%H:%M:%S} {local_text(moment, zone).rsplit(' ', 1)[-1]}"

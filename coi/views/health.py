@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
 from coi import migrate
-from coi.access import PUBLIC, permission
+from coi.core.access import PUBLIC, permission
 from coi.labels import available_decoders
 
 blueprint = Blueprint("health", __name__)

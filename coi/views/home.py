@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
-from coi.access import AUTHENTICATED, allowed, permission
+from coi.core.access import AUTHENTICATED, allowed, permission
 from coi.services import cases
 from coi.web import actor, request_session
 

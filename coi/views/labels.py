@@ -17,8 +17,8 @@ from flask import (
     url_for,
 )
 
-from coi.access import PUBLIC, permission
-from coi.errors import DomainError, InvalidInput
+from coi.core.access import PUBLIC, permission
+from coi.core.errors import DomainError, InvalidInput
 from coi.labels.layout import SIZES
 from coi.labels.photo import PhotoError
 from coi.labels.printer import PrinterError, send_zpl

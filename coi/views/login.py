@@ -13,8 +13,8 @@ from flask import (
     url_for,
 )
 
-from coi.access import AUTHENTICATED, PUBLIC, permission
-from coi.errors import AuthenticationFailed, Throttled
+from coi.core.access import AUTHENTICATED, PUBLIC, permission
+from coi.core.errors import AuthenticationFailed, Throttled
 from coi.services import users
 from coi.web import now, request_session
 

@@ -9,9 +9,11 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, render_template, request
 from sqlmodel import Session, col, select
 
-from coi.access import Actor, permission
-from coi.errors import InvalidInput, NotFound
-from coi.identifiers import IdentifierError, UnitSerial
+from coi.core.access import Actor, permission
+from coi.core.display import local_text
+from coi.core.errors import InvalidInput, NotFound
+from coi.core.identifiers import IdentifierError, UnitSerial
+from coi.core.workflow import WRISTBAND, Entry
 from coi.labels import payload
 from coi.labels.decoders import decode_image
 from coi.labels.photo import PhotoError, open_photo
@@ -20,9 +22,7 @@ from coi.schemas import CustodyScanIn, validate
 from coi.services import custody
 from coi.services.cases import coi_of, visible_case
 from coi.services.custody import Credential, Outcome
-from coi.templating import local_text
 from coi.web import actor, json_body, now, request_session
-from coi.workflow import WRISTBAND, Entry
 
 blueprint = Blueprint("scan", __name__)
 

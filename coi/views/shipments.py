@@ -21,11 +21,11 @@ from flask import (
 from sqlmodel import Session
 from werkzeug.datastructures import FileStorage
 
-from coi.access import permission
-from coi.errors import DomainError, InvalidInput, NotFound
+from coi.core.access import permission
+from coi.core.display import local_text, zone_abbreviation
+from coi.core.errors import DomainError, InvalidInput, NotFound
 from coi.models import LoggerFile
 from coi.services import loggers, shipments
-from coi.templating import local_text
 from coi.web import actor, now, request_session
 from coldchain import chart
 from coldchain.profiles import Profile
@@ -116,9 +116,8 @@ def _chart(found: loggers.ShipmentEvaluation, zone_name: str) -> str:
     excursions = [(x.start, x.end) for s in found.series for x in s.evaluation.excursions]
     gaps = [(g.start, g.end) for s in found.series for g in s.evaluation.gaps]
     start, end = found.window
-    label = local_text(end, zone_name).rsplit(" ", 1)[-1]
-    return chart.svg(series, profile=found.profile, excursions=excursions, gaps=gaps,
-                     window=(start, end), zone=zone, zone_label=f"{zone_name} ({label})",
+    return chart.svg(series, profile=found.profile, excursions=excursions, gaps=gaps, window=(start, end),
+                     zone=zone, zone_label=f"{zone_name} ({zone_abbreviation(end, zone_name)})",
                      title=f"Shipment {found.view.shipment.id}, {found.view.coi}: temperature")
 
 

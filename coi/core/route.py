@@ -1,6 +1,6 @@
 """A product's route as data: the ordered steps from enrolment to infusion, read from TOML.
 
-Pure: text in, a validated `Route` out; `coi.workflow` gives the steps their meaning at scan
+Pure: text in, a validated `Route` out; `coi.core.workflow` gives the steps their meaning at scan
 time. Stored per version, so that every case keeps the version it started with.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 
-from coi.vocabulary import ROLES, SHIPMENT_LEGS, SITE_KINDS, UNIT_KINDS
+from coi.core.vocabulary import ROLES, SHIPMENT_LEGS, SITE_KINDS, UNIT_KINDS
 
 STEP_KEYS = {"name", "title", "roles", "site_kind", "scan", "verifiers", "max_hours", "sign",
              "to_roles", "to_site_kind", "makes", "overdue_alarm", "overdue_severity"}

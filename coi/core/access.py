@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from coi.errors import Forbidden
+from coi.core.errors import Forbidden
 
 PUBLIC = "public"  # no login needed (login page, health check, OpenAPI document)
 AUTHENTICATED = "authenticated"  # any logged-in user, whatever their roles

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from coi.vocabulary import ROLES
+from coi.core.vocabulary import ROLES
 
 SEVERITY_ORDER = ("critical", "major", "minor")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from coi.identifiers import CoiId, IdentifierError, UnitSerial, parse_scan
-from coi.route import Route, Step
+from coi.core.identifiers import CoiId, IdentifierError, UnitSerial, parse_scan
+from coi.core.route import Route, Step
 
 # What a route step may ask to be scanned, besides unit kinds: the patient's wristband
 # carries the COI identifier itself.
