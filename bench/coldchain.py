@@ -3,7 +3,7 @@
 Generates one plain CSV export of N readings (one a minute, 2-8 C with a few excursions),
 then, each in a fresh process with a fresh database:
 
-- app: `coi.services.loggers.store` on the file (read, normalise, store the readings and the
+- app: `coi.services.loggers.intake.store` on the file (read, normalise, store the readings and the
   file, evaluate the shipment, raise alarms) in one session, and the commit;
 - raw: `csv.reader` over the same file, `datetime.fromisoformat` and `float`, and
   `executemany` of the same six columns into `logger_reading` in batches of 5,000 on the raw
@@ -61,10 +61,14 @@ from coi import migrate  # noqa: E402
 from coi.core.access import Actor  # noqa: E402
 from coi.core.phi import PatientIdentity, PhiCipher  # noqa: E402
 from coi.db import for_writing, make_engine  # noqa: E402
-from coi.models import LoggerFile, LoggerReading  # noqa: E402
-from coi.services import enrolment, loggers, shipments, users  # noqa: E402
-from coi.services.cases import coi_of  # noqa: E402
-from coi.services.loggers import sqlite_time  # noqa: E402
+from coi.models import (  # noqa: E402
+    LoggerFile,
+    LoggerReading,
+    coi_of,  # noqa: E402
+)
+from coi.services import enrolment, shipments, users  # noqa: E402
+from coi.services.loggers import evaluation, intake  # noqa: E402
+from coi.services.loggers.readings import sqlite_time  # noqa: E402
 from coi.services.shipments import LoggerSpec, visible_shipment  # noqa: E402
 from coldchain.profiles import load_profiles  # noqa: E402
 
@@ -169,7 +173,7 @@ def phase_app(engine: Engine, world: World, path: Path, readings: int,
     with (Session(for_writing(engine), expire_on_commit=False) as session, path.open("rb") as stream,
           around or contextlib.nullcontext()):
         start = time.perf_counter()
-        stored = loggers.store(session=session, now=now, actor=world.courier, shipment_id=world.shipment_id,
+        stored = intake.store(session=session, now=now, actor=world.courier, shipment_id=world.shipment_id,
                                stream=stream, filename=path.name, via="cli", progress=progress)
         returned = time.perf_counter()
         session.commit()
@@ -184,7 +188,7 @@ def phase_app(engine: Engine, world: World, path: Path, readings: int,
     with Session(engine) as session:
         view = visible_shipment(session=session, actor=world.courier, shipment_id=world.shipment_id)
         start = time.perf_counter()
-        found = loggers.evaluate(session=session, now=now, view=view)
+        found = evaluation.evaluate(session=session, now=now, view=view)
         figures["evaluate_alone_s"] = round(time.perf_counter() - start, 3)
         in_table = session.exec(select(func.count()).select_from(LoggerReading)).one()
     figures["checks"] = {"readings_stored": stored_count, "rows_in_table": in_table,
@@ -196,7 +200,7 @@ def phase_app(engine: Engine, world: World, path: Path, readings: int,
 def file_row(engine: Engine, world: World, path: Path) -> int:
     """The LoggerFile row the raw readings point to (not timed)."""
     with Session(for_writing(engine)) as session, path.open("rb") as stream:
-        sha256, size = loggers.digest(stream)
+        sha256, size = intake.digest(stream)
         file = LoggerFile(shipment_id=world.shipment_id, logger_serial=SERIAL, sha256=sha256,
                           filename=path.name, size=size, format="delimited", via="cli",
                           uploaded_at=now_after(0), uploaded_by_id=world.courier.user_id, report="{}")
@@ -402,7 +406,7 @@ def report(figures: dict[str, Any]) -> str:
              f"{figures['cpus']} CPUs; 1-min load average {figures['load_average_before']} before, "
              f"{figures['load_average_after']} after", "",
              f"{'phase':<34} {'seconds':>8} {'readings/s':>11} {'peak RSS':>9} {'growth':>7}"]
-    names = {"app": "app: loggers.store + commit", "raw": "raw: csv + executemany + commit",
+    names = {"app": "app: intake.store + commit", "raw": "raw: csv + executemany + commit",
              "raw-copy": "raw: csv + COPY + commit", "app_tenth": f"app at {n // 10:,} readings"}
     for key, name in names.items():
         if key in figures:

@@ -55,9 +55,8 @@ from coi.core.access import Actor  # noqa: E402
 from coi.core.phi import PatientIdentity  # noqa: E402
 from coi.core.workflow import Entry  # noqa: E402
 from coi.db import make_engine  # noqa: E402
-from coi.models import CustodyEvent, User  # noqa: E402
+from coi.models import CustodyEvent, User, coi_of, serial_of  # noqa: E402  # noqa: E402
 from coi.services import custody, enrolment, ledger, masterdata, tokens, users  # noqa: E402
-from coi.services.cases import coi_of, serial_of  # noqa: E402
 from coi.services.custody import Credential  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -83,7 +82,7 @@ def secrets_config() -> dict[str, Any]:
     return {"MODE": "production", "SECRET_KEY": secrets.token_urlsafe(32),
             "PHI_KEYS": Fernet.generate_key().decode(),
             "PHI_INDEX_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-            "LABEL_SIGNING_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+            "INSTALLATION_SIGNING_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
             "LABEL_VERIFY_BASE_URL": "https://coi.example.org"}
 
 

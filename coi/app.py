@@ -4,20 +4,23 @@ migrates a database, calls the network or starts a scheduler."""
 from __future__ import annotations
 
 import logging
-from importlib import metadata
 from typing import Any
 
 from flask import Flask
 from flask_wtf import CSRFProtect
 
 from coi import auth, config, problems, templating
+from coi.api.v1 import blueprint as api_v1
+from coi.cli import cli
 from coi.config import signing_key_from
 from coi.core.clock import SystemClock
 from coi.core.phi import PhiCipher
 from coi.db import close_request_session, make_engine
-from coi.services.labels import Signer
-
-__version__ = metadata.version("coi-platform")
+from coi.handlers import upload_limit
+from coi.labels.decoders import log_availability
+from coi.services.keys import Signer
+from coi.version import __version__
+from coi.views import admin, alarms, cases, dashboard, health, home, labels, login, scan, shipments
 
 csrf = CSRFProtect()
 
@@ -32,23 +35,16 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.extensions["coi.engine"] = make_engine(app.config["DATABASE_URL"])
     app.extensions["coi.clock"] = app.config.pop("CLOCK", None) or SystemClock()
     app.extensions["coi.phi"] = PhiCipher(app.config["PHI_KEYS"], app.config["PHI_INDEX_KEY"])
-    app.extensions["coi.label_signer"] = Signer(signing_key_from(app.config["LABEL_SIGNING_KEY"]),
-                                                app.config["LABEL_VERIFY_BASE_URL"])
+    app.extensions["coi.signer"] = Signer(signing_key_from(app.config["INSTALLATION_SIGNING_KEY"]),
+                                          app.config["LABEL_VERIFY_BASE_URL"])
     app.extensions["coi.profiles"] = config.temperature_profiles(app.config["TEMPERATURE_PROFILES"])
     app.extensions["coi.alerting"] = config.alerting_settings(app.config)
     app.teardown_appcontext(close_request_session)
 
-    from coi.api.v1 import blueprint as api_v1
-    from coi.cli import cli
-    from coi.labels.decoders import log_availability
-    from coi.views import admin, alarms, cases, dashboard, health, home, labels, login, scan, shipments
-
     for module in (login, home, cases, labels, admin, health, scan, shipments, alarms, dashboard):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(api_v1)
-    app.before_request(labels.photo_upload_limit)
-    app.before_request(scan.upload_limit)
-    app.before_request(shipments.upload_limit)
+    app.before_request(upload_limit)
     csrf.init_app(app)
     csrf.exempt(api_v1)  # machines authenticate with bearer tokens, not cookies
     auth.install(app)

@@ -17,7 +17,8 @@ from coi.core.errors import DomainError
 from coi.core.phi import PhiCipher
 from coi.db import session_scope
 from coi.models import CustodyEvent, Patient, User
-from coi.services import ledger, loggers, users
+from coi.services import ledger, users
+from coi.services.loggers import intake
 
 cli = AppGroup("coi", help="Chain-of-identity platform commands.")
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
@@ -47,7 +48,7 @@ def ledger_checkpoint() -> None:
     """Sign the current head of every case's chain (run it regularly, e.g. hourly)."""
     with session_scope(_engine()) as session:
         row = ledger.checkpoint(session=session, now=current_app.extensions["coi.clock"].now(),
-                                signer=current_app.extensions["coi.label_signer"])
+                                signer=current_app.extensions["coi.signer"])
         heads = len(json.loads(row.heads))
     click.echo(f"Checkpoint signed over {heads} chain head(s).")
 
@@ -72,14 +73,14 @@ def import_logger(shipment_id: int, path: str, username: str, logger_serial: str
                 bar.update(count - bar.pos)
 
             try:
-                stored = loggers.store(session=session, now=clock.now(), actor=me,
+                stored = intake.store(session=session, now=clock.now(), actor=me,
                                        shipment_id=shipment_id, stream=stream,
                                        filename=os.path.basename(path), via="cli",
                                        logger_serial=logger_serial, progress=progress)
             except DomainError as error:
                 session.rollback()
-                if isinstance(error, loggers.LoggerFileRefused):
-                    loggers.record_refusal(session=session, now=clock.now(), actor=me,
+                if isinstance(error, intake.LoggerFileRefused):
+                    intake.record_refusal(session=session, now=clock.now(), actor=me,
                                            shipment_id=shipment_id, filename=os.path.basename(path),
                                            stream=stream, reason=error.message)
                     session.commit()
@@ -166,7 +167,7 @@ def init() -> None:
             logins = demo.load(session=session, now=current_app.extensions["coi.clock"].now(),
                                profiles=current_app.extensions["coi.profiles"],
                                cipher=current_app.extensions["coi.phi"],
-                               signer=current_app.extensions["coi.label_signer"],
+                               signer=current_app.extensions["coi.signer"],
                                alerting_settings=current_app.extensions["coi.alerting"])
             click.echo("Database migrated; demo data loaded.")
     _print_logins(logins)
@@ -181,7 +182,7 @@ def load_demo() -> None:
         logins = demo.load(session=session, now=current_app.extensions["coi.clock"].now(),
                            profiles=current_app.extensions["coi.profiles"],
                            cipher=current_app.extensions["coi.phi"],
-                           signer=current_app.extensions["coi.label_signer"],
+                           signer=current_app.extensions["coi.signer"],
                            alerting_settings=current_app.extensions["coi.alerting"])
     _print_logins(logins)
 

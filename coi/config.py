@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import secrets
 from datetime import timedelta
@@ -35,14 +36,16 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_TIME_LIMIT": 8 * 3600,
     "DEFAULT_TIMEZONE": "UTC",
     "API_TOKEN_DAYS": 365,
-    "LABEL_SIGNING_KEY": None,  # Ed25519 private key: 32 bytes, url-safe base64
+    # The installation's Ed25519 private key (32 bytes, url-safe base64): it signs every
+    # label's QR code and every ledger checkpoint. Formerly LABEL_SIGNING_KEY.
+    "INSTALLATION_SIGNING_KEY": None,
     "LABEL_VERIFY_BASE_URL": None,  # where phones open a label's QR; development: local server
     "ZPL_PRINTERS": "",  # "SITECODE=host[:port],..." Zebra printers reached on raw port 9100
     "LABEL_UPLOAD_MAX_BYTES": 8 * 1024 * 1024,  # photos uploaded to the public verify page
     "LABEL_IMAGE_MAX_PIXELS": 40_000_000,  # larger images are refused (decompression bombs)
     "LOGGER_UPLOAD_MAX_BYTES": 64 * 1024 * 1024,  # logger files (CSV, TXT, EPCIS, JSON readings)
     "TEMPERATURE_PROFILES": None,  # a TOML file of temperature profiles; default: the built-in ones
-    # Alarms (coi/alerting.py): escalation levels and webhooks as JSON; SMTP for e-mail.
+    # Alarms (coi/core/alerting.py): escalation levels and webhooks as JSON; SMTP for e-mail.
     "ALARM_ESCALATION": None,  # default: coi.core.alerting.DEFAULT_LEVELS
     "ALARM_WEBHOOKS": "",  # [{"name": ..., "url": ..., "secret": ...}]
     "MAIL_SERVER": "",  # host[:port]; empty: no e-mail is sent
@@ -58,7 +61,11 @@ DEFAULTS: dict[str, Any] = {
     "DASHBOARD_REFRESH_SECONDS": 30,
 }
 
-SECRET_NAMES = ("SECRET_KEY", "PHI_KEYS", "PHI_INDEX_KEY", "LABEL_SIGNING_KEY")
+SECRET_NAMES = ("SECRET_KEY", "PHI_KEYS", "PHI_INDEX_KEY", "INSTALLATION_SIGNING_KEY")
+# Settings renamed: the old name is still read (with a warning) so that an upgrade keeps its key.
+RENAMED = {"LABEL_SIGNING_KEY": "INSTALLATION_SIGNING_KEY"}
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(RuntimeError):
@@ -69,6 +76,7 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
     config = dict(DEFAULTS)
     config.update(_from_environment())
     config.update(overrides or {})
+    _take_old_names(config)
     mode = config["MODE"]
     if mode not in MODES:
         raise ConfigError(f"COI_MODE is {mode!r}; use one of: {', '.join(MODES)}.")
@@ -80,7 +88,7 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
     if missing:
         raise ConfigError(_missing_secrets_message(mode, missing))
     config["PHI_KEYS"] = _key_list(config["PHI_KEYS"])
-    _check_signing_key(config["LABEL_SIGNING_KEY"])
+    _check_signing_key(config["INSTALLATION_SIGNING_KEY"])
     if not config["LABEL_VERIFY_BASE_URL"]:
         if mode == "production":
             raise ConfigError("COI_LABEL_VERIFY_BASE_URL is not set: labels carry a link to the "
@@ -89,6 +97,18 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
     config["ZPL_PRINTERS"] = _printers(config["ZPL_PRINTERS"])
     config["SESSION_COOKIE_SECURE"] = config.get("SESSION_COOKIE_SECURE", mode == "production")
     return config
+
+
+def _take_old_names(config: dict[str, Any]) -> None:
+    for old, new in RENAMED.items():
+        value = config.pop(old, None)
+        if not value:
+            continue
+        if config.get(new) and config[new] != value:
+            raise ConfigError(f"COI_{old} and COI_{new} are both set, to different values: "
+                              f"{old} is the old name of {new}; keep only COI_{new}.")
+        log.warning("COI_%s is the old name of COI_%s: rename it.", old, new)
+        config[new] = value
 
 
 def _from_environment() -> dict[str, Any]:
@@ -137,7 +157,7 @@ def _check_signing_key(text: str) -> None:
         signing_key_from(text)
     except (ValueError, TypeError) as exc:
         raise ConfigError(
-            "COI_LABEL_SIGNING_KEY is not an Ed25519 private key (32 url-safe base64-encoded "
+            "COI_INSTALLATION_SIGNING_KEY is not an Ed25519 private key (32 url-safe base64-encoded "
             "bytes). Generate one with: python -c \"import base64, os; "
             "print(base64.urlsafe_b64encode(os.urandom(32)).decode())\"") from exc
 
@@ -160,11 +180,14 @@ def _fill_development_secrets(config: dict[str, Any], path: Path) -> None:
     """Development mode keeps its own secrets in instance/secrets.json (mode 0600), made on
     first start; a secret added by a later version is added to the file."""
     stored = json.loads(path.read_text()) if path.exists() else {}
+    for old, new in RENAMED.items():  # a file written before a rename keeps its secret
+        if old in stored and new not in stored:
+            stored[new] = stored[old]
     made = {
         "SECRET_KEY": lambda: secrets.token_urlsafe(32),
         "PHI_KEYS": lambda: [Fernet.generate_key().decode()],
         "PHI_INDEX_KEY": lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-        "LABEL_SIGNING_KEY": lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "INSTALLATION_SIGNING_KEY": lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     }
     missing = [name for name in made if name not in stored]
     if missing:
@@ -185,7 +208,7 @@ def _missing_secrets_message(mode: str, missing: list[str]) -> str:
         "Patient data and labels are protected with keys that must come from configuration, "
         "never from the repository. Set COI_SECRET_KEY to a long random string, COI_PHI_KEYS "
         "to one or more Fernet keys (newest first, comma-separated), COI_PHI_INDEX_KEY and "
-        "COI_LABEL_SIGNING_KEY to 32 random bytes in url-safe base64. Generate a Fernet key "
+        "COI_INSTALLATION_SIGNING_KEY to 32 random bytes in url-safe base64. Generate a Fernet key "
         "with: python -c \"from cryptography.fernet import Fernet; "
         'print(Fernet.generate_key().decode())"'
     )

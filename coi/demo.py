@@ -82,20 +82,20 @@ from coi.core import alerting
 from coi.core.access import Actor
 from coi.core.phi import PatientIdentity, PhiCipher
 from coi.core.workflow import Entry
-from coi.models import Alarm, Case, Shipment, Site
+from coi.models import Alarm, Case, Shipment, Site, coi_of, serial_of
 from coi.services import (
     alarms,
-    cases,
     custody,
     enrolment,
     labels,
     ledger,
-    loggers,
     masterdata,
     shipments,
     users,
 )
 from coi.services.custody import Credential, Outcome
+from coi.services.keys import Signer
+from coi.services.loggers import clocks, intake
 from coldchain.profiles import Profile, load_profiles
 
 PASSWORD = "demo-password-1"  # noqa: S105 - published demo logins, development mode only
@@ -227,7 +227,7 @@ class _Loader:
     """Collects what happens when, then does it in time order, so the audit trail, the
     login attempts of the signatures and the ledgers read as they would have happened."""
 
-    def __init__(self, session: Session, now: datetime, cipher: PhiCipher, signer: labels.Signer,
+    def __init__(self, session: Session, now: datetime, cipher: PhiCipher, signer: Signer,
                  accounts: dict[str, Actor]) -> None:
         self.session, self.now, self.cipher, self.signer = session, now, cipher, signer
         self.accounts = accounts
@@ -249,7 +249,7 @@ class _Loader:
             row = enrolment.enrol(session=self.session, now=now, actor=staff, cipher=self.cipher,
                                   site_code=case.site, product_code="CARTX",
                                   manufacturing_site_code="MFG", identity=case.identity)
-            case.coi = cases.coi_of(row).text
+            case.coi = coi_of(row).text
 
         self.at(when, enrol)
         for number, kind in enumerate(UNITS.get(case.story, ("apheresis_bag", "sample"))):
@@ -260,9 +260,9 @@ class _Loader:
         unit = enrolment.register_unit(session=self.session, now=now, actor=actor,
                                        coi_text=case.coi, kind=kind)
         if kind == "apheresis_bag":
-            case.bag = cases.serial_of(unit).text
+            case.bag = serial_of(unit).text
         elif kind == "drug_product_bag":
-            case.product = cases.serial_of(unit).text
+            case.product = serial_of(unit).text
 
     def follow(self, case: _Case, plan: Plan) -> dict[str, datetime]:
         """Schedule the steps of `plan`; returns when each happens."""
@@ -331,7 +331,7 @@ def is_loaded(session: Session) -> bool:
     return session.exec(select(Site)).first() is not None
 
 
-def load(*, session: Session, now: datetime, cipher: PhiCipher, signer: labels.Signer,
+def load(*, session: Session, now: datetime, cipher: PhiCipher, signer: Signer,
          profiles: dict[str, Profile] | None = None,
          alerting_settings: alerting.Alerting | None = None) -> list[tuple[str, str, str]]:
     """Create the demo data set; returns (username, password, what they show) for each login."""
@@ -537,7 +537,7 @@ def _shipments(loader: _Loader, case: _Case, times: dict[str, datetime],
             shipment = loader.session.get(Shipment, made["id"])
             assert shipment is not None and shipment.received_at is not None
             shown = (shipment.received_at + fast).astimezone(ZoneInfo(zone or "UTC")).replace(tzinfo=None)
-            loggers.check_clock(session=loader.session, now=now, actor=loader.accounts["courier"],
+            clocks.check_clock(session=loader.session, now=now, actor=loader.accounts["courier"],
                                 shipment_id=made["id"], serial=serial, handoff="receive",
                                 shown=shown.isoformat(sep=" "), zone=zone or "UTC")
 
@@ -546,7 +546,7 @@ def _shipments(loader: _Loader, case: _Case, times: dict[str, datetime],
 
         def upload(now: datetime, made: dict[str, int] = made, data: bytes = data,
                    name: str = f"{serial}.{fmt}") -> None:
-            loggers.store(session=loader.session, now=now, actor=loader.accounts["courier"],
+            intake.store(session=loader.session, now=now, actor=loader.accounts["courier"],
                           shipment_id=made["id"], stream=io.BytesIO(data), filename=name,
                           via="json" if name.endswith(".json") else "web")
 

@@ -1,20 +1,25 @@
-"""What views and API handlers read from the app: the clock, the actor, the session, PHI keys.
-Only these entry points read the clock; services are handed `now`."""
+"""What views and API handlers read from the app (the clock, the actor, the session, PHI
+keys), and the one way a form's action is carried out. Only these entry points read the
+clock; services are handed `now`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import current_app, g, request
+from flask import current_app, flash, g, redirect, request
+from werkzeug.wrappers import Response
 
 from coi.core.access import Actor
-from coi.core.errors import AuthenticationFailed, InvalidInput
+from coi.core.errors import AuthenticationFailed, DomainError, InvalidInput
 from coi.core.phi import PhiCipher
 from coi.db import request_session
-from coi.services.labels import Signer
+from coi.services.keys import Signer
 
-__all__ = ["actor", "cipher", "json_body", "label_signer", "now", "request_session"]
+__all__ = ["actor", "carry_out", "cipher", "json_body", "now", "request_session", "signer"]
+
+T = TypeVar("T")
 
 
 def now() -> datetime:
@@ -33,8 +38,9 @@ def cipher() -> PhiCipher:
     return current_app.extensions["coi.phi"]  # type: ignore[no-any-return]
 
 
-def label_signer() -> Signer:
-    return current_app.extensions["coi.label_signer"]  # type: ignore[no-any-return]
+def signer() -> Signer:
+    """The installation's signing key (labels, ledger checkpoints)."""
+    return current_app.extensions["coi.signer"]  # type: ignore[no-any-return]
 
 
 def json_body() -> Any:
@@ -48,3 +54,25 @@ def json_body() -> Any:
     if data is None:
         raise InvalidInput("The request body is not valid JSON.")
     return data
+
+
+def carry_out(action: Callable[[], T], *, back: str, refused: str,
+              done: str | Callable[[T], str], then: str | Callable[[T], str] | None = None,
+              catch: type[DomainError] = DomainError) -> Response:
+    """Carry out a form's action in the request's transaction, then send the browser to a
+    page (post, redirect, get). When `action` raises a domain error (`catch`), nothing is
+    kept: the transaction is rolled back and "`refused`: <why>" is shown on `back`. Otherwise
+    the transaction is committed and `done` (or `done(result)`) is shown on `then` (or
+    `then(result)`; default `back`). Errors other than `catch` (a 403, a 404) are answered as
+    such by the error handlers."""
+    db = request_session()
+    try:
+        result = action()
+    except catch as error:
+        db.rollback()
+        flash(f"{refused}: {error.message}", "error")
+        return redirect(back)
+    db.commit()
+    flash(done(result) if callable(done) else done, "success")
+    target = then(result) if callable(then) else then
+    return redirect(target or back)

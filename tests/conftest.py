@@ -39,7 +39,7 @@ REALDATA = Path(os.environ.get("COI_REALDATA", REPO.parent / "shared" / "realdat
 PASSWORD = "correct horse battery"
 START = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 ROUTE = (REPO / "coi" / "route_definitions" / "cartx-v1.toml").read_text()
-LABEL_KEY = "bGFiZWwtc2lnbmluZy1rZXktZm9yLXRlc3RzLW9ubHk="  # 32 bytes, tests only
+INSTALLATION_KEY = "bGFiZWwtc2lnbmluZy1rZXktZm9yLXRlc3RzLW9ubHk="  # 32 bytes, tests only
 
 # Scrypt is the production hash and takes tens of milliseconds by design; the suite creates
 # hundreds of accounts, so it uses a cheap pbkdf2. The code path is the same.
@@ -114,7 +114,7 @@ def app_config(database_url: str, clock: FrozenClock, phi_keys: list[str],
                tmp_path: Path) -> dict[str, Any]:
     return {"MODE": "testing", "DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
             "PHI_KEYS": phi_keys, "PHI_INDEX_KEY": "dGVzdC1pbmRleC1rZXktMzItYnl0ZXMtbG9uZyEh",
-            "LABEL_SIGNING_KEY": LABEL_KEY, "LABEL_VERIFY_BASE_URL": "https://coi.example.org",
+            "INSTALLATION_SIGNING_KEY": INSTALLATION_KEY, "LABEL_VERIFY_BASE_URL": "https://coi.example.org",
             "CLOCK": clock}
 
 

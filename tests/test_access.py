@@ -24,8 +24,9 @@ from coi.core.clock import FrozenClock
 from coi.core.identifiers import CoiId
 from coi.core.phi import PatientIdentity
 from coi.labels import payload
-from coi.models import RoleGrant, Unit
-from coi.services import alarms, cases, enrolment, labels, loggers, shipments, tokens
+from coi.models import RoleGrant, Unit, coi_of, serial_of
+from coi.services import alarms, enrolment, labels, shipments, tokens
+from coi.services.loggers import intake
 from tests.conftest import CSRF, PASSWORD, PERSONAS, World, api_token, bearer, login
 
 ANONYMOUS = "anonymous"
@@ -124,11 +125,11 @@ def enrol_case(app: Flask, session: Session, clock: FrozenClock, world: World, p
     case = enrolment.enrol(session=session, now=clock.now(), actor=world.actor(persona),
                            cipher=app.extensions["coi.phi"], site_code=site, product_code="CARTX",
                            manufacturing_site_code="MFG", identity=identity)
-    coi = cases.coi_of(case).text
+    coi = coi_of(case).text
     unit = enrolment.register_unit(session=session, now=clock.now(), actor=world.actor(persona),
                                    coi_text=coi, kind="apheresis_bag")
     session.commit()
-    return coi, cases.serial_of(unit).text
+    return coi, serial_of(unit).text
 
 
 @pytest.fixture
@@ -144,7 +145,7 @@ def setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Set
     token_id = api_token_row.id
     session.commit()
     printed = {site: labels.print_set(session=session, now=clock.now(), actor=world.actor(who),
-                                      signer=app.extensions["coi.label_signer"], coi_text=coi,
+                                      signer=app.extensions["coi.signer"], coi_text=coi,
                                       output="png", size="4x2", include_wristband=False,
                                       reason=None)
                for site, who, coi in (("BOS", "staff", bos[0]), ("BER", "outsider", ber[0]))}
@@ -159,7 +160,7 @@ def setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Set
             loggers=[shipments.LoggerSpec(f"LOG-{site}")], shipper_id=None, profile_name=None, eta=None)
         readings[site] = {"logger": f"LOG-{site}", "readings": [
             {"at": clock.now().isoformat(), "celsius": 5.0}]}
-        stored = loggers.store(session=session, now=clock.now(), actor=world.actor(who),
+        stored = intake.store(session=session, now=clock.now(), actor=world.actor(who),
                                shipment_id=shipment.id, via="api", filename="first.json",  # type: ignore[arg-type]
                                stream=io.BytesIO(json.dumps(readings[site] | {"n": 1}).encode()))
         shipment_id[site], file_id[site] = shipment.id, stored.file.id

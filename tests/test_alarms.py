@@ -150,7 +150,7 @@ def test_qa_resolves_with_an_e_signature_bound_to_the_decision(session, world, c
 
 
 def test_a_temperature_alarm_cannot_be_resolved_while_the_excursion_goes_on(app, session, world, clock):
-    from coi.services import loggers
+    from coi.services.loggers import evaluation
 
     shipment = open_for(session, world, clock, make_case(app, session, world, clock))
     clock.advance(hours=4)
@@ -161,13 +161,13 @@ def test_a_temperature_alarm_cannot_be_resolved_while_the_excursion_goes_on(app,
     alarms.acknowledge(session=session, now=clock.now(), actor=world.actor("coordinator"), alarm_id=alarm.id,
                        comment="Courier asked to add dry ice")
     session.commit()
-    assert loggers.still_going_on(session=session, now=clock.now(), alarm=alarm)
+    assert evaluation.still_going_on(session=session, now=clock.now(), alarm=alarm)
     with pytest.raises(Conflict, match="still going on"):
         alarms.resolve(session=session, now=clock.now(), actor=world.actor("qa"), alarm_id=alarm.id,
                        outcome="accepted", comment="ok", password=PASSWORD)
     session.rollback()
     store(session, world, clock, shipment, csv_file(warm + [5.0] * 4, start=start), name="later.csv")
-    assert not loggers.still_going_on(session=session, now=clock.now(), alarm=alarm)
+    assert not evaluation.still_going_on(session=session, now=clock.now(), alarm=alarm)
     alarms.resolve(session=session, now=clock.now(), actor=world.actor("qa"), alarm_id=alarm.id,
                    outcome="accepted_with_deviation", comment="50 min at 9.5 C within stability data",
                    password=PASSWORD)

@@ -6,9 +6,8 @@ import pytest
 from sqlmodel import select
 
 from coi.core.errors import AuthenticationFailed, Forbidden, InvalidInput
-from coi.models import AuditEntry, Signature, User
-from coi.services import patients, signatures, tokens, users
-from coi.services.cases import coi_of
+from coi.models import AuditEntry, Signature, User, coi_of
+from coi.services import signatures, tokens, users
 from tests.conftest import PASSWORD, login, make_case, post_form
 
 
@@ -139,7 +138,7 @@ def test_a_correction_with_a_wrong_password_changes_nothing(app, client, world, 
     assert "The password does not match" in page
     assert "Anne Example" not in page
     assert len(entries(session, "patient")) == before
-    assert patients.unseal(app.extensions["coi.phi"], None) is None
+    assert app.extensions["coi.phi"].unseal(None) is None
 
 
 def test_an_admin_manages_only_the_people_of_their_own_sites(session, world, clock):

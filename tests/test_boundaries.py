@@ -88,3 +88,64 @@ def test_the_core_and_labels_name_no_framework_even_lazily(path: Path) -> None:
     assert imported_roots(path) & set(FRAMEWORKS) == set()
     source = path.read_text()
     assert not any(f"{layer} import" in source or f"import {layer}" in source for layer in APP_LAYERS)
+
+
+def coi_import_graph() -> dict[str, set[str]]:
+    """Module -> the coi modules it imports, at the top or inside a function (an import
+    deferred into a function to dodge a cycle is still a cycle)."""
+    modules = {module_name(path): path for path in sorted((REPO / "coi").rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names if alias.name in modules}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    targets.add(full if full in modules else node.module)
+        graph[name] = {target for target in targets if target in modules and target != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_coi_module_imports_itself_through_others() -> None:
+    assert cycles(coi_import_graph()) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"coi.services.alarms": {"coi.services.loggers"}, "coi.services.loggers": {"coi.services.alarms"},
+             "coi.models": set()}
+
+    assert cycles(graph) == [["coi.services.alarms", "coi.services.loggers"]]

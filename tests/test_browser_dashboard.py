@@ -17,8 +17,8 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
+from coi.models import coi_of
 from coi.services import alarms
-from coi.services.cases import coi_of
 from tests.conftest import PASSWORD, make_case
 from tests.test_browser_scan import CHROMIUM, CHROMIUM_FLAGS, unavailable
 

@@ -29,9 +29,8 @@ from werkzeug.serving import make_server
 
 from coi.core.identifiers import CoiId, UnitSerial
 from coi.core.workflow import Entry
-from coi.models import Alarm, CustodyEvent, Unit
+from coi.models import Alarm, CustodyEvent, Unit, coi_of, serial_of
 from coi.services import custody, enrolment
-from coi.services.cases import coi_of, serial_of
 from coi.services.custody import Credential
 from tests.conftest import PASSWORD, make_case
 

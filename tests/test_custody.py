@@ -12,9 +12,8 @@ from sqlmodel import Session, func, select
 
 from coi.core.errors import Conflict, InvalidInput
 from coi.core.workflow import Entry
-from coi.models import Alarm, Case, CustodyEvent, LoginAttempt, Signature, Unit
+from coi.models import Alarm, Case, CustodyEvent, LoginAttempt, Signature, Unit, coi_of, serial_of
 from coi.services import custody, enrolment, ledger, users
-from coi.services.cases import coi_of, serial_of
 from coi.services.custody import Credential
 from tests.conftest import ENGINE, PASSWORD, make_case
 

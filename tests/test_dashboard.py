@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from coi.models import Alarm, Case
+from coi.models import Alarm, Case, coi_of
 from coi.services import alarms
-from coi.services.cases import coi_of
 from tests.conftest import login, make_case
 from tests.test_custody import Flow
 from tests.test_shipments import csv_file, open_for, store

@@ -26,8 +26,7 @@ from sqlmodel import Session
 
 from coi.core import alerting
 from coi.core.alerting import Alerting, Mail, Webhook
-from coi.models import Alarm, AlarmEvent, Notification, Shipment, Unit
-from coi.services.cases import coi_of, serial_of
+from coi.models import Alarm, AlarmEvent, Notification, Shipment, Unit, coi_of, serial_of
 from coi.services.delivery import Transport, claim, deliver, delivery_log, verify_signature
 from tests.conftest import make_case
 

@@ -23,10 +23,12 @@ from coi.models import (
     Site,
     Unit,
     User,
+    coi_of,
+    serial_of,
 )
-from coi.services import custody, ledger, loggers, users
-from coi.services.cases import coi_of, serial_of
+from coi.services import custody, ledger, users
 from coi.services.custody import Credential
+from coi.services.loggers import clocks
 
 
 def test_init_loads_the_demo_once_and_prints_the_logins(app_config, tmp_path):
@@ -79,7 +81,7 @@ def test_init_in_production_migrates_but_loads_no_demo(app_config, tmp_path):
 def loaded(app, session, clock) -> dict[str, Case]:
     """The demo loaded at the frozen clock's `now`; its cases by patient story."""
     logins = demo.load(session=session, now=clock.now(), cipher=app.extensions["coi.phi"],
-                       signer=app.extensions["coi.label_signer"])
+                       signer=app.extensions["coi.signer"])
     session.commit()
     courier = [shows for username, _p, shows in logins if username == "courier"][0]
     rows = session.exec(select(Case).order_by(col(Case.id))).all()
@@ -241,7 +243,7 @@ def test_the_shipments_show_their_loggers_and_the_late_pickups_excursion(loaded,
     # The outbound logger runs 40 s fast; the courier's clock check at the receipt scan
     # corrected its file, so its last reading falls inside the shipment's window.
     outbound = done[0]
-    (check,) = loggers.clock_checks(session=session, shipment_id=outbound.id)
+    (check,) = clocks.clock_checks(session=session, shipment_id=outbound.id)
     assert (check[0].offset_s, check[0].handoff) == (40.0, "receive")
     file = session.exec(select(LoggerFile).where(LoggerFile.shipment_id == outbound.id)).one()
     result = session.get(LoggerFileResult, file.id)

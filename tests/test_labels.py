@@ -16,9 +16,8 @@ from coi.app import create_app
 from coi.core.errors import Forbidden, InvalidInput
 from coi.labels import payload
 from coi.labels.writers import WRITERS
-from coi.models import Label, LabelRevocation
+from coi.models import Label, LabelRevocation, coi_of
 from coi.services import enrolment, labels
-from coi.services.cases import coi_of
 from tests.conftest import login, make_case, post_form
 
 PHI = ("Ann Example", "1970-05-01", "M-1")
@@ -37,7 +36,7 @@ def case(app, session, world, clock):
 
 def print_set(app, session, world, clock, coi, *, persona="staff", reason=None, wristband=True):
     job = labels.print_set(session=session, now=clock.now(), actor=world.actor(persona),
-                           signer=app.extensions["coi.label_signer"], coi_text=coi,
+                           signer=app.extensions["coi.signer"], coi_text=coi,
                            output="png", size="4x2", include_wristband=wristband, reason=reason)
     session.commit()
     return job
@@ -140,7 +139,7 @@ def test_labels_printed_before_a_key_rotation_still_verify(app, app_config, sess
                                                            clock, case):
     old = print_set(app, session, world, clock, case)
     new_key = base64.urlsafe_b64encode(Ed25519PrivateKey.generate().private_bytes_raw()).decode()
-    rotated = create_app(app_config | {"LABEL_SIGNING_KEY": new_key})
+    rotated = create_app(app_config | {"INSTALLATION_SIGNING_KEY": new_key})
     with rotated.app_context():
         new = print_set(rotated, session, world, clock, case, reason="after rotation")
         client = rotated.test_client()

@@ -9,9 +9,8 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from coi.db import for_writing
-from coi.models import Case, CustodyEvent, LedgerCheckpoint, Unit
+from coi.models import Case, CustodyEvent, LedgerCheckpoint, Unit, coi_of, serial_of
 from coi.services import enrolment, ledger
-from coi.services.cases import coi_of, serial_of
 from tests.conftest import ENGINE, make_case
 
 
@@ -50,7 +49,7 @@ def problems(session: Session) -> list[str]:
 
 def signed_checkpoint(app, session, clock) -> LedgerCheckpoint:
     row = ledger.checkpoint(session=session, now=clock.now(),
-                            signer=app.extensions["coi.label_signer"])
+                            signer=app.extensions["coi.signer"])
     session.commit()
     return row
 

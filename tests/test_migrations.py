@@ -14,9 +14,16 @@ from sqlmodel import SQLModel
 
 from coi import migrate
 from coi.db import for_writing
-from coi.models import APPEND_ONLY_TABLES, LoggerClockCheck, LoginAttempt, Notification, NotificationAttempt
-from coi.services import alarms, audit, enrolment, labels, ledger, loggers, shipments, signatures
-from coi.services.cases import coi_of
+from coi.models import (
+    APPEND_ONLY_TABLES,
+    LoggerClockCheck,
+    LoginAttempt,
+    Notification,
+    NotificationAttempt,
+    coi_of,
+)
+from coi.services import alarms, audit, enrolment, labels, ledger, shipments, signatures
+from coi.services.loggers import intake
 from tests.conftest import PASSWORD, make_case
 
 
@@ -58,17 +65,17 @@ def test_evidence_tables_refuse_update_and_delete(app, engine, session, world, c
     enrolment.register_unit(session=session, now=clock.now(), actor=world.actor("staff"),
                             coi_text=coi, kind="sample")
     job = labels.print_set(session=session, now=clock.now(), actor=world.actor("staff"),
-                           signer=app.extensions["coi.label_signer"], coi_text=coi, output="png",
+                           signer=app.extensions["coi.signer"], coi_text=coi, output="png",
                            size="2x1", include_wristband=True, reason=None)
     labels.revoke(session=session, now=clock.now(), actor=world.actor("staff"),
                   label_id=job.rows[0].id, reason="test")
-    ledger.checkpoint(session=session, now=clock.now(), signer=app.extensions["coi.label_signer"])
+    ledger.checkpoint(session=session, now=clock.now(), signer=app.extensions["coi.signer"])
     shipment = shipments.open_shipment(
         session=session, now=clock.now(), actor=world.actor("staff"),
         profiles=app.extensions["coi.profiles"], coi_text=coi, leg="outbound",
         loggers=[shipments.LoggerSpec("LOG-1")], shipper_id=None, profile_name=None, eta=None)
     document = {"logger": "LOG-1", "readings": [{"at": clock.now().isoformat(), "celsius": 5.0}]}
-    loggers.store(session=session, now=clock.now(), actor=world.actor("staff"),
+    intake.store(session=session, now=clock.now(), actor=world.actor("staff"),
                   shipment_id=shipment.id, stream=io.BytesIO(json.dumps(document).encode()),  # type: ignore[arg-type]
                   filename="r.json", via="api")
     session.add(LoggerClockCheck(shipment_id=shipment.id, serial="LOG-1", handoff="dispatch",

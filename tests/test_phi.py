@@ -14,7 +14,7 @@ from coi.config import ConfigError
 from coi.core.phi import PatientIdentity, PhiCipher, PhiKeyError
 from coi.models import AuditEntry, Patient
 from coi.services import enrolment
-from tests.conftest import LABEL_KEY
+from tests.conftest import INSTALLATION_KEY
 
 NAME = "Harriet Quintessa Vance"
 MRN = "MRN-77-31415"
@@ -73,7 +73,7 @@ def test_a_missing_key_in_production_stops_the_app_with_a_clear_message(monkeypa
                     "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}"})
     message = str(refused.value)
     assert "COI_PHI_KEYS" in message and "COI_PHI_INDEX_KEY" in message
-    assert "COI_LABEL_SIGNING_KEY" in message
+    assert "COI_INSTALLATION_SIGNING_KEY" in message
     assert "production" in message and "Fernet.generate_key" in message
 
 
@@ -81,7 +81,7 @@ def test_production_needs_the_public_address_that_labels_link_to(tmp_path):
     with pytest.raises(ConfigError, match="COI_LABEL_VERIFY_BASE_URL"):
         create_app({"MODE": "production", "SECRET_KEY": "s" * 40,
                     "PHI_KEYS": Fernet.generate_key().decode(), "PHI_INDEX_KEY": "x" * 32,
-                    "LABEL_SIGNING_KEY": LABEL_KEY,
+                    "INSTALLATION_SIGNING_KEY": INSTALLATION_KEY,
                     "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
 
 
@@ -89,7 +89,7 @@ def test_an_invalid_key_is_refused_by_number(tmp_path):
     with pytest.raises(ConfigError, match="PHI key number 2 is not a valid key"):
         create_app({"MODE": "production", "SECRET_KEY": "s" * 40,
                     "PHI_KEYS": f"{Fernet.generate_key().decode()},not-a-key",
-                    "PHI_INDEX_KEY": "x" * 32, "LABEL_SIGNING_KEY": LABEL_KEY,
+                    "PHI_INDEX_KEY": "x" * 32, "INSTALLATION_SIGNING_KEY": INSTALLATION_KEY,
                     "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
 
 
@@ -107,8 +107,8 @@ def test_development_mode_makes_its_keys_once_under_instance(tmp_path, monkeypat
 
 
 def test_corrected_values_are_sealed_in_the_audit_trail(app, world, session, clock, client):
+    from coi.models import coi_of
     from coi.services import patients
-    from coi.services.cases import coi_of
     from tests.conftest import PASSWORD
 
     case = enrol(app, world, session, clock)
@@ -121,5 +121,5 @@ def test_corrected_values_are_sealed_in_the_audit_trail(app, world, session, clo
                                                  AuditEntry.field == "name")).one()
     assert entry.old_value.startswith("phi:") and NAME not in entry.old_value
     assert "Vance-Miller" not in entry.new_value
-    assert patients.unseal(app.extensions["coi.phi"], entry.new_value) == "Harriet Q. Vance-Miller"
+    assert app.extensions["coi.phi"].unseal(entry.new_value) == "Harriet Q. Vance-Miller"
 

@@ -14,9 +14,8 @@ import pytest
 from sqlmodel import func, select
 
 from coi.labels.layout import render_image
-from coi.models import Alarm, CustodyEvent
+from coi.models import Alarm, CustodyEvent, coi_of, serial_of
 from coi.services import enrolment, labels
-from coi.services.cases import coi_of, serial_of
 from tests.conftest import PASSWORD, api_token, bearer, login, make_case
 from tests.test_api import assert_as_documented
 
@@ -175,7 +174,7 @@ def test_another_patients_wristband_at_the_bedside_raises_a_critical_alarm(
 def test_a_camera_frame_of_a_printed_label_is_decoded_on_the_server(app, client, session, clock,
                                                                     world, case):
     job = labels.print_set(session=session, now=clock.now(), actor=world.actor("staff"),
-                           signer=app.extensions["coi.label_signer"], coi_text=case["coi"],
+                           signer=app.extensions["coi.signer"], coi_text=case["coi"],
                            output="png", size="2x1", include_wristband=False, reason=None)
     session.commit()
     frame = io.BytesIO()

@@ -21,9 +21,10 @@ from coi.models import (
     LoggerFileResult,
     LoggerReading,
     Shipment,
+    coi_of,
 )
-from coi.services import loggers, shipments
-from coi.services.cases import coi_of
+from coi.services import shipments
+from coi.services.loggers import clocks, evaluation, intake
 from coi.services.shipments import LoggerSpec
 from coldchain.profiles import load_profiles
 from tests.conftest import api_token, bearer, login, make_case
@@ -55,7 +56,7 @@ def open_for(session: Session, world, clock, case, *, serials=("LOG-1",), zone: 
 
 
 def store(session, world, clock, shipment, data: bytes, *, persona="courier", name="log.csv", **kw):
-    stored = loggers.store(session=session, now=clock.now(), actor=world.actor(persona),
+    stored = intake.store(session=session, now=clock.now(), actor=world.actor(persona),
                            shipment_id=shipment.id, stream=io.BytesIO(data), filename=name,
                            via="api", **kw)
     session.commit()
@@ -143,7 +144,7 @@ def dispatched(app, session, world, clock) -> Shipment:
 
 
 def check_clock(session, world, clock, shipment, shown: str, *, handoff="dispatch", serial="LOG-1"):
-    return loggers.check_clock(session=session, now=clock.now(), actor=world.actor("courier"),
+    return clocks.check_clock(session=session, now=clock.now(), actor=world.actor("courier"),
                                shipment_id=shipment.id, serial=serial, handoff=handoff, shown=shown,
                                zone="America/New_York")
 
@@ -213,7 +214,7 @@ def test_a_file_is_stored_verbatim_with_its_readings_pointing_to_it(app, session
     stored = store(session, world, clock, shipment, data)
     assert stored.created and stored.result is not None
     assert stored.result.reading_count == 4
-    assert b"".join(loggers.raw_bytes(session=session, file_id=stored.file.id)) == data
+    assert b"".join(intake.raw_bytes(session=session, file_id=stored.file.id)) == data
     readings = session.exec(select(LoggerReading).order_by(col(LoggerReading.at))).all()
     assert {r.file_id for r in readings} == {stored.file.id}
     assert [(r.line, r.celsius) for r in readings] == [(2, 5.0), (3, 5.5), (4, 6.0), (5, 5.0)]
@@ -264,8 +265,8 @@ def test_a_first_file_judged_as_it_is_stored_is_judged_as_its_stored_readings(
     lines.insert(8, lines[7])  # repeated
     del lines[20:28]  # 40 minutes without readings
     seen = []
-    evaluate = loggers.evaluate
-    monkeypatch.setattr(loggers, "evaluate", lambda **kw: seen.append(kw.get("fed")) or evaluate(**kw))
+    evaluate = evaluation.evaluate
+    monkeypatch.setattr(intake, "evaluate", lambda **kw: seen.append(kw.get("fed")) or evaluate(**kw))
     first = store(session, world, clock, shipment, "\r\n".join(lines).encode())
     assert list(seen[0]) == ["LOG-1"]
     judged = seen[0]["LOG-1"]
@@ -298,7 +299,7 @@ def test_the_stability_budget_is_summed_across_legs(app, session, world, clock):
     session.commit()
     stored = store(session, world, clock, back, csv_file(warm + warm, start=back.opened_at), name="r1.csv")
     view = shipments.visible_shipment(session=session, actor=world.actor("coordinator"), shipment_id=back.id)
-    budget = loggers.evaluate(session=session, now=clock.now(), view=view).budget
+    budget = evaluation.evaluate(session=session, now=clock.now(), view=view).budget
     assert (budget.used, budget.left) == (timedelta(minutes=100), timedelta(minutes=20))
     assert not budget.exhausted
     assert stored.alarms == []
@@ -313,7 +314,7 @@ def test_the_stability_budget_is_summed_across_legs(app, session, world, clock):
 
 
 def refused(session, world, clock, shipment, data: bytes, message: str, **kw) -> None:
-    with pytest.raises(loggers.LoggerFileRefused, match=message):
+    with pytest.raises(intake.LoggerFileRefused, match=message):
         store(session, world, clock, shipment, data, **kw)
     session.rollback()
     assert count(session, LoggerFile) == 0
@@ -329,7 +330,7 @@ def test_a_file_refused_after_rows_were_written_leaves_nothing_and_the_next_file
     good = csv_file([5.0] * 10, start=shipment.opened_at)
     bad = good + good.splitlines(keepends=True)[-1].replace(b",5.0", b",6.0")  # the last time twice
     refused(session, world, clock, shipment, bad, "two values for the same time")
-    loggers.record_refusal(session=session, now=clock.now(), actor=world.actor("courier"),
+    intake.record_refusal(session=session, now=clock.now(), actor=world.actor("courier"),
                            shipment_id=shipment.id, filename="bad.csv", stream=io.BytesIO(bad),
                            reason="two values for the same time")
     session.commit()
@@ -344,7 +345,7 @@ def test_binary_junk_is_refused(app, session, world, clock, shipment):
 def test_a_file_in_another_encoding_is_refused(app, session, world, clock, shipment):
     data = "Date Time,Temperature (°C)\n2026-11-22 10:05:00,5.0\n".encode("utf-16-le")
     clock.advance(hours=1)
-    with pytest.raises(loggers.LoggerFileRefused):
+    with pytest.raises(intake.LoggerFileRefused):
         store(session, world, clock, shipment, data)
     session.rollback()
     assert count(session, LoggerReading) == 0

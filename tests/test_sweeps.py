@@ -15,9 +15,9 @@ from sqlmodel import Session, col, select
 from coi import jobs
 from coi.core import alerting
 from coi.jobs import sweeps
-from coi.models import Alarm, Case, Shipment, Unit
-from coi.services import loggers, shipments
-from coi.services.cases import serial_of
+from coi.models import Alarm, Case, Shipment, Unit, serial_of
+from coi.services import shipments
+from coi.services.loggers import intake
 from tests.conftest import ENGINE, make_case
 from tests.test_custody import Flow
 
@@ -100,7 +100,7 @@ def test_a_completed_case_has_no_deadline_left(flow, session):
 # ------------------------------------------------------------------ shipments
 
 def open_shipment(app, session, world, clock, case, eta_hours: float | None = 24, loggers_=("LOG-1",)):
-    from coi.services.cases import coi_of
+    from coi.models import coi_of
 
     shipment = shipments.open_shipment(
         session=session, now=clock.now(), actor=world.actor("staff"),
@@ -135,7 +135,7 @@ def test_a_received_shipment_is_never_late(flow, app, session, world, clock):
 def readings(session, world, clock, shipment_id: int, *minutes: int, celsius: float = 5.0) -> None:
     document = {"logger": "LOG-1", "readings": [
         {"at": (clock.now() + timedelta(minutes=m)).isoformat(), "celsius": celsius} for m in minutes]}
-    loggers.store(session=session, now=clock.now() + timedelta(minutes=max(minutes)),
+    intake.store(session=session, now=clock.now() + timedelta(minutes=max(minutes)),
                   actor=world.actor("courier"),
                   shipment_id=shipment_id, stream=io.BytesIO(json.dumps(document).encode()),
                   filename="live.json", via="api")
@@ -336,7 +336,7 @@ def test_two_scheduler_processes_at_once_raise_each_alarm_exactly_once(app, app_
         "COI_MODE": "testing", "COI_DATABASE_URL": app_config["DATABASE_URL"],
         "COI_SECRET_KEY": app_config["SECRET_KEY"], "COI_PHI_KEYS": ",".join(app_config["PHI_KEYS"]),
         "COI_PHI_INDEX_KEY": app_config["PHI_INDEX_KEY"],
-        "COI_LABEL_SIGNING_KEY": app_config["LABEL_SIGNING_KEY"],
+        "COI_INSTALLATION_SIGNING_KEY": app_config["INSTALLATION_SIGNING_KEY"],
         "COI_LABEL_VERIFY_BASE_URL": app_config["LABEL_VERIFY_BASE_URL"]}
     root = Path(__file__).resolve().parent.parent
     command = [sys.executable, "-m", "flask", "--app", "wsgi", "coi", "scheduler", "--once"]

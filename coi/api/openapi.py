@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from coi.app import __version__
 from coi.models import CASE_STATES
 from coi.schemas import CustodyScanIn, EnrolmentIn, PatientIn, ScanIn, UnitIn
+from coi.version import __version__
 
 REF = "#/components/schemas/{model}"
 

@@ -3,19 +3,18 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request, url_for
-from sqlmodel import select
+from flask import Blueprint, jsonify, request, url_for
 
+from coi import handlers
 from coi.api import openapi
 from coi.core.access import AUTHENTICATED, PUBLIC, permission
 from coi.core.errors import InvalidInput
 from coi.core.identifiers import CoiId, Gs1Data, IsbtDin, UnitSerial, parse_scan
 from coi.core.phi import PatientIdentity
-from coi.models import CASE_STATES, Product, Site
+from coi.models import CASE_STATES, coi_of, serial_of
 from coi.schemas import EnrolmentIn, ScanIn, UnitIn, validate
-from coi.services import cases, enrolment, loggers
-from coi.views.scan import perform
-from coi.views.shipments import log_refusal, stored_document
+from coi.services import cases, enrolment, masterdata
+from coi.services.loggers import intake
 from coi.web import actor, cipher, json_body, now, request_session
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -35,8 +34,9 @@ def list_cases() -> Any:
     if state and state not in CASE_STATES:
         raise InvalidInput(f"'{state}' is not a case state; use one of: {', '.join(CASE_STATES)}.",
                            [{"field": "state", "message": "Unknown state."}])
-    site = _by_code(Site, request.args.get("site"), "site")
-    product = _by_code(Product, request.args.get("product"), "product")
+    site_code, product_code = request.args.get("site"), request.args.get("product")
+    site = masterdata.site_by_code(session=db, code=site_code) if site_code else None
+    product = masterdata.product_by_code(session=db, code=product_code) if product_code else None
     rows = cases.list_cases(session=db, actor=actor(), state=state,
                             site_id=site.id if site else None,
                             product_id=product.id if product else None,
@@ -55,7 +55,7 @@ def enrol() -> Any:
         product_code=data.product, manufacturing_site_code=data.manufacturing_site,
         identity=PatientIdentity(data.patient.name, data.patient.birth_date, data.patient.mrn))
     db.commit()
-    coi = cases.coi_of(case)
+    coi = coi_of(case)
     body = _case_document(coi.text)
     return jsonify(body), 201, {"Location": url_for("api.get_case", coi=coi.text)}
 
@@ -74,7 +74,7 @@ def register_unit(coi: str) -> Any:
     unit = enrolment.register_unit(session=db, now=now(), actor=actor(), coi_text=coi,
                                    kind=data.kind)
     db.commit()
-    serial = cases.serial_of(unit)
+    serial = serial_of(unit)
     return jsonify(_unit(unit, serial)), 201, {"Location": url_for("api.get_unit", serial=serial.text)}
 
 
@@ -82,7 +82,7 @@ def register_unit(coi: str) -> Any:
 @permission("case.view")
 def get_unit(serial: str) -> Any:
     unit, case = cases.unit_by_serial(session=request_session(), actor=actor(), serial_text=serial)
-    return jsonify(_unit(unit, cases.serial_of(unit)) | {"coi": cases.coi_of(case).text})
+    return jsonify(_unit(unit, serial_of(unit)) | {"coi": coi_of(case).text})
 
 
 @blueprint.route("/scans", methods=["POST"])
@@ -90,7 +90,7 @@ def get_unit(serial: str) -> Any:
 def post_scan() -> Any:
     """A device's scan for one route step, judged and recorded like the scan page's. The
     verdict is the answer (200), refused or not: a refused scan is recorded too."""
-    return jsonify(perform(json_body()))
+    return jsonify(handlers.perform_scan(json_body()))
 
 
 @blueprint.route("/shipments/<int:shipment_id>/logger-files", methods=["POST"])
@@ -107,23 +107,15 @@ def post_logger_file(shipment_id: int) -> Any:
 def post_readings(shipment_id: int) -> Any:
     """Readings as JSON: {"logger": "SN", "readings": [{"at": "...+01:00", "celsius": 5.1}]}.
     The body is kept verbatim like a file, so the same body twice changes nothing."""
-    loggers.check_readings_document(request.get_data(cache=True))
+    intake.check_readings_document(request.get_data(cache=True))
     return _store_body(shipment_id, "readings.json", "json")
 
 
 def _store_body(shipment_id: int, filename: str, via: str) -> Any:
-    db, me = request_session(), actor()
-    stream = io.BytesIO(request.get_data(cache=False))
-    try:
-        stored = loggers.store(session=db, now=now(), actor=me, shipment_id=shipment_id,
-                               stream=stream, filename=filename, via=via,
-                               logger_serial=request.args.get("logger") or None,
-                               max_bytes=current_app.config["LOGGER_UPLOAD_MAX_BYTES"])
-    except loggers.LoggerFileRefused as error:
-        log_refusal(shipment_id, stream, filename, error)
-        raise
-    db.commit()
-    return jsonify(stored_document(stored, shipment_id)), 201 if stored.created else 200
+    document, status = handlers.store_logger_file(
+        shipment_id, io.BytesIO(request.get_data(cache=False)), filename, via=via,
+        logger_serial=request.args.get("logger") or None)
+    return jsonify(document), status
 
 
 @blueprint.route("/identifiers/parse", methods=["POST"])
@@ -147,19 +139,19 @@ def describe(parsed: CoiId | UnitSerial | IsbtDin | Gs1Data) -> dict[str, Any]:
 
 
 def _case_document(coi_text: str) -> dict[str, Any]:
-    d = cases.case_detail(session=request_session(), actor=actor(), cipher=cipher(),
-                          coi_text=coi_text)
+    detail = cases.case_detail(session=request_session(), actor=actor(), cipher=cipher(),
+                               coi_text=coi_text)
     body: dict[str, Any] = {
-        "coi": d.coi.text, "coi_display": d.coi.display, "state": d.case.state,
-        "product": d.product.code, "route_version": d.route_row.version,
-        "site": d.site.code, "manufacturing_site": d.manufacturing_site.code,
-        "enrolled_at": d.case.created_at.isoformat(),
+        "coi": detail.coi.text, "coi_display": detail.coi.display, "state": detail.case.state,
+        "product": detail.product.code, "route_version": detail.route_row.version,
+        "site": detail.site.code, "manufacturing_site": detail.manufacturing_site.code,
+        "enrolled_at": detail.case.created_at.isoformat(),
         "units": [_unit(unit, serial) | {"custodian_site": site.code}
-                  for unit, serial, site in d.units],
+                  for unit, serial, site in detail.units],
     }
-    if d.identity is not None:  # only for readers at the treating site
-        body["patient"] = {"name": d.identity.name, "birth_date": d.identity.birth_date.isoformat(),
-                           "mrn": d.identity.mrn}
+    if detail.identity is not None:  # only for readers at the treating site
+        body["patient"] = {"name": detail.identity.name, "birth_date": detail.identity.birth_date.isoformat(),
+                           "mrn": detail.identity.mrn}
     return body
 
 
@@ -173,16 +165,6 @@ def _unit(unit: Any, serial: UnitSerial) -> dict[str, Any]:
     return {"serial": serial.text, "serial_display": serial.display, "kind": unit.kind,
             "sequence": unit.sequence, "state": unit.state,
             "registered_at": unit.created_at.isoformat()}
-
-
-def _by_code(model: type[Site] | type[Product], code: str | None, field: str) -> Any:
-    if not code:
-        return None
-    found = request_session().exec(select(model).where(model.code == code)).first()
-    if found is None:
-        raise InvalidInput(f"No {field} with code {code!r}.",
-                           [{"field": field, "message": "Unknown code."}])
-    return found
 
 
 def _bounded_int(name: str, default: int, low: int, high: int) -> int:

@@ -20,6 +20,8 @@ from datetime import date
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+SEALED = "phi:"  # record values that are encrypted PHI start with this
+
 
 @dataclass(frozen=True, slots=True)
 class PatientIdentity:
@@ -66,6 +68,21 @@ class PhiCipher:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:
             raise PhiKeyError("a PHI value cannot be decrypted with any configured key") from exc
+
+    def seal(self, value: object) -> str:
+        """A PHI value for a record that is not itself encrypted (the audit trail): its text,
+        encrypted, marked as sealed."""
+        return SEALED + self.encrypt_text(str(value))
+
+    def unseal(self, value: str | None) -> str | None:
+        """A record's value as readable text: sealed PHI decrypted (or said to be under a
+        retired key), anything else as it is. Only for readers allowed to see the PHI."""
+        if value is None or not value.startswith(SEALED):
+            return value
+        try:
+            return self.decrypt_text(value[len(SEALED):])
+        except PhiKeyError:
+            return "[encrypted under a retired key]"
 
     def rotate(self, token: str) -> str:
         """The same PHI, re-encrypted under the newest key."""

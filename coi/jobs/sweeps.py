@@ -23,9 +23,8 @@ from coi.core import alerting
 from coi.core.alerting import Alerting
 from coi.core.display import local_text
 from coi.core.route import Route
-from coi.models import Case, ProductRoute, Shipment, Unit
+from coi.models import Case, ProductRoute, Shipment, Unit, coi_of, serial_of
 from coi.services import alarms, masterdata
-from coi.services.cases import coi_of, serial_of
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from coi.models.alarm import (
     NotificationAttempt,
 )
 from coi.models.audit import AuditEntry
-from coi.models.case import CASE_STATES, Case, CoiSequence
+from coi.models.case import CASE_STATES, Case, CoiSequence, case_sites, coi_of
 from coi.models.custody import COMPLETING_KINDS, CustodyEvent, LedgerCheckpoint
 from coi.models.label import Label, LabelKey, LabelRevocation
 from coi.models.patient import Patient
@@ -29,7 +29,7 @@ from coi.models.shipment import (
 )
 from coi.models.signature import MEANINGS, Signature
 from coi.models.site import Site
-from coi.models.unit import UNIT_STATES, Unit
+from coi.models.unit import UNIT_STATES, Unit, serial_of
 from coi.models.user import ApiToken, LoginAttempt, RoleGrant, User
 
 # Evidence: the database refuses UPDATE and DELETE on these (migration triggers).
@@ -81,4 +81,7 @@ __all__ = [
     "Site",
     "Unit",
     "User",
+    "case_sites",
+    "coi_of",
+    "serial_of",
 ]

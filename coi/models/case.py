@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
+from coi.core.identifiers import CoiId
 from coi.models.types import UTCDateTime
 
 # enrolled: nothing after enrolment yet; in_progress: on its route; complete: infused.
@@ -52,3 +53,13 @@ class CoiSequence(SQLModel, table=True):
     facility_id: str = Field(max_length=5, primary_key=True)
     year: str = Field(max_length=2, primary_key=True)
     last_number: int = Field(default=0)
+
+
+def coi_of(case: Case) -> CoiId:
+    """The case's COI identifier (its check character computed, not stored)."""
+    return CoiId(facility=case.coi[:5], year=case.coi[5:7], serial=case.coi[7:])
+
+
+def case_sites(case: Case) -> tuple[int, int]:
+    """The sites a case involves: its treating site and its manufacturing site."""
+    return (case.site_id, case.manufacturing_site_id)

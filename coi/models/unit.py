@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from coi.core.identifiers import UNIT_KIND_CODES, CoiId, UnitSerial
 from coi.models.types import UTCDateTime
 
 UNIT_STATES = ("registered",)  # the custody route adds the states that follow
@@ -31,3 +32,10 @@ class Unit(SQLModel, table=True):
     # When the expiry sweep must next look at it: the warning time, then the expiry itself;
     # None when nothing is left to warn of (or the unit is used up).
     expiry_check_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+def serial_of(unit: Unit) -> UnitSerial:
+    """The unit's serial; its first 13 characters are its case's COI identifier."""
+    return UnitSerial(coi=CoiId(facility=unit.serial[:5], year=unit.serial[5:7],
+                                serial=unit.serial[7:13]),
+                      kind_code=UNIT_KIND_CODES[unit.kind], sequence=unit.sequence)

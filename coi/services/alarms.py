@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from coi.core import alerting
 from coi.core.access import Actor, allowed, allowed_at_any, sites_for
 from coi.core.alerting import Alerting, Level
+from coi.core.canonical import canonical_json
 from coi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from coi.models import (
     OUTCOMES,
@@ -35,9 +36,12 @@ from coi.models import (
     Signature,
     Unit,
     User,
+    coi_of,
+    serial_of,
 )
-from coi.services import audit, ledger
+from coi.services import audit
 from coi.services import signatures as signature_service
+from coi.services.loggers.evaluation import still_going_on
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ def raise_alarm(
     alarm = Alarm(kind=kind, code=code, severity=severity, raised_at=now, case_id=case_id,
                   site_id=site_id, shipment_id=shipment_id, unit_id=unit_id, event_id=event_id,
                   actor_id=actor.user_id if actor else None, summary=summary,
-                  rule=ledger.canonical(dict(rule)), fingerprint=fingerprint, notify_at=now)
+                  rule=canonical_json(dict(rule)), fingerprint=fingerprint, notify_at=now)
     try:
         with session.begin_nested():
             session.add(alarm)
@@ -93,16 +97,19 @@ def sites_of(session: Session, alarm: Alarm) -> set[int]:
     return sites
 
 
-def may_see(session: Session, actor: Actor, alarm: Alarm) -> bool:
-    """Staff, coordinators and QA of the alarm's sites; couriers for shipment alarms (they
-    carry every shipment); administrators see none (they manage accounts, not product)."""
-    return allowed_at_any(actor, "alarm.view", sites_of(session, alarm)) or (
-        alarm.shipment_id is not None and allowed(actor, "shipment.view_any"))
+def may(*, session: Session, actor: Actor, alarm: Alarm, permission: str = "alarm.view") -> bool:
+    """May `actor` use `permission` (seeing it, by default) on `alarm`? Staff, coordinators
+    and QA at a site the alarm concerns; couriers, for shipment alarms (they carry every
+    shipment); administrators never (they manage accounts, not product)."""
+    if allowed_at_any(actor, permission, sites_of(session, alarm)):
+        return True
+    courier = allowed(actor, "shipment.view_any") and allowed(actor, permission)
+    return alarm.shipment_id is not None and courier
 
 
 def visible_alarm(*, session: Session, actor: Actor, alarm_id: int, lock: bool = False) -> Alarm:
     alarm = session.get(Alarm, alarm_id, with_for_update=lock)
-    if alarm is None or not may_see(session, actor, alarm):
+    if alarm is None or not may(session=session, actor=actor, alarm=alarm):
         raise NotFound(f"No alarm {alarm_id} that you may see.")
     return alarm
 
@@ -135,7 +142,6 @@ def inbox(*, session: Session, actor: Actor, settings: Alerting = alerting.DEFAU
           state: str = "active", severity: str | None = None, kind: str | None = None,
           limit: int = 200) -> list[InboxRow]:
     """The alarms the actor may see, most severe first and newest first within a severity."""
-    from coi.services.cases import coi_of  # cases imports this module's users
 
     if state not in STATE_FILTERS:
         raise InvalidInput(f"Unknown state filter {state!r}; use one of {', '.join(STATE_FILTERS)}.")
@@ -192,13 +198,9 @@ def _comment(comment: str) -> str:
     return comment
 
 
-def _may(session: Session, actor: Actor, alarm: Alarm, permission: str, doing: str) -> None:
-    sites = sites_of(session, alarm)
-    if allowed_at_any(actor, permission, sites):
-        return
-    if alarm.shipment_id is not None and allowed(actor, "shipment.view_any") and allowed(actor, permission):
-        return
-    raise Forbidden(f"You are not allowed to {doing}.")
+def _require(session: Session, actor: Actor, alarm: Alarm, permission: str, doing: str) -> None:
+    if not may(session=session, actor=actor, alarm=alarm, permission=permission):
+        raise Forbidden(f"You are not allowed to {doing}.")
 
 
 def _changed(session: Session, alarm: Alarm, expected_state: str, values: dict[str, Any]) -> None:
@@ -225,7 +227,7 @@ def _last_change(session: Session, alarm: Alarm) -> str:
 def acknowledge(*, session: Session, now: datetime, actor: Actor, alarm_id: int, comment: str) -> Alarm:
     """Someone accountable has seen it and says what they are doing: escalation stops."""
     alarm = visible_alarm(session=session, actor=actor, alarm_id=alarm_id)
-    _may(session, actor, alarm, "alarm.acknowledge", "acknowledge this alarm")
+    _require(session, actor, alarm, "alarm.acknowledge", "acknowledge this alarm")
     comment = _comment(comment)
     if alarm.state != "open":
         raise Conflict(f"The alarm is {alarm.state} already ({_last_change(session, alarm)}); "
@@ -246,10 +248,9 @@ def resolve(*, session: Session, now: datetime, actor: Actor, alarm_id: int, out
     """QA closes the alarm with the outcome for the product and an e-signature bound to what
     was decided. A temperature alarm whose excursion the latest readings show still going on
     cannot be resolved yet."""
-    from coi.services.loggers import still_going_on  # loggers raises alarms through this module
 
     alarm = visible_alarm(session=session, actor=actor, alarm_id=alarm_id)
-    _may(session, actor, alarm, "alarm.resolve", "resolve this alarm")
+    _require(session, actor, alarm, "alarm.resolve", "resolve this alarm")
     comment = _comment(comment)
     if outcome not in OUTCOMES:
         raise InvalidInput("Choose what became of the product: " + ", ".join(OUTCOMES) + ".",
@@ -409,7 +410,6 @@ class AlarmDetail:
 
 
 def detail(*, session: Session, actor: Actor, alarm_id: int) -> AlarmDetail:
-    from coi.services.cases import coi_of, serial_of
 
     alarm = visible_alarm(session=session, actor=actor, alarm_id=alarm_id)
     case_ = session.get(Case, alarm.case_id) if alarm.case_id else None
@@ -422,11 +422,3 @@ def detail(*, session: Session, actor: Actor, alarm_id: int) -> AlarmDetail:
                        session.get(Shipment, alarm.shipment_id) if alarm.shipment_id else None,
                        unit, serial_of(unit).text if unit else None, json.loads(alarm.rule), history,
                        session.get(User, alarm.actor_id) if alarm.actor_id else None)
-
-
-def may(actor: Actor, session: Session, alarm: Alarm, permission: str) -> bool:
-    try:
-        _may(session, actor, alarm, permission, "")
-    except Forbidden:
-        return False
-    return True

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from coi.core.access import Actor, allowed, allowed_at_any, sites_for
 from coi.core.errors import NotFound
-from coi.core.identifiers import UNIT_KIND_CODES, CoiId, UnitSerial
+from coi.core.identifiers import CoiId, UnitSerial
 from coi.core.phi import PatientIdentity, PhiCipher
 from coi.core.route import Route
 from coi.models import (
@@ -27,25 +27,12 @@ from coi.models import (
     Site,
     Unit,
     User,
+    case_sites,
+    coi_of,
+    serial_of,
 )
 from coi.services import audit, masterdata
 from coi.services import signatures as signature_service
-
-
-def coi_of(case: Case) -> CoiId:
-    return CoiId(facility=case.coi[:5], year=case.coi[5:7], serial=case.coi[7:])
-
-
-def case_sites(case: Case) -> tuple[int, int]:
-    """The sites a case involves: its treating site and its manufacturing site."""
-    return (case.site_id, case.manufacturing_site_id)
-
-
-def serial_of(unit: Unit) -> UnitSerial:
-    """The unit's serial; its first 13 characters are its case's COI identifier."""
-    return UnitSerial(coi=CoiId(facility=unit.serial[:5], year=unit.serial[5:7],
-                                serial=unit.serial[7:13]),
-                      kind_code=UNIT_KIND_CODES[unit.kind], sequence=unit.sequence)
 
 
 @dataclass(frozen=True)
@@ -70,7 +57,7 @@ class CaseDetail:
     identity: PatientIdentity | None  # None unless the reader may see PHI
     may_register_units: bool
     may_correct_patient: bool
-    history: list[AuditEntry]
+    history: list[PatientChange]  # empty unless the reader may see PHI
     signatures: list[Signature]
     timeline: list[TimelineEntry]
 
@@ -79,6 +66,15 @@ class CaseDetail:
         """The route steps this case has done, as its ledger says."""
         return {"enrol"} | {t.body["step"] for t in self.timeline
                             if t.event.kind in COMPLETING_KINDS}
+
+
+@dataclass(frozen=True)
+class PatientChange:
+    """One audited change of the patient's record, its values decrypted for the reader."""
+
+    entry: AuditEntry
+    old: str | None
+    new: str | None
 
 
 @dataclass(frozen=True)
@@ -154,7 +150,8 @@ def case_detail(*, session: Session, actor: Actor, cipher: PhiCipher, coi_text: 
         identity=identity,
         may_register_units=allowed_at_any(actor, "unit.register", case_sites(case)),
         may_correct_patient=allowed(actor, "patient.correct", case.site_id),
-        history=audit.history(session=session, entity="patient", entity_id=case.patient_id)
+        history=[PatientChange(entry, cipher.unseal(entry.old_value), cipher.unseal(entry.new_value))
+                 for entry in audit.history(session=session, entity="patient", entity_id=case.patient_id)]
         if identity else [],
         signatures=signature_service.for_subject(session=session, subject_type="patient",
                                                  subject_id=case.patient_id) if identity else [],

@@ -44,10 +44,10 @@ from coi.models import (
     Site,
     Unit,
     User,
+    coi_of,
 )
 from coi.services import alarms, audit, ledger, masterdata, shipments, users
 from coi.services import signatures as signature_service
-from coi.services.cases import coi_of
 
 # Ledger event kinds written here; "enrol" and "register_unit" come from enrolment.
 MAX_ENTRIES = 40  # more codes than any step needs: refused as input, not judged
@@ -184,12 +184,6 @@ def next_step(route: Route, state: CaseState) -> Step | None:
     if state.pending is not None:
         return route.step(state.pending.step)
     return next((step for step in route.steps if step.name not in state.completed), None)
-
-
-def route_of_case(session: Session, case: Case) -> Route:
-    row = session.get(ProductRoute, case.route_id)
-    assert row is not None
-    return masterdata.route_of(row)
 
 
 def scan(
@@ -339,7 +333,7 @@ def _replay(session: Session, event: CustodyEvent, case: Case, entries: list[Ent
             or (step_name and body.get("step") != step_name):
         raise Conflict("This idempotency key was already used for a different scan; send a new "
                        "key for a new scan.", code="idempotency_key_reused")
-    route = route_of_case(session, case)
+    route = masterdata.route_of_case(session=session, case=case)
     step = route.step(body["step"]) if body.get("step") and _has_step(route, body["step"]) else None
     verdict = Verdict(tuple(Reason(r["code"], r["message"]) for r in body.get("refusals", [])),
                       tuple(Reason(r["code"], r["message"]) for r in body.get("alarms", [])),

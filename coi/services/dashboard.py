@@ -21,11 +21,10 @@ from coi.core import alerting
 from coi.core.access import Actor, sites_for
 from coi.core.alerting import Alerting
 from coi.core.route import Route
-from coi.models import Case, LoggerReading, ProductRoute, Shipment, ShipmentLogger, Site
+from coi.models import Case, LoggerReading, ProductRoute, Shipment, ShipmentLogger, Site, coi_of
 from coi.services import alarms, masterdata
 from coi.services.alarms import InboxRow
-from coi.services.cases import coi_of
-from coi.services.loggers import profile_of
+from coi.services.loggers.evaluation import profile_of
 
 ALARM_ROWS = 10
 DEADLINE_ROWS = 20

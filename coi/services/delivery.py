@@ -34,8 +34,18 @@ from sqlmodel import Session, col, select
 
 from coi.core import alerting
 from coi.core.alerting import Alerting, Mail
-from coi.models import Alarm, AlarmEvent, Case, Notification, NotificationAttempt, Shipment, Unit, User
-from coi.services.cases import coi_of, serial_of
+from coi.models import (
+    Alarm,
+    AlarmEvent,
+    Case,
+    Notification,
+    NotificationAttempt,
+    Shipment,
+    Unit,
+    User,
+    coi_of,
+    serial_of,
+)
 
 log = logging.getLogger(__name__)
 

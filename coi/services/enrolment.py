@@ -14,9 +14,9 @@ from coi.core.access import Actor, require
 from coi.core.errors import Conflict, InvalidInput
 from coi.core.identifiers import UNIT_KIND_CODES, CoiId
 from coi.core.phi import PatientIdentity, PhiCipher
-from coi.models import Case, CoiSequence, Patient, Product, Site, Unit
+from coi.models import Case, CoiSequence, Patient, Product, Site, Unit, coi_of
 from coi.services import audit, ledger, masterdata
-from coi.services.cases import coi_of, visible_case
+from coi.services.cases import visible_case
 
 MAX_UNITS_PER_KIND = 99
 

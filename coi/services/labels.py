@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -18,8 +19,21 @@ from coi.core.identifiers import CoiId, UnitSerial
 from coi.labels import layout, payload
 from coi.labels.decoders import decode_image
 from coi.labels.photo import open_photo
-from coi.models import Case, Label, LabelKey, LabelRevocation, Product, Site, Unit, User
-from coi.services.cases import case_sites, coi_of, serial_of, visible_case
+from coi.models import (
+    Case,
+    Label,
+    LabelKey,
+    LabelRevocation,
+    Product,
+    Site,
+    Unit,
+    User,
+    case_sites,
+    coi_of,
+    serial_of,
+)
+from coi.services.cases import visible_case
+from coi.services.keys import Signer, register_key
 
 # output choice -> (writer kind, printer resolution)
 OUTPUTS = {"zpl203": ("zpl", 203), "zpl300": ("zpl", 300), "pdf": ("pdf", 300), "png": ("png", 300)}
@@ -27,22 +41,6 @@ UNIT_SIZES = ("2x1", "4x2")
 PREVIEW_QR = "PREVIEW - NOT A LABEL - NOT FOR USE"
 # A printed preview must not pass a handheld scan at the bedside: its Data Matrix names no unit.
 PREVIEW_DATAMATRIX = "PREVIEW-NOT-FOR-USE"
-
-
-@dataclass(frozen=True)
-class Signer:
-    """The installation's label key and the base of the links its labels carry."""
-
-    private_key: Ed25519PrivateKey
-    base_url: str
-
-    @property
-    def key_id(self) -> bytes:
-        return payload.key_id_of(self.private_key.public_key())
-
-    @property
-    def public_key_text(self) -> str:
-        return base64.urlsafe_b64encode(payload.public_bytes(self.private_key.public_key())).decode()
 
 
 @dataclass(frozen=True)
@@ -255,23 +253,21 @@ def _lines(product: Product, unit: Unit | None) -> tuple[str, ...]:
     return (f"{product.code} {product.name}"[:40], what)
 
 
-# ---------------------------------------------------------------- keys and verification
+def printer_for(*, session: Session, job: PrintJob,
+                printers: Mapping[str, tuple[str, int]]) -> tuple[str, int]:
+    """The Zebra printer (host, port) of the site that treats the job's case (a job is made
+    only for someone allowed to print it, and all its labels are of one case)."""
+    if job.writer != "zpl":
+        raise InvalidInput("Only ZPL output can be sent to a Zebra printer.")
+    case = session.get(Case, job.rows[0].case_id)
+    site = session.get(Site, case.site_id) if case else None
+    address = printers.get(site.code if site else "")
+    if address is None:
+        raise InvalidInput("No Zebra printer is configured for this site (COI_ZPL_PRINTERS).")
+    return address
 
-def register_key(*, session: Session, now: datetime, signer: Signer) -> LabelKey:
-    """The signer's public key, recorded the first time it signs; kept for ever."""
-    found = session.exec(select(LabelKey).where(LabelKey.public_key == signer.public_key_text)).first()
-    if found:
-        return found
-    key = LabelKey(key_id=signer.key_id.hex(), public_key=signer.public_key_text,
-                   first_used_at=now)
-    session.add(key)
-    session.flush()
-    return key
 
-
-def public_keys(*, session: Session) -> list[LabelKey]:
-    return list(session.exec(select(LabelKey).order_by(col(LabelKey.first_used_at))))
-
+# ---------------------------------------------------------------- verification
 
 def verify(*, session: Session, token: str) -> Verification:
     """What a label's token proves, in words for whoever scanned it. Never patient data."""

@@ -15,17 +15,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlmodel import Session, col, select
 
+from coi.core.canonical import canonical_json
 from coi.labels import payload
 from coi.models import Case, CustodyEvent, LabelKey, LedgerCheckpoint
-from coi.services.labels import Signer, register_key
+from coi.services.keys import Signer, register_key
 
 GENESIS = "0" * 64  # the previous hash of a case's first event
 CHECKPOINT_DOMAIN = b"coi-ledger-checkpoint-v1\x00"  # never valid as a label signature
-
-
-def canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
 
 
 def event_hash(event: CustodyEvent, prev_hash: str) -> str:
@@ -35,7 +31,7 @@ def event_hash(event: CustodyEvent, prev_hash: str) -> str:
               "site": event.site_id, "device": event.device, "body": event.body}
     if event.request_key is not None:  # events without one keep the form they were hashed in
         fields["request_key"] = event.request_key
-    form = canonical(fields)
+    form = canonical_json(fields)
     return hashlib.sha256(f"{prev_hash}\n{form}".encode()).hexdigest()
 
 
@@ -64,7 +60,7 @@ def append_after(
     scan; the unique (case, seq) still refuses a caller that lied."""
     event = CustodyEvent(case_id=case.id, seq=(last.seq + 1) if last else 1,  # type: ignore[arg-type]
                          at=now, device_at=device_at, kind=kind, actor_id=actor_id,
-                         site_id=site_id, device=device, body=canonical(body),
+                         site_id=site_id, device=device, body=canonical_json(body),
                          prev_hash=last.hash if last else GENESIS, hash="",
                          request_key=request_key)
     event.hash = event_hash(event, event.prev_hash)
@@ -78,7 +74,7 @@ def checkpoint(*, session: Session, now: datetime, signer: Signer) -> LedgerChec
     label_key, where verification finds it after any rotation)."""
     register_key(session=session, now=now, signer=signer)
     private_key = signer.private_key
-    heads = canonical({str(case_id): [seq, digest] for case_id, seq, digest in _heads(session)})
+    heads = canonical_json({str(case_id): [seq, digest] for case_id, seq, digest in _heads(session)})
     key_id = payload.key_id_of(private_key.public_key())
     row = LedgerCheckpoint(at=now, heads=heads, key_id=key_id.hex(),
                            signature=private_key.sign(CHECKPOINT_DOMAIN + heads.encode()).hex())

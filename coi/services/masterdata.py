@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func
@@ -14,8 +16,10 @@ from coi.core.access import Actor, require
 from coi.core.errors import Conflict, InvalidInput, NotFound
 from coi.core.identifiers import CoiId, IdentifierError
 from coi.core.route import Route, RouteError, parse_route
-from coi.models import SITE_KINDS, Product, ProductRoute, Site
+from coi.models import SITE_KINDS, Case, Product, ProductRoute, Site
 from coi.services import audit
+
+T = TypeVar("T", Site, Product)
 
 
 def create_site(
@@ -105,7 +109,15 @@ def current_route(*, session: Session, product: Product) -> ProductRoute | None:
 
 
 def route_of(row: ProductRoute) -> Route:
+    """The route a stored version defines (parsed once per text: versions never change)."""
     return _parsed(row.definition)
+
+
+def route_of_case(*, session: Session, case: Case) -> Route:
+    """The route version the case started with (a later version never applies to it)."""
+    row = session.get(ProductRoute, case.route_id)
+    assert row is not None
+    return route_of(row)
 
 
 @functools.lru_cache(maxsize=64)
@@ -122,3 +134,25 @@ def active_sites(*, session: Session) -> list[Site]:
 def active_products(*, session: Session) -> list[Product]:
     return list(session.exec(select(Product).where(col(Product.active).is_(True))
                              .order_by(col(Product.code))))
+
+
+def sites_with_ids(*, session: Session, ids: Iterable[int]) -> list[Site]:
+    """The sites named by `ids`, by name."""
+    return list(session.exec(select(Site).where(col(Site.id).in_(set(ids))).order_by(col(Site.name))))
+
+
+def site_by_code(*, session: Session, code: str, field: str = "site") -> Site:
+    """The site with this code; InvalidInput naming `field` when there is none."""
+    return _by_code(session, Site, code, field)
+
+
+def product_by_code(*, session: Session, code: str, field: str = "product") -> Product:
+    """The product with this code; InvalidInput naming `field` when there is none."""
+    return _by_code(session, Product, code, field)
+
+
+def _by_code(session: Session, model: type[T], code: str, field: str) -> T:
+    found = session.exec(select(model).where(model.code == code)).first()  # type: ignore[attr-defined]
+    if found is None:
+        raise InvalidInput(f"No {field} with code {code!r}.", [{"field": field, "message": "Unknown code."}])
+    return found

@@ -10,13 +10,11 @@ from sqlmodel import Session, select
 
 from coi.core.access import Actor, require
 from coi.core.errors import Conflict, InvalidInput
-from coi.core.phi import PhiCipher, PhiKeyError
+from coi.core.phi import PhiCipher
 from coi.models import Patient, Signature
 from coi.services import audit, signatures
 from coi.services.cases import visible_case
 from coi.services.enrolment import check_identity
-
-PHI_MARK = "phi:"  # audit values that are encrypted PHI start with this
 
 
 def correct(
@@ -53,25 +51,10 @@ def correct(
                  "reason": reason.strip()})
     audit.record(session=session, now=now, actor=actor, entity="patient", entity_id=patient.id,
                  action="update", reason=reason,
-                 changes={field: (_sealed(cipher, o), _sealed(cipher, n))
+                 changes={field: (cipher.seal(o), cipher.seal(n))
                           for field, (o, n) in changed.items()})
     patient.phi = cipher.encrypt(new)
     patient.mrn_index = new_index
     session.add(patient)
     session.flush()
     return signature
-
-
-def unseal(cipher: PhiCipher, value: str | None) -> str | None:
-    """An audit value as readable text, for readers allowed to see this patient's PHI."""
-    if value is None or not value.startswith(PHI_MARK):
-        return value
-    try:
-        return cipher.decrypt_text(value[len(PHI_MARK):])
-    except PhiKeyError:
-        return "[encrypted under a retired key]"
-
-
-def _sealed(cipher: PhiCipher, value: object) -> str:
-    return PHI_MARK + cipher.encrypt_text(str(value))
-

@@ -15,12 +15,12 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from coi.core.access import Actor, allowed, allowed_at_any, require
-from coi.core.errors import Conflict, InvalidInput, NotFound
-from coi.core.route import Route
+from coi.core.canonical import canonical_json
+from coi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from coi.core.vocabulary import SHIPMENT_LEGS
-from coi.models import Case, ProductRoute, Shipment, ShipmentLogger, Site
-from coi.services import audit, ledger, masterdata
-from coi.services.cases import case_sites, coi_of, visible_case
+from coi.models import Case, Shipment, ShipmentLogger, Site, case_sites, coi_of
+from coi.services import audit, masterdata
+from coi.services.cases import visible_case
 from coldchain.profiles import Profile
 
 LOGGER_SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
@@ -39,12 +39,6 @@ def legs_of(case: Case) -> dict[str, tuple[int, int]]:
             "return": (case.manufacturing_site_id, case.site_id)}
 
 
-def route_of(session: Session, case: Case) -> Route:
-    row = session.get(ProductRoute, case.route_id)
-    assert row is not None
-    return masterdata.route_of(row)
-
-
 def open_shipment(
     *, session: Session, now: datetime, actor: Actor, profiles: Mapping[str, Profile],
     coi_text: str, leg: str, loggers: Sequence[LoggerSpec], shipper_id: str | None,
@@ -59,7 +53,7 @@ def open_shipment(
         raise InvalidInput("Choose the leg.", [{"field": "leg", "message": "Choose outbound or return."}])
     origin, destination = legs_of(case)[leg]
     require(actor, "shipment.open", origin, doing="open a shipment from this site")
-    name = profile_name or route_of(session, case).shipping.get(leg)
+    name = profile_name or masterdata.route_of_case(session=session, case=case).shipping.get(leg)
     if not name or name not in profiles:
         errors.append({"field": "profile", "message": "Choose a temperature profile: "
                        + ", ".join(sorted(profiles)) + "."})
@@ -84,7 +78,7 @@ def open_shipment(
     assert name is not None
     shipment = Shipment(case_id=case.id, leg=leg, origin_site_id=origin,  # type: ignore[arg-type]
                         destination_site_id=destination, shipper_id=shipper_id or None,
-                        profile=name, profile_rule=ledger.canonical(profiles[name].as_rule()),
+                        profile=name, profile_rule=canonical_json(profiles[name].as_rule()),
                         opened_at=now, opened_by_id=actor.user_id, eta=eta)
     session.add(shipment)
     session.flush()
@@ -150,6 +144,14 @@ def visible_shipment(*, session: Session, actor: Actor, shipment_id: int) -> Shi
             allowed_at_any(actor, "shipment.view", case_sites(case)) or allowed(actor, "shipment.view_any")):
         raise NotFound(f"No shipment {shipment_id} that you may see.")
     return _view(session, shipment, case)
+
+
+def require_upload(actor: Actor, view: ShipmentView) -> None:
+    """Logger data for a shipment comes from couriers (who carry every shipment) and from the
+    staff of its case's sites who may upload; anyone else is refused."""
+    if not (allowed(actor, "shipment.view_any") and allowed(actor, "logger.upload")) and \
+            not allowed_at_any(actor, "logger.upload", case_sites(view.case)):
+        raise Forbidden("You are not allowed to upload logger data for this shipment.")
 
 
 def view_of(*, session: Session, shipment_id: int) -> ShipmentView:

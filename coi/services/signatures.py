@@ -4,26 +4,20 @@ signature means, and the signature is bound to a SHA-256 of exactly what was sig
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from coi.core.access import Actor
+from coi.core.canonical import canonical_json
 from coi.core.errors import AuthenticationFailed, InvalidInput
 from coi.models import MEANINGS, Signature, User
 from coi.passwords import password_matches
 
 
-def canonical(content: Any) -> bytes:
-    """The one byte form of a record that is hashed: sorted keys, no spaces, UTF-8."""
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str).encode()
-
-
 def content_hash(content: Any) -> str:
-    return hashlib.sha256(canonical(content)).hexdigest()
+    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
 
 
 def sign(

@@ -8,12 +8,13 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from coi.core.access import permission, sites_for
 from coi.core.errors import DomainError, InvalidInput
-from coi.models import ROLES
+from coi.models import ROLES, User
 from coi.services import audit, masterdata, tokens, users
-from coi.web import actor, now, request_session
+from coi.web import actor, carry_out, now, request_session
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
+NOTHING_CHANGED = "Nothing was changed"
 AUDIT_ENTITIES = ("user", "role_grant", "site", "product", "patient", "unit", "api_token")
 
 
@@ -48,44 +49,39 @@ def user_list() -> Any:
 @blueprint.route("/users/<int:user_id>/grants", methods=["POST"])
 @permission("user.manage")
 def grant(user_id: int) -> Any:
-    db, form = request_session(), request.form
-    try:
-        users.grant_role(session=db, now=now(), actor=actor(), user_id=user_id,
+    form = request.form
+
+    def grant_role() -> None:
+        users.grant_role(session=request_session(), now=now(), actor=actor(), user_id=user_id,
                          site_id=_int(form.get("site"), "site"), role=form.get("role", ""),
                          reason=form.get("reason", ""))
-    except DomainError as error:
-        return _refused(error, "admin.user_list")
-    db.commit()
-    flash("Role granted.", "success")
-    return redirect(url_for("admin.user_list"))
+
+    return carry_out(grant_role, back=url_for("admin.user_list"), refused=NOTHING_CHANGED,
+                     done="Role granted.")
 
 
 @blueprint.route("/grants/<int:grant_id>/revoke", methods=["POST"])
 @permission("user.manage")
 def revoke(grant_id: int) -> Any:
-    db = request_session()
-    try:
-        users.revoke_role(session=db, now=now(), actor=actor(), grant_id=grant_id,
+    def revoke_role() -> None:
+        users.revoke_role(session=request_session(), now=now(), actor=actor(), grant_id=grant_id,
                           reason=request.form.get("reason", ""))
-    except DomainError as error:
-        return _refused(error, "admin.user_list")
-    db.commit()
-    flash("Role revoked.", "success")
-    return redirect(url_for("admin.user_list"))
+
+    return carry_out(revoke_role, back=url_for("admin.user_list"), refused=NOTHING_CHANGED,
+                     done="Role revoked.")
 
 
 @blueprint.route("/users/<int:user_id>/active", methods=["POST"])
 @permission("user.manage")
 def set_active(user_id: int) -> Any:
-    db, form = request_session(), request.form
-    try:
-        user = users.set_active(session=db, now=now(), actor=actor(), user_id=user_id,
+    form = request.form
+
+    def change() -> User:
+        return users.set_active(session=request_session(), now=now(), actor=actor(), user_id=user_id,
                                 active=form.get("active") == "1", reason=form.get("reason", ""))
-    except DomainError as error:
-        return _refused(error, "admin.user_list")
-    db.commit()
-    flash(f"{user.username} is now {'active' if user.active else 'deactivated'}.", "success")
-    return redirect(url_for("admin.user_list"))
+
+    return carry_out(change, back=url_for("admin.user_list"), refused=NOTHING_CHANGED,
+                     done=lambda user: f"{user.username} is now {_state(user)}.")
 
 
 @blueprint.route("/tokens", methods=["GET", "POST"])
@@ -100,7 +96,9 @@ def token_list() -> Any:
                 name=form.get("name", ""), days=_int(form.get("days"), "days"),
                 reason=form.get("reason", ""))
         except DomainError as error:
-            return _refused(error, "admin.token_list")
+            db.rollback()
+            flash(f"{NOTHING_CHANGED}: {error.message}", "error")
+            return redirect(url_for("admin.token_list"))
         db.commit()
         flash("Token issued. Copy it now: it is shown only once.", "success")
     return render_template("admin/tokens.html", issued=issued,
@@ -111,15 +109,12 @@ def token_list() -> Any:
 @blueprint.route("/tokens/<int:token_id>/revoke", methods=["POST"])
 @permission("token.manage")
 def revoke_token(token_id: int) -> Any:
-    db = request_session()
-    try:
-        tokens.revoke_token(session=db, now=now(), actor=actor(), token_id=token_id,
+    def revoke_it() -> None:
+        tokens.revoke_token(session=request_session(), now=now(), actor=actor(), token_id=token_id,
                             reason=request.form.get("reason", ""))
-    except DomainError as error:
-        return _refused(error, "admin.token_list")
-    db.commit()
-    flash("Token revoked.", "success")
-    return redirect(url_for("admin.token_list"))
+
+    return carry_out(revoke_it, back=url_for("admin.token_list"), refused=NOTHING_CHANGED,
+                     done="Token revoked.")
 
 
 @blueprint.route("/audit")
@@ -133,10 +128,8 @@ def audit_trail() -> Any:
                            entities=AUDIT_ENTITIES)
 
 
-def _refused(error: DomainError, endpoint: str) -> Any:
-    request_session().rollback()
-    flash(f"Nothing was changed: {error.message}", "error")
-    return redirect(url_for(endpoint)), 303
+def _state(user: User) -> str:
+    return "active" if user.active else "deactivated"
 
 
 def _int(value: str | None, field: str) -> int:

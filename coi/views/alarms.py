@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request, url_for
 
 from coi.core.access import permission
 from coi.core.alerting import Alerting
-from coi.core.errors import DomainError, InvalidInput
+from coi.core.errors import InvalidInput
 from coi.models import OUTCOMES, SEVERITIES
-from coi.services import alarms, delivery, loggers
-from coi.web import actor, now, request_session
+from coi.services import alarms, delivery
+from coi.services.loggers import evaluation
+from coi.web import actor, carry_out, now, request_session
 
 blueprint = Blueprint("alarms", __name__)
 
@@ -46,43 +47,33 @@ def index() -> Any:
 def show(alarm_id: int) -> Any:
     db, me = request_session(), actor()
     found = alarms.detail(session=db, actor=me, alarm_id=alarm_id)
-    going_on = found.alarm.state == "acknowledged" and loggers.still_going_on(
-        session=db, now=now(), alarm=found.alarm)
+    alarm = found.alarm
+    going_on = alarm.state == "acknowledged" and evaluation.still_going_on(session=db, now=now(), alarm=alarm)
     return render_template(
-        "alarms/show.html", d=found, rule_text=json.dumps(found.rule, indent=2, ensure_ascii=False),
+        "alarms/show.html", found=found, rule_text=json.dumps(found.rule, indent=2, ensure_ascii=False),
         deliveries=delivery.delivery_log(db, alarm_id), outcomes=OUTCOMES, going_on=going_on,
-        may_acknowledge=alarms.may(me, db, found.alarm, "alarm.acknowledge"),
-        may_resolve=alarms.may(me, db, found.alarm, "alarm.resolve"))
+        may_acknowledge=alarms.may(session=db, actor=me, alarm=alarm, permission="alarm.acknowledge"),
+        may_resolve=alarms.may(session=db, actor=me, alarm=alarm, permission="alarm.resolve"))
 
 
 @blueprint.route("/alarms/<int:alarm_id>/acknowledge", methods=["POST"])
 @permission("alarm.acknowledge")
 def acknowledge(alarm_id: int) -> Any:
-    db = request_session()
-    try:
-        alarms.acknowledge(session=db, now=now(), actor=actor(), alarm_id=alarm_id,
+    def acknowledge_it() -> None:
+        alarms.acknowledge(session=request_session(), now=now(), actor=actor(), alarm_id=alarm_id,
                            comment=request.form.get("comment", ""))
-    except DomainError as error:
-        db.rollback()
-        flash(f"Not acknowledged: {error.message}", "error")
-        return redirect(url_for("alarms.show", alarm_id=alarm_id))
-    db.commit()
-    flash("Alarm acknowledged: escalation stopped.", "success")
-    return redirect(url_for("alarms.show", alarm_id=alarm_id))
+
+    return carry_out(acknowledge_it, back=url_for("alarms.show", alarm_id=alarm_id),
+                     refused="Not acknowledged", done="Alarm acknowledged: escalation stopped.")
 
 
 @blueprint.route("/alarms/<int:alarm_id>/resolve", methods=["POST"])
 @permission("alarm.resolve")
 def resolve(alarm_id: int) -> Any:
-    db, me, at = request_session(), actor(), now()
-    try:
-        alarms.resolve(session=db, now=at, actor=me, alarm_id=alarm_id,
+    def resolve_it() -> None:
+        alarms.resolve(session=request_session(), now=now(), actor=actor(), alarm_id=alarm_id,
                        outcome=request.form.get("outcome", ""), comment=request.form.get("comment", ""),
                        password=request.form.get("password", ""))
-    except DomainError as error:
-        db.rollback()
-        flash(f"Not resolved: {error.message}", "error")
-        return redirect(url_for("alarms.show", alarm_id=alarm_id))
-    db.commit()
-    flash("Alarm resolved and signed.", "success")
-    return redirect(url_for("alarms.show", alarm_id=alarm_id))
+
+    return carry_out(resolve_it, back=url_for("alarms.show", alarm_id=alarm_id), refused="Not resolved",
+                     done="Alarm resolved and signed.")

@@ -7,10 +7,10 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from coi.core.access import allowed, permission, sites_for
 from coi.core.errors import DomainError, InvalidInput
 from coi.core.phi import PatientIdentity
-from coi.models import CASE_STATES, UNIT_KINDS
+from coi.models import CASE_STATES, UNIT_KINDS, Unit, coi_of, serial_of
 from coi.schemas import EnrolmentIn, PatientCorrectionIn, UnitIn, validate
 from coi.services import cases, enrolment, masterdata, patients, shipments
-from coi.web import actor, cipher, now, request_session
+from coi.web import actor, carry_out, cipher, now, request_session
 
 blueprint = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -69,7 +69,7 @@ def enrol() -> Any:
         return render_template("cases/new.html", values=values, errors=_field_errors(error),
                                **choices), error.status
     db.commit()
-    coi = cases.coi_of(case)
+    coi = coi_of(case)
     flash(f"Enrolled. COI identifier {coi.display}.", "success")
     return redirect(url_for("cases.show", coi=coi.text))
 
@@ -80,8 +80,7 @@ def show(coi: str) -> Any:
     db, me = request_session(), actor()
     detail = cases.case_detail(session=db, actor=me, cipher=cipher(), coi_text=coi)
     legs = shipments.legs_of(detail.case)
-    return render_template("cases/detail.html", d=detail, unit_kinds=UNIT_KINDS,
-                           unseal=lambda value: patients.unseal(cipher(), value),
+    return render_template("cases/detail.html", detail=detail, unit_kinds=UNIT_KINDS,
                            shipment_rows=shipments.of_case(session=db, case=detail.case),
                            profiles=sorted(current_app.extensions["coi.profiles"]),
                            open_legs=[leg for leg, (origin, _to) in legs.items()
@@ -91,40 +90,31 @@ def show(coi: str) -> Any:
 @blueprint.route("/<coi>/units", methods=["POST"])
 @permission("unit.register")
 def register_unit(coi: str) -> Any:
-    db = request_session()
-    try:
+    def register() -> Unit:
         data = validate(UnitIn, {"kind": request.form.get("kind", "")})
-        unit = enrolment.register_unit(session=db, now=now(), actor=actor(), coi_text=coi,
-                                       kind=data.kind)
-    except DomainError as error:
-        db.rollback()
-        flash(f"The unit was not registered: {error.message}", "error")
-        return redirect(url_for("cases.show", coi=coi))
-    serial = cases.serial_of(unit)
-    db.commit()
-    flash(f"Registered {unit.kind.replace('_', ' ')} {serial.display}.", "success")
-    return redirect(url_for("cases.show", coi=coi))
+        return enrolment.register_unit(session=request_session(), now=now(), actor=actor(),
+                                       coi_text=coi, kind=data.kind)
+
+    return carry_out(register, back=url_for("cases.show", coi=coi), refused="The unit was not registered",
+                     done=lambda unit: f"Registered {unit.kind.replace('_', ' ')} {serial_of(unit).display}.")
 
 
 @blueprint.route("/<coi>/patient", methods=["POST"])
 @permission("patient.correct")
 def correct_patient(coi: str) -> Any:
-    db, form = request_session(), request.form
-    try:
+    form = request.form
+
+    def correct() -> None:
         data = validate(PatientCorrectionIn, {
             "name": form.get("name") or None, "birth_date": form.get("birth_date") or None,
             "mrn": form.get("mrn") or None, "reason": form.get("reason", ""),
             "password": form.get("password", "")})
-        patients.correct(session=db, now=now(), actor=actor(), cipher=cipher(), coi_text=coi,
-                         name=data.name, birth_date=data.birth_date, mrn=data.mrn,
+        patients.correct(session=request_session(), now=now(), actor=actor(), cipher=cipher(),
+                         coi_text=coi, name=data.name, birth_date=data.birth_date, mrn=data.mrn,
                          reason=data.reason, password=data.password)
-    except DomainError as error:
-        db.rollback()
-        flash(f"Not corrected: {error.message}", "error")
-        return redirect(url_for("cases.show", coi=coi))
-    db.commit()
-    flash("Patient data corrected and signed.", "success")
-    return redirect(url_for("cases.show", coi=coi))
+
+    return carry_out(correct, back=url_for("cases.show", coi=coi), refused="Not corrected",
+                     done="Patient data corrected and signed.")
 
 
 def _field_errors(error: DomainError) -> dict[str, str]:

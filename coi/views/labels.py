@@ -23,10 +23,9 @@ from coi.labels.layout import SIZES
 from coi.labels.photo import PhotoError
 from coi.labels.printer import PrinterError, send_zpl
 from coi.labels.writers import MEDIA_TYPES, WRITERS
-from coi.models import Site
-from coi.services import labels
-from coi.services.cases import case_detail, visible_case
-from coi.web import actor, cipher, label_signer, now, request_session
+from coi.services import keys, labels
+from coi.services.cases import case_detail
+from coi.web import actor, carry_out, cipher, now, request_session, signer
 
 blueprint = Blueprint("labels", __name__)
 
@@ -36,10 +35,9 @@ blueprint = Blueprint("labels", __name__)
 def case_labels(coi: str) -> Any:
     db = request_session()
     detail = case_detail(session=db, actor=actor(), cipher=cipher(), coi_text=coi)
-    printers = current_app.config["ZPL_PRINTERS"]
-    return render_template("labels/case.html", d=detail, sizes=labels.UNIT_SIZES,
+    return render_template("labels/case.html", detail=detail, sizes=labels.UNIT_SIZES,
                            outputs=labels.OUTPUTS, size_info=SIZES,
-                           printer=printers.get(detail.site.code),
+                           printer=current_app.config["ZPL_PRINTERS"].get(detail.site.code),
                            issued=labels.labels_of(session=db, actor=actor(), coi_text=coi))
 
 
@@ -48,7 +46,7 @@ def case_labels(coi: str) -> Any:
 def print_labels(coi: str) -> Any:
     db, form = request_session(), request.form
     try:
-        job = labels.print_set(session=db, now=now(), actor=actor(), signer=label_signer(),
+        job = labels.print_set(session=db, now=now(), actor=actor(), signer=signer(),
                                coi_text=coi, output=form.get("output", ""),
                                size=form.get("size", ""),
                                include_wristband=form.get("wristband") == "1",
@@ -66,7 +64,7 @@ def reprint(label_id: int) -> Any:
     db, form = request_session(), request.form
     coi = form.get("coi", "")
     try:
-        job = labels.reprint(session=db, now=now(), actor=actor(), signer=label_signer(),
+        job = labels.reprint(session=db, now=now(), actor=actor(), signer=signer(),
                              label_id=label_id, output=form.get("output", ""),
                              reason=form.get("reason", ""))
         return _deliver(job, f"reprint-{label_id}", send=form.get("send") == "printer", coi=coi)
@@ -79,18 +77,14 @@ def reprint(label_id: int) -> Any:
 @blueprint.route("/labels/<int:label_id>/revoke", methods=["POST"])
 @permission("label.revoke")
 def revoke(label_id: int) -> Any:
-    db = request_session()
     coi = request.form.get("coi", "")
-    try:
-        labels.revoke(session=db, now=now(), actor=actor(), label_id=label_id,
+
+    def revoke_it() -> None:
+        labels.revoke(session=request_session(), now=now(), actor=actor(), label_id=label_id,
                       reason=request.form.get("reason", ""))
-    except DomainError as error:
-        db.rollback()
-        flash(f"Not revoked: {error.message}", "error")
-    else:
-        db.commit()
-        flash(f"Label {label_id} revoked: its QR now verifies as REVOKED.", "success")
-    return redirect(url_for("labels.case_labels", coi=coi) if coi else url_for("home.index"))
+
+    return carry_out(revoke_it, back=url_for("labels.case_labels", coi=coi) if coi else url_for("home.index"),
+                     refused="Not revoked", done=f"Label {label_id} revoked: its QR now verifies as REVOKED.")
 
 
 @blueprint.route("/cases/<coi>/labels/preview.png")
@@ -129,42 +123,31 @@ def verify_photo() -> Any:
     return render_template("labels/verify.html", results=report.verifications, photo=report)
 
 
-def photo_upload_limit() -> None:
-    """The global request limit is small (1 MiB); a phone photo of a label is larger. An app
-    hook registered before CSRF protection, which reads the form (and so the limit) first."""
-    if request.endpoint == "labels.verify_photo":
-        request.max_content_length = current_app.config["LABEL_UPLOAD_MAX_BYTES"]
-
-
 @blueprint.route("/labels/keys.json")
 @permission(PUBLIC)
 def public_keys() -> Any:
-    keys = labels.public_keys(session=request_session())
-    current = label_signer()
+    recorded = keys.public_keys(session=request_session())
+    current = signer()
     return jsonify({
         "algorithm": "Ed25519",
         "current_key_id": current.key_id.hex(),
         "keys": [{"key_id": k.key_id, "public_key": k.public_key,
-                  "first_used_at": k.first_used_at.isoformat()} for k in keys],
+                  "first_used_at": k.first_used_at.isoformat()} for k in recorded],
         "format": "token = base32(header | key id (2) | label id (4) | identifier | signature "
                   "(64)); signature over b'coi-label-v1\\\\x00' + everything before it",
     })
 
 
 def _deliver(job: labels.PrintJob, name: str, *, send: bool, coi: str) -> Any:
+    """The labels as a download, or sent to the Zebra printer of the case's site; the print
+    is recorded (committed) only once the file is made or the printer has taken the job."""
     db = request_session()
     out = io.BytesIO()
     WRITERS[job.writer](job.labels, out, job.dpi)
     if send:
-        if job.writer != "zpl":
-            raise InvalidInput("Only ZPL output can be sent to a Zebra printer.")
-        case = visible_case(session=db, actor=actor(), coi_text=coi)
-        site = db.get(Site, case.site_id)
-        address = current_app.config["ZPL_PRINTERS"].get(site.code if site else "")
-        if address is None:
-            raise InvalidInput("No Zebra printer is configured for this site (COI_ZPL_PRINTERS).")
+        address = labels.printer_for(session=db, job=job, printers=current_app.config["ZPL_PRINTERS"])
         send_zpl(address, out.getvalue())
-        db.commit()  # recorded only once the printer has taken the job
+        db.commit()
         flash(f"{len(job.rows)} label(s) sent to the printer at {address[0]}:{address[1]}.",
               "success")
         return redirect(url_for("labels.case_labels", coi=coi))

@@ -1,0 +1,131 @@
+"""A shipment's logger data judged against the profile it was opened with, logger by logger,
+streaming the readings from the store in time order; the case's stability budget summed
+over all its legs; whether a temperature alarm's excursion still goes on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from coi.models import Alarm, LoggerFile, LoggerFileResult, Shipment, ShipmentLogger, User
+from coi.services.loggers.readings import points
+from coi.services.shipments import ShipmentView, view_of
+from coldchain import chart
+from coldchain.evaluate import Breach, Budget, Evaluation, Evaluator, stability_budget
+from coldchain.model import Reading
+from coldchain.profiles import Profile
+
+
+def window_of(shipment: Shipment, now: datetime) -> tuple[datetime, datetime]:
+    """The time the shipment's material is in its shipper: from opening to receipt (or now)."""
+    return shipment.opened_at, shipment.received_at or now
+
+
+@dataclass
+class LoggerSeries:
+    serial: str
+    evaluation: Evaluation
+    buckets: list[chart.Bucket] | None  # thinned for the chart
+
+
+@dataclass
+class ShipmentEvaluation:
+    view: ShipmentView
+    profile: Profile
+    window: tuple[datetime, datetime]
+    series: list[LoggerSeries]
+    budget: Budget
+    files: list[tuple[LoggerFile, LoggerFileResult | None, User | None]]
+
+    @property
+    def breaches(self) -> list[Breach]:
+        return [b for s in self.series for b in s.evaluation.breaches]
+
+
+def profile_of(shipment: Shipment) -> Profile:
+    """The profile as it was when the shipment was opened."""
+    return Profile.from_rule(json.loads(shipment.profile_rule))
+
+
+def evaluate(*, session: Session, now: datetime, view: ShipmentView, buckets: int | None = None,
+             fed: Mapping[str, Evaluation] | None = None) -> ShipmentEvaluation:
+    """Judge the shipment's readings against its profile, logger by logger, streaming from
+    the database in time order; with `buckets`, thin each series for the chart on the way.
+    `fed`: loggers already evaluated over all their stored readings (by `store`), by serial."""
+    shipment = view.shipment
+    profile = profile_of(shipment)
+    window = window_of(shipment, now)
+    files = [(f, session.get(LoggerFileResult, f.id), session.get(User, f.uploaded_by_id))
+             for f in session.exec(select(LoggerFile).where(LoggerFile.shipment_id == shipment.id)
+                                   .order_by(col(LoggerFile.id)))]
+    firsts = [r.first_at for _f, r, _u in files if r and r.first_at]
+    lasts = [r.last_at for _f, r, _u in files if r and r.last_at]
+    chart_span = (min([window[0], *firsts]), max([window[1], *lasts]))
+    series = [LoggerSeries(logger.serial, fed[logger.serial], None)
+              if fed and logger.serial in fed and not buckets else
+              _series(session, shipment, logger.serial, profile, window, chart_span, buckets,
+                      _interval([f for f, _r, _u in files if f.logger_serial == logger.serial]))
+              for logger in view.loggers]
+    used = [_time_out(session, other, now) if other.id != shipment.id else
+            max((s.evaluation.time_out_of_range for s in series), default=timedelta(0))
+            for other in session.exec(select(Shipment).where(Shipment.case_id == shipment.case_id))]
+    return ShipmentEvaluation(view, profile, window, series, stability_budget(profile, used), files)
+
+
+def _series(session: Session, shipment: Shipment, serial: str, profile: Profile,
+            window: tuple[datetime, datetime], chart_span: tuple[datetime, datetime] | None,
+            buckets: int | None = None, interval: timedelta | None = None) -> LoggerSeries:
+    # The window's end is judged (a logger that stopped early leaves a gap) only once the
+    # shipment is received; before that the data simply has not arrived yet.
+    evaluator = Evaluator(profile, window_start=window[0], window_end=shipment.received_at,
+                          interval=interval, logger_id=serial)
+
+    def fed() -> Iterator[tuple[datetime, float]]:
+        for at, celsius, line in points(session, shipment.id, serial):  # type: ignore[arg-type]
+            evaluator.feed(Reading(at, celsius, serial, line))
+            yield at, celsius
+
+    kept = None
+    if buckets and chart_span:
+        kept = chart.thin(fed(), start=chart_span[0], end=chart_span[1], buckets=buckets)
+    else:
+        for _ in fed():
+            pass
+    return LoggerSeries(serial, evaluator.result(), kept)
+
+
+def _interval(files: list[LoggerFile]) -> timedelta | None:
+    """The logger's logging interval as its files state or show it (the longest, if they
+    differ); None: the profile's default."""
+    seconds = [json.loads(f.report).get("interval_s") for f in files]
+    known = [s for s in seconds if s]
+    return timedelta(seconds=max(known)) if known else None
+
+
+def _time_out(session: Session, shipment: Shipment, now: datetime) -> timedelta:
+    profile = profile_of(shipment)
+    window = window_of(shipment, now)
+    serials = session.exec(select(ShipmentLogger.serial).where(ShipmentLogger.shipment_id == shipment.id))
+    files = list(session.exec(select(LoggerFile).where(LoggerFile.shipment_id == shipment.id)))
+    return max((_series(session, shipment, serial, profile, window, None, None,
+                        _interval([f for f in files if f.logger_serial == serial]))
+                .evaluation.time_out_of_range for serial in serials), default=timedelta(0))
+
+
+def alarms_of(*, session: Session, shipment_id: int) -> list[Alarm]:
+    return list(session.exec(select(Alarm).where(Alarm.shipment_id == shipment_id)
+                             .order_by(col(Alarm.raised_at).desc(), col(Alarm.id).desc())))
+
+
+def still_going_on(*, session: Session, now: datetime, alarm: Alarm) -> bool:
+    """Does the latest data show the temperature breach behind `alarm` still going on (an
+    excursion whose readings have not come back within limits)?"""
+    if alarm.kind != "temperature" or alarm.shipment_id is None or not alarm.fingerprint:
+        return False
+    found = evaluate(session=session, now=now, view=view_of(session=session, shipment_id=alarm.shipment_id))
+    return any(f"shipment:{alarm.shipment_id}:{breach.key}" == alarm.fingerprint and breach.ongoing
+               for breach in found.breaches)
