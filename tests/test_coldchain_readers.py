@@ -263,6 +263,16 @@ def test_utf16_with_a_byte_order_mark_is_decoded() -> None:
     assert readings[0].celsius == 5.0
 
 
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"\xff\xfe\x00", "truncated data"),  # the byte-order mark, then half a character
+    ("Time,Temp °C\r\n".encode("utf-16") + b"\x00\xd8\x41\x00", "illegal UTF-16 surrogate"),
+])
+def test_damaged_utf16_is_refused_not_a_crash(data: bytes, reason: str) -> None:
+    why = refusal(data, zone=UTC, logger_id="L1")
+    assert why == (f"the file starts as UTF-16 text but is not valid UTF-16 ({reason}): export it "
+                   "again, saved as UTF-8")
+
+
 @pytest.mark.parametrize(("data", "words"), [
     (b"\x0d\x07\x0c\x0b\x00\x00T301\x00GMT +08\x00biovoice", "binary file, not a text export"),
     (b"%PDF-1.3\r\n%\xae\xae\xae\xae", "PDF report, not a text export"),
