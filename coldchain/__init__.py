@@ -22,6 +22,8 @@ itself, never from a submodule (those are free to change). It offers:
   logger's readings into an `Evaluation` (excursions, gaps, mean kinetic temperature,
   `Breach`es); `stability_budget` sums a case's legs into a `Budget`.
 - Drawing: the `chart` module (`chart.thin` keeps every bucket's min and max, `chart.svg`).
+- On the command line: `python -m coldchain inspect FILE [--zone ZONE] [--json]` says what
+  the library reads from a file, or why it refuses it (see `coldchain.cli`).
 
 `import coldchain` stays cheap: reading and normalising are loaded with it; judging and
 drawing (which pull in TOML, resource and XML modules) load on first use of their names.
