@@ -284,6 +284,15 @@ def test_files_that_are_not_text_exports_are_refused(data: bytes, words: str) ->
     assert words in refusal(data, zone=UTC, logger_id="L1")
 
 
+def test_a_lone_carriage_return_outside_quotes_is_refused_not_a_crash() -> None:
+    # Python's csv module will not split such a line; splitting it by hand could shift a value.
+    data = b'"Time","Temp \xc2\xb0C"\n"2026-11-22 09:00",5\r"2026-11-22 09:10",6\n'
+
+    why = refusal(data, zone=UTC, logger_id="L1")
+
+    assert why.startswith("a line holds a carriage return outside quotes, so its cells cannot be told apart")
+
+
 def test_a_file_without_any_time_is_refused() -> None:
     assert "no row with a date and time" in refusal(b"a,b\n1,2\n", zone=UTC, logger_id="L1")
 
