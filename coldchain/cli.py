@@ -109,8 +109,10 @@ def inspect_file(path: Path, *, zone: tzinfo | None = None, logger_id: str | Non
         raise Refused(f"it cannot be read ({error.strerror or error})") from None
     skipped_count = int(source.meta.get("skipped_count", len(source.skipped)))
     if first is None or last is None:
-        rows = f" ({skipped_count:,} row(s) were not readings)" if skipped_count else ""
-        raise Refused(f"the file holds no readings{rows}")
+        # A reader that knows why (a model that keeps daily summaries only) says so in meta.
+        detail = source.meta.get("content") or (f"{skipped_count:,} row(s) were not readings"
+                                                if skipped_count else None)
+        raise Refused("the file holds no readings" + (f" ({detail})" if detail else ""))
     meta = dict(source.meta)
     if source.clock_offset:
         # The reader's note says the times are as the logger kept them; normalise has since
