@@ -70,7 +70,7 @@ from coi.services import enrolment, shipments, users  # noqa: E402
 from coi.services.loggers import evaluation, intake  # noqa: E402
 from coi.services.loggers.readings import sqlite_time  # noqa: E402
 from coi.services.shipments import LoggerSpec, visible_shipment  # noqa: E402
-from coldchain.profiles import load_profiles  # noqa: E402
+from coldchain import load_profiles  # noqa: E402
 
 SERIAL = "LOG-BENCH-1"
 OPENED = datetime(2026, 1, 1, tzinfo=UTC)  # the shipment opens; the first reading is a minute later

@@ -263,6 +263,16 @@ def test_utf16_with_a_byte_order_mark_is_decoded() -> None:
     assert readings[0].celsius == 5.0
 
 
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"\xff\xfe\x00", "truncated data"),  # the byte-order mark, then half a character
+    ("Time,Temp °C\r\n".encode("utf-16") + b"\x00\xd8\x41\x00", "illegal UTF-16 surrogate"),
+])
+def test_damaged_utf16_is_refused_not_a_crash(data: bytes, reason: str) -> None:
+    why = refusal(data, zone=UTC, logger_id="L1")
+    assert why == (f"the file starts as UTF-16 text but is not valid UTF-16 ({reason}): export it "
+                   "again, saved as UTF-8")
+
+
 @pytest.mark.parametrize(("data", "words"), [
     (b"\x0d\x07\x0c\x0b\x00\x00T301\x00GMT +08\x00biovoice", "binary file, not a text export"),
     (b"%PDF-1.3\r\n%\xae\xae\xae\xae", "PDF report, not a text export"),
@@ -272,6 +282,15 @@ def test_utf16_with_a_byte_order_mark_is_decoded() -> None:
 ])
 def test_files_that_are_not_text_exports_are_refused(data: bytes, words: str) -> None:
     assert words in refusal(data, zone=UTC, logger_id="L1")
+
+
+def test_a_lone_carriage_return_outside_quotes_is_refused_not_a_crash() -> None:
+    # Python's csv module will not split such a line; splitting it by hand could shift a value.
+    data = b'"Time","Temp \xc2\xb0C"\n"2026-11-22 09:00",5\r"2026-11-22 09:10",6\n'
+
+    why = refusal(data, zone=UTC, logger_id="L1")
+
+    assert why.startswith("a line holds a carriage return outside quotes, so its cells cannot be told apart")
 
 
 def test_a_file_without_any_time_is_refused() -> None:

@@ -6,6 +6,7 @@ a configured one (UTC unless said otherwise) and are also checked to be refused 
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -243,6 +244,21 @@ def test_fridge_tag_2_holds_daily_summaries_only(realdata: Path) -> None:
     assert source.meta["history_days"] == "4"
     assert source.meta["history_max"] == "+20.8 at 2023-04-17 19:41 (local time)"
     assert source.meta["alarm_limits"] == "-0.5 for 60 min; +8.0 for 600 min"
+
+
+
+def test_a_fridge_tag_history_missing_a_day_number_is_read_not_a_crash(realdata: Path) -> None:
+    # The ' 1:' line over the first day's 'Date: 2023-04-20' lost (found by mutating the file):
+    # that date now hangs under 'Hist:' itself; the three numbered days are still summarised.
+    text = (realdata / "loggers/berlinger-msupply/130400191544_202304201514.txt").read_bytes()
+    damaged = text.replace(b" 1:\r\n  Date: 2023-04-20", b"  Date: 2023-04-20", 1)
+    assert damaged != text
+
+    source = read(io.BytesIO(damaged))
+
+    assert list(source.readings) == []
+    assert source.meta["history_days"] == "3"
+    assert source.meta["history_max"] == "+20.8 at 2023-04-17 19:41 (local time)"
 
 
 @pytest.mark.parametrize(("path", "words"), [

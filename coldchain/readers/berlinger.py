@@ -141,8 +141,9 @@ def _meta(facts: dict[str, str]) -> dict[str, str]:
             alarms.append(f"{limit} for {minutes} min")
     if alarms:
         meta["alarm_limits"] = "; ".join(alarms)
-    days = sorted({name.split("/")[1] for name in facts
-                   if name.startswith("Hist/") and name.endswith("/Date")}, key=int)
+    # Days are numbered sections of 'Hist:'; a damaged report can put a 'Date' elsewhere.
+    days = sorted({parts[1] for name in facts if len(parts := name.split("/")) == 3
+                   and parts[0] == "Hist" and parts[2] == "Date" and parts[1].isdecimal()}, key=int)
     if days:
         meta["history_days"] = str(len(days))
     for key, measure, pick in (("history_min", "Min T", min), ("history_max", "Max T", max)):

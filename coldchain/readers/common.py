@@ -175,6 +175,17 @@ class Localiser:
                 "then) and the file does not say which; the reading cannot be placed in time")
 
 
+def local_to_utc(local: datetime, zone: tzinfo) -> datetime | str:
+    """The UTC time of `local`, a wall-clock time in `zone` (as a person types it or a logger
+    shows it); an aware `local` is converted as it stands. Never guesses: for a time that
+    does not exist in `zone` (the clocks went forward) or happened twice there (they went
+    back), it returns the reason instead, a lower-case phrase to quote in a message.
+
+    The public form of `Localiser` for one time at a time; readers keep a `Localiser` per
+    file because it does the per-zone work once."""
+    return Localiser(zone)(local)
+
+
 # ------------------------------------------------------------------ units
 
 _DEGREE_UNIT = re.compile(r"(?:°|º|\bdeg(?:rees?)?\.?)\s*([CF])(?![a-z])", re.IGNORECASE)

@@ -90,7 +90,13 @@ class _Layout:
 
 def split_cells(line: str, delimiter: str) -> list[str]:
     if '"' in line:
-        return next(csv.reader([line], delimiter=delimiter))
+        try:
+            return next(csv.reader([line], delimiter=delimiter))
+        except csv.Error:
+            # The csv module will not split around a carriage return outside quotes (a line
+            # ending of an old Mac, or damage); splitting by hand could misplace a value.
+            raise refuse(f"a line holds a carriage return outside quotes, so its cells cannot be told "
+                         f"apart (the line begins {line[:40]!r}): export the file again") from None
     return line.split(delimiter)
 
 

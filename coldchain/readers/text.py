@@ -97,9 +97,15 @@ def _chunks(first: bytes, stream: BinaryIO) -> Iterator[bytes]:
 
 def _utf16_to_utf8(chunks: Iterator[bytes]) -> Iterator[bytes]:
     decoder = codecs.getincrementaldecoder("utf-16")()
-    for chunk in chunks:
-        yield decoder.decode(chunk).encode("utf-8")
-    yield decoder.decode(b"", final=True).encode("utf-8")
+    try:
+        for chunk in chunks:
+            yield decoder.decode(chunk).encode("utf-8")
+        yield decoder.decode(b"", final=True).encode("utf-8")
+    except UnicodeDecodeError as error:
+        # A UTF-16 byte-order mark followed by an odd byte count or a lone surrogate: a
+        # damaged file, refused like any other undecodable text rather than a crash.
+        raise Unreadable(Problem(None, None, f"the file starts as UTF-16 text but is not valid UTF-16 "
+                                 f"({error.reason}): export it again, saved as UTF-8")) from None
 
 
 def _text_lines(chunks: Iterator[bytes]) -> Iterator[str]:

@@ -1,0 +1,262 @@
+"""`python -m coldchain inspect FILE`: what the library reads from a logger file, so QA can
+check a file away from the app.
+
+The file takes the app's path: `read` (format detection, the file's own zone and logger
+first, `--zone` and `--logger` only where the file states none), then `normalise` with the
+clock offset the file states. A clock check made at a handoff lives in the app's database
+and is not applied here, so for a logger corrected that way the app's times differ by it.
+
+Promises, for people and for scripts:
+- times are UTC in ISO 8601 with a `Z`: `2021-04-08T21:00:00Z` (fractions of a second only
+  when the file has them); temperatures are degrees Celsius (°F files are converted);
+- exit status 0: the file was read; 2: it was refused (with `--json`, stdout holds exactly
+  `{"refused": "<why>"}`; without, stderr holds one sentence). argparse's usage errors keep
+  argparse's status (also 2). Bad input never ends in a stack trace;
+- `--json` prints one object with exactly the keys in `JSON_KEYS`; `skipped` and `problems`
+  are lists of `{"line", "column", "why"}`, at most the first 100 of each (the library keeps
+  no more; the text form gives the full counts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from coldchain.model import Problem, ReadOptions, Unreadable
+from coldchain.normalise import normalise
+from coldchain.readers import read
+from coldchain.readers.common import zone_name
+
+EXIT_READ = 0
+EXIT_REFUSED = 2
+ABSOLUTE_ZERO_C = -273.15  # as in the app: a reading at or below it is not a temperature
+JSON_KEYS = ("format", "logger", "count", "first", "last", "min_c", "max_c", "skipped", "problems")
+SHOWN_ROWS = 20  # skipped rows and problems the text form lists; the rest are counted
+
+# The library's refusals end with what to do in the app's words; on the command line the
+# same fix is an option. Matched on the ending so a reworded refusal loses only the hint.
+_NO_ZONE = "configure the logger's zone"
+_NO_LOGGER = "say which logger it is from"
+
+
+class Refused(Exception):
+    """The file cannot be inspected; `why` says so in one lower-case phrase."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+@dataclass
+class Inspection:
+    """What the library read from one file: readings after `normalise`, in time order."""
+
+    format: str
+    loggers: set[str]
+    zone: str | None
+    zone_given: bool  # the times were read in the zone given with --zone
+    clock_offset: timedelta | None  # logger clock minus true time, as the file states it
+    count: int
+    first: datetime
+    last: datetime
+    min_c: float
+    max_c: float
+    skipped: list[Problem] = field(default_factory=list)
+    skipped_count: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+    notes: list[str] = field(default_factory=list)  # what the readers chose and why
+
+    @property
+    def logger(self) -> str:
+        return ", ".join(sorted(self.loggers))
+
+
+def inspect_file(path: Path, *, zone: tzinfo | None = None, logger_id: str | None = None) -> Inspection:
+    """Read and normalise the file at `path` as the app would. Raises `Refused` for a file
+    that cannot be opened, that the library refuses, that holds no readings, or that holds a
+    reading that is not a temperature (not finite, or at or below absolute zero)."""
+    options = ReadOptions(zone=zone, logger_id=logger_id)
+    notes: list[Problem] = []  # what normalise put right, appended when the readings run out
+    count, first, last, low, high, loggers = 0, None, None, math.inf, -math.inf, set()
+    try:
+        with path.open("rb") as stream:
+            source = read(stream, options=options)
+            for reading in normalise(source.readings, clock_offset=source.clock_offset or timedelta(0),
+                                     problems=notes):
+                if not math.isfinite(reading.celsius) or reading.celsius <= ABSOLUTE_ZERO_C:
+                    raise Refused(_not_a_temperature(reading.line, reading.celsius))
+                count += 1
+                first = first or reading.at  # normalise yields in time order
+                last = reading.at
+                low, high = min(low, reading.celsius), max(high, reading.celsius)
+                loggers.add(reading.logger_id)
+    except Unreadable as error:
+        raise Refused(_refusal(error.problems, options)) from None
+    except FileNotFoundError:
+        raise Refused("there is no such file") from None
+    except IsADirectoryError:
+        raise Refused("it is a folder, not a file") from None
+    except OSError as error:
+        raise Refused(f"it cannot be read ({error.strerror or error})") from None
+    skipped_count = int(source.meta.get("skipped_count", len(source.skipped)))
+    if first is None or last is None:
+        # A reader that knows why (a model that keeps daily summaries only) says so in meta.
+        detail = source.meta.get("content") or (f"{skipped_count:,} row(s) were not readings"
+                                                if skipped_count else None)
+        raise Refused("the file holds no readings" + (f" ({detail})" if detail else ""))
+    meta = dict(source.meta)
+    if source.clock_offset:
+        # The reader's note says the times are as the logger kept them; normalise has since
+        # corrected them, which the text form says on its own line.
+        meta.pop("clock_note", None)
+    return Inspection(
+        format=source.format, loggers=loggers, zone=source.zone,
+        zone_given=zone is not None and source.zone == zone_name(zone) and "zone_note" not in meta,
+        clock_offset=source.clock_offset, count=count, first=first, last=last, min_c=low, max_c=high,
+        skipped=list(source.skipped), skipped_count=skipped_count, problems=source.problems + notes,
+        problem_count=int(meta.get("problem_count", len(source.problems))) + len(notes),
+        notes=[value for key, value in sorted(meta.items()) if key.endswith("_note")],
+    )
+
+
+def _refusal(problems: list[Problem], options: ReadOptions) -> str:
+    first = str(problems[0]) if problems else "the file cannot be read"
+    if options.zone is None and first.endswith(_NO_ZONE):
+        first = first.removesuffix(_NO_ZONE) + "give the logger's zone with --zone (an IANA name such as " \
+                                               "Europe/Zurich)"
+    if options.logger_id is None and first.endswith(_NO_LOGGER):
+        first += " with --logger SERIAL"
+    return first + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+
+
+def _not_a_temperature(line: int, celsius: float) -> str:
+    why = "not a finite number" if not math.isfinite(celsius) else "at or below absolute zero, -273.15 °C"
+    return f"line {line}: {celsius:g} °C is not a temperature ({why})"
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Refused(f"--zone '{name}' is not a time zone this machine knows (give an IANA name such as "
+                      "Europe/Zurich or America/New_York)") from None
+
+
+# ------------------------------------------------------------------ output
+
+def utc_text(at: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`: '2021-04-08T21:00:00Z'."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def as_json(inspection: Inspection) -> dict[str, object]:
+    """The `--json` object: exactly the keys in JSON_KEYS."""
+    def rows(problems: list[Problem]) -> list[dict[str, object]]:
+        return [{"line": p.line, "column": p.column, "why": p.why} for p in problems]
+
+    return {"format": inspection.format, "logger": inspection.logger, "count": inspection.count,
+            "first": utc_text(inspection.first), "last": utc_text(inspection.last),
+            "min_c": inspection.min_c, "max_c": inspection.max_c,
+            "skipped": rows(inspection.skipped), "problems": rows(inspection.problems)}
+
+
+def as_text(inspection: Inspection, path: Path) -> str:
+    """The text form: one fact a line, labels aligned, for a person."""
+    zone = inspection.zone or "none stated (times carry their own offsets)"
+    lines = [("file", str(path)), ("format", inspection.format), ("logger", inspection.logger),
+             ("zone", zone + (" (given with --zone)" if inspection.zone_given else ""))]
+    if inspection.clock_offset:
+        seconds = inspection.clock_offset.total_seconds()
+        lines.append(("clock", f"the file says the logger ran {abs(seconds):g} s "
+                               f"{'fast' if seconds > 0 else 'slow'}; times are corrected"))
+    lines += [("readings", f"{inspection.count:,}"), ("first", utc_text(inspection.first)),
+              ("last", utc_text(inspection.last)), ("min", f"{_celsius(inspection.min_c)} °C"),
+              ("max", f"{_celsius(inspection.max_c)} °C")]
+    lines += [("note", note) for note in inspection.notes]
+    text = [f"{label:<10}{value}" for label, value in lines]
+    text += _listed("skipped", inspection.skipped, inspection.skipped_count, "row(s) that are not readings")
+    text += _listed("problems", inspection.problems, inspection.problem_count,
+                    "row(s) that could not be read or were put right")
+    return "\n".join(text) + "\n"
+
+
+def _listed(label: str, problems: list[Problem], count: int, what: str) -> list[str]:
+    lines = [f"{label:<10}{count:,} {what}" if count else f"{label:<10}none"]
+    lines += [f"  {problem}" for problem in problems[:SHOWN_ROWS]]
+    if count > min(len(problems), SHOWN_ROWS):
+        lines.append(f"  ... and {count - min(len(problems), SHOWN_ROWS):,} more")
+    return lines
+
+
+def _celsius(value: float) -> str:
+    # Three decimals hold every logger's resolution and a °F value converted; no trailing zeros.
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+# ------------------------------------------------------------------ command line
+
+DESCRIPTION = "Check a temperature logger file with the cold-chain library, away from the app."
+INSPECT_HELP = """\
+Read FILE as the app reads an upload (format detected; clock offset the file states applied;
+rows repeated verbatim dropped; rows slightly out of order put in time order) and say what it
+holds: format, logger, number of readings, first and last time, lowest and highest °C, rows
+skipped (not readings) and problems (rows that could not be read), each with its line and why.
+
+Times are UTC, ISO 8601 with Z (2021-04-08T21:00:00Z); temperatures are °C (°F is converted).
+A file is refused when the library refuses it (binary, PDF, empty, unknown layout, no time zone
+and no --zone, ...), when it holds no readings, or when a reading is not a temperature (NaN,
+at or below absolute zero).
+
+exit status: 0 read, 2 refused (or a usage error).
+
+examples:
+  python -m coldchain inspect export.csv
+  python -m coldchain inspect fridgetag.txt --zone Europe/Zurich
+  python -m coldchain inspect export.csv --json | jq .count
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m coldchain", description=DESCRIPTION,
+                                     epilog="python -m coldchain inspect --help says more.")
+    commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
+    inspect = commands.add_parser("inspect", help="say what a logger file holds, or why it is refused",
+                                  description=INSPECT_HELP,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    inspect.add_argument("file", metavar="FILE", type=Path, help="the logger export (CSV, TXT, EPCIS JSON-LD "
+                         "or XML, readings JSON)")
+    inspect.add_argument("--zone", metavar="ZONE", help="IANA time zone of a file that states none, e.g. "
+                         "Europe/Zurich (a zone the file states wins)")
+    inspect.add_argument("--logger", metavar="SERIAL", help="logger serial for a file that names none "
+                         "(a serial the file names wins)")
+    inspect.add_argument("--json", action="store_true", help="print one JSON object (keys: "
+                         + ", ".join(JSON_KEYS) + '); a refusal prints {"refused": "<why>"}')
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    """Run the command line; returns the exit status (argparse exits by itself on a usage
+    error, with its own status)."""
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    args = build_parser().parse_args(argv)
+    try:
+        zone = _zone(args.zone) if args.zone is not None else None
+        inspection = inspect_file(args.file, zone=zone, logger_id=args.logger or None)
+    except Refused as refused:
+        if args.json:
+            out.write(json.dumps({"refused": refused.why}) + "\n")
+        else:
+            err.write(f"Refused {args.file}: {refused.why.rstrip('.')}.\n")
+        return EXIT_REFUSED
+    out.write(json.dumps(as_json(inspection)) + "\n" if args.json else as_text(inspection, args.file))
+    return EXIT_READ
