@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coi.core import alerting
-from coldchain.profiles import Profile, load_profiles
+from coldchain import Profile, load_profiles
 
 MODES = ("development", "testing", "production")
 

@@ -96,7 +96,7 @@ from coi.services import (
 from coi.services.custody import Credential, Outcome
 from coi.services.keys import Signer
 from coi.services.loggers import clocks, intake
-from coldchain.profiles import Profile, load_profiles
+from coldchain import Profile, load_profiles
 
 PASSWORD = "demo-password-1"  # noqa: S105 - published demo logins, development mode only
 REASON = "demo data set"

@@ -137,7 +137,6 @@ def test_every_name_the_app_takes_from_coldchain_itself_is_on_the_front_door() -
     assert unlisted == []
 
 
-@pytest.mark.xfail(strict=True, reason="coi is switched to the front door on main")
 def test_the_app_imports_only_the_front_door_never_a_coldchain_submodule() -> None:
     internal = [f"{path}:{line}: {module}" for path, line, module, _ in APP_IMPORTS if module != "coldchain"]
 

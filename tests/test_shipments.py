@@ -26,7 +26,7 @@ from coi.models import (
 from coi.services import shipments
 from coi.services.loggers import clocks, evaluation, intake
 from coi.services.shipments import LoggerSpec
-from coldchain.profiles import load_profiles
+from coldchain import load_profiles
 from tests.conftest import api_token, bearer, login, make_case
 from tests.test_custody import Flow
 

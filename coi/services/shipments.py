@@ -21,7 +21,7 @@ from coi.core.vocabulary import SHIPMENT_LEGS
 from coi.models import Case, Shipment, ShipmentLogger, Site, case_sites, coi_of
 from coi.services import audit, masterdata
 from coi.services.cases import visible_case
-from coldchain.profiles import Profile
+from coldchain import Profile
 
 LOGGER_SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 NOT_RECEIVED = ("open", "in_transit")

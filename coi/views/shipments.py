@@ -26,8 +26,7 @@ from coi.models import LoggerClockCheck, Shipment
 from coi.services import shipments
 from coi.services.loggers import clocks, evaluation, intake
 from coi.web import actor, carry_out, now, request_session
-from coldchain import chart
-from coldchain.profiles import Profile
+from coldchain import Profile, chart
 
 blueprint = Blueprint("shipments", __name__)
 

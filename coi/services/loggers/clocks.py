@@ -15,9 +15,7 @@ from coi.core.errors import InvalidInput
 from coi.models import LoggerClockCheck, ShipmentLogger, User
 from coi.services import audit
 from coi.services.shipments import ShipmentView, require_upload, visible_shipment
-from coldchain.model import Source
-from coldchain.normalise import clock_offset_from_handoff
-from coldchain.readers.common import Localiser
+from coldchain import Source, clock_offset_from_handoff, local_to_utc
 
 HANDOFFS = ("dispatch", "receive")
 CLOCK_CHECK_LIMIT = timedelta(hours=12)  # further off than this, the entry is taken for a typo
@@ -79,7 +77,7 @@ def check_clock(*, session: Session, now: datetime, actor: Actor, shipment_id: i
     if local.tzinfo is not None:
         raise InvalidInput("Enter the time as the logger showed it, without a UTC offset.",
                            [{"field": "shown", "message": f"Local to {zone_name}."}])
-    at = Localiser(ZoneInfo(zone_name))(local)
+    at = local_to_utc(local, ZoneInfo(zone_name))
     if isinstance(at, str):
         raise InvalidInput(f"The clock check was not recorded: {at}.", [{"field": "shown", "message": at}])
     offset = clock_offset_from_handoff(at, scan_at)

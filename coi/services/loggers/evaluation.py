@@ -14,10 +14,7 @@ from sqlmodel import Session, col, select
 from coi.models import Alarm, LoggerFile, LoggerFileResult, Shipment, ShipmentLogger, User
 from coi.services.loggers.readings import points
 from coi.services.shipments import ShipmentView, view_of
-from coldchain import chart
-from coldchain.evaluate import Breach, Budget, Evaluation, Evaluator, stability_budget
-from coldchain.model import Reading
-from coldchain.profiles import Profile
+from coldchain import Breach, Budget, Evaluation, Evaluator, Profile, Reading, chart, stability_budget
 
 
 def window_of(shipment: Shipment, now: datetime) -> tuple[datetime, datetime]:

@@ -30,10 +30,7 @@ from coi.services.loggers import clocks
 from coi.services.loggers.evaluation import evaluate, profile_of, window_of
 from coi.services.loggers.readings import ReadingWriter, heard_from
 from coi.services.shipments import ShipmentView, require_upload, visible_shipment
-from coldchain import read
-from coldchain.evaluate import Evaluation, Evaluator
-from coldchain.model import Problem, ReadOptions, Source, Unreadable
-from coldchain.normalise import Tally, normalise
+from coldchain import Evaluation, Evaluator, Problem, ReadOptions, Source, Tally, Unreadable, normalise, read
 
 CHUNK_BYTES = 1 << 20
 ABSOLUTE_ZERO = -273.15
