@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 FLASK  := $(BIN)/flask --app wsgi
 
-.PHONY: run test system-deps lint bench clean screenshots
+.PHONY: run test system-deps lint clean screenshots
 
 # System packages, installed where we can (root with apt-get):
 # - libzbar0 for pyzbar; without it the app decodes with zxing-cpp alone (see /healthz);
