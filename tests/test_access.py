@@ -17,7 +17,6 @@ import pytest
 import qrcode
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func
 from sqlmodel import Session, select
 
 from coi.core.clock import FrozenClock
@@ -26,7 +25,7 @@ from coi.core.phi import PatientIdentity
 from coi.labels import payload
 from coi.models import RoleGrant, Unit
 from coi.services import alarms, cases, enrolment, labels, loggers, shipments, tokens
-from tests.conftest import CSRF, PASSWORD, PERSONAS, World, api_token, bearer, login
+from tests.helpers import CSRF, PASSWORD, PERSONAS, World, api_token, bearer, count, login
 
 ANONYMOUS = "anonymous"
 EVERYONE = frozenset(PERSONAS) | {ANONYMOUS}
@@ -174,11 +173,6 @@ def setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Set
                  label_id={site: job.rows[0].id for site, job in printed.items()},  # type: ignore[misc]
                  label_token=token, shipment_id=shipment_id,  # type: ignore[arg-type]
                  file_id=file_id, readings=readings, alarm_id=alarm_id)  # type: ignore[arg-type]
-
-
-def count(session: Session, model: type) -> int:
-    session.rollback()  # a fresh snapshot
-    return session.exec(select(func.count()).select_from(model)).one()
 
 
 # ---------------------------------------------------------------- every route, every persona

@@ -9,7 +9,7 @@ from coi.core.errors import AuthenticationFailed, Forbidden, InvalidInput
 from coi.models import AuditEntry, Signature, User
 from coi.services import patients, signatures, tokens, users
 from coi.services.cases import coi_of
-from tests.conftest import PASSWORD, login, make_case, post_form
+from tests.helpers import PASSWORD, login, make_case, post_form
 
 
 def entries(session, entity: str) -> list[AuditEntry]:

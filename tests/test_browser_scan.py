@@ -5,27 +5,24 @@ second time. Covered: a handoff across two logins, refusals of a wrong unit (sho
 red, nothing accepted, on the case's timeline), double-typed entry, the checklist and the
 focus that stays on the scan field after every answer.
 
-The app is served from a live werkzeug server in a thread, on the per-test database of
-conftest.py; the data are seeded through the services. Needs /usr/bin/chromium and
-Playwright (the Makefile installs both): skipped without them, unless COI_REQUIRE_BROWSER=1
-(CI), where their absence fails the run."""
+The app is served from a live werkzeug server in a thread, on the test's own database (the
+fixtures of tests/browser.py); the data are seeded through the services. Needs
+/usr/bin/chromium and Playwright (the Makefile installs both): skipped without them, unless
+COI_REQUIRE_BROWSER=1 (CI), where their absence fails the run."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import Engine
 from sqlmodel import Session, select
-from werkzeug.serving import make_server
 
 from coi.core.identifiers import CoiId, UnitSerial
 from coi.core.workflow import Entry
@@ -33,45 +30,18 @@ from coi.models import Alarm, CustodyEvent, Unit
 from coi.services import custody, enrolment
 from coi.services.cases import coi_of, serial_of
 from coi.services.custody import Credential
-from tests.conftest import PASSWORD, make_case
+from tests.browser import WAIT
+from tests.helpers import PASSWORD, make_case
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-    from playwright.sync_api import Error as PlaywrightError
-except ImportError:  # pragma: no cover - the Makefile installs it
-    sync_playwright = None
+    from playwright.sync_api import Browser, Page, expect
+except ImportError:  # pragma: no cover - the Makefile installs it; the browser fixture skips
+    pass
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"]
-WAIT = 10_000  # ms: at most; every answer comes from a local server
 TYPING_DELAY = 120  # ms between keys: a person typing (the page's limit is 35 ms a character)
 
 
-def unavailable(why: str) -> None:
-    message = f"browser tests need {why} (the Makefile installs it; no browser is downloaded)"
-    if os.environ.get("COI_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"COI_REQUIRE_BROWSER=1 and {message}", pytrace=False)
-    pytest.skip(message)
-
-
 # ---------------------------------------------------------------- browser and server
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if sync_playwright is None:
-        unavailable("Playwright for Python (pip install playwright)")
-    if not CHROMIUM.is_file():
-        unavailable(f"Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        try:
-            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                                  args=CHROMIUM_FLAGS)
-        except PlaywrightError as error:
-            unavailable(f"a Chromium that starts ({error.message.splitlines()[0]})")
-        yield launched
-        launched.close()
-
 
 class Gate:
     """WSGI middleware that can hold the scan page's requests: a test closes it to keep an
@@ -94,16 +64,15 @@ def gate(app: Flask) -> Gate:
 
 
 @pytest.fixture
-def live(gate: Gate) -> Iterator[str]:
-    """The app (through the gate) on a free port of 127.0.0.1, served from a daemon thread."""
-    server = make_server("127.0.0.1", 0, gate, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    gate.open.set()
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
+def served(gate: Gate) -> Gate:
+    """The live server (tests/browser.py) serves the app through the gate."""
+    return gate
+
+
+@pytest.fixture
+def live(live: str, gate: Gate) -> Iterator[str]:
+    yield live
+    gate.open.set()  # a held answer goes out before the server stops
 
 
 @pytest.fixture

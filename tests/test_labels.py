@@ -19,7 +19,7 @@ from coi.labels.writers import WRITERS
 from coi.models import Label, LabelRevocation
 from coi.services import enrolment, labels
 from coi.services.cases import coi_of
-from tests.conftest import login, make_case, post_form
+from tests.helpers import login, make_case, post_form
 
 PHI = ("Ann Example", "1970-05-01", "M-1")
 

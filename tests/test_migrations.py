@@ -17,7 +17,7 @@ from coi.db import for_writing
 from coi.models import APPEND_ONLY_TABLES, LoggerClockCheck, LoginAttempt, Notification, NotificationAttempt
 from coi.services import alarms, audit, enrolment, labels, ledger, loggers, shipments, signatures
 from coi.services.cases import coi_of
-from tests.conftest import PASSWORD, make_case
+from tests.helpers import PASSWORD, make_case
 
 
 def test_migrated_schema_equals_the_models(engine):
