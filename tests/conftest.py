@@ -1,16 +1,15 @@
-"""Fixtures: a migrated database per test (SQLite file or PostgreSQL), a frozen clock, the app,
-and the personas every permission test uses (the helpers the tests share are in
-tests/helpers.py, the browser tests' fixtures in tests/browser.py).
+"""Fixtures: a migrated database per test (SQLite file or PostgreSQL, see tests/databases.py),
+a frozen clock, the app, and the personas every permission test uses (the helpers the tests
+share are in tests/helpers.py, the browser tests' fixtures in tests/browser.py).
 
-COI_TEST_ENGINE=sqlite (default) or postgresql; postgresql needs COI_TEST_POSTGRES_URL, a
-server where the user may create databases (a scratch database is made for the run and
-dropped after it)."""
+What many tests share is built once per run into a template (tests/databases.py): `world`
+(the sites, product, route and personas of tests/helpers.py), and what a module adds by
+overriding the `template` fixture. A test's database is a copy of the template holding what
+it asks for; a test that asks for nothing gets a migrated, empty database."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,13 @@ import pytest
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, create_engine, make_url, text
-from sqlmodel import Session, SQLModel
+from sqlalchemy import Engine
+from sqlmodel import Session
 
 import coi.passwords
-from coi import migrate
 from coi.app import create_app
 from coi.core.clock import FrozenClock
-from coi.db import make_engine
-from tests.databases import ENGINE
+from tests.databases import ENGINE, Databases, Template, open_databases
 from tests.helpers import LABEL_KEY, PHI_INDEX_KEY, REALDATA, START, World, build_world
 
 pytest_plugins = ["tests.browser"]
@@ -44,48 +41,40 @@ def pytest_report_header() -> str:
 # ---------------------------------------------------------------- databases
 
 @pytest.fixture(scope="session")
-def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Migrated once per run: a SQLite file to copy, or a PostgreSQL scratch database."""
-    if ENGINE == "sqlite":
-        path = tmp_path_factory.mktemp("template") / "template.sqlite3"
-        engine = make_engine(f"sqlite:///{path}")
-        migrate.upgrade(engine)
-        engine.dispose()
-        yield str(path)
-        return
-    if ENGINE != "postgresql":
-        raise pytest.UsageError(f"COI_TEST_ENGINE={ENGINE!r}: use sqlite or postgresql")
-    base = os.environ.get("COI_TEST_POSTGRES_URL")
-    if not base:
-        raise pytest.UsageError("COI_TEST_ENGINE=postgresql needs COI_TEST_POSTGRES_URL")
-    name = f"coi_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+def run_config() -> dict[str, Any]:
+    """The app configuration of every test's app and of the apps that fill the templates (one
+    PHI key per run: the templates' patient records must be readable by the tests' apps)."""
+    return {"MODE": "testing", "SECRET_KEY": "test-secret",
+            "PHI_KEYS": [Fernet.generate_key().decode()], "PHI_INDEX_KEY": PHI_INDEX_KEY,
+            "LABEL_SIGNING_KEY": LABEL_KEY, "LABEL_VERIFY_BASE_URL": "https://coi.example.org"}
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory, run_config: dict[str, Any]) -> Iterator[Databases]:
+    made = open_databases(tmp_path_factory.mktemp("templates"), run_config, START)
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="session")
+def world_template(databases: Databases) -> Template[World]:
+    return databases.build("world", databases.empty,
+                           lambda _app, session, clock: build_world(session, clock.now()))
 
 
 @pytest.fixture
-def database_url(database_template: str, tmp_path: Path) -> str:
-    """A migrated, empty database for one test."""
-    if ENGINE == "sqlite":
-        path = tmp_path / "coi.sqlite3"
-        shutil.copyfile(database_template, path)
-        return f"sqlite:///{path}"
-    engine = create_engine(database_template)
-    tables = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
-    with engine.begin() as connection:
-        # TRUNCATE does not fire the append-only row triggers: it is the test harness's reset.
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-    return database_template
+def template(request: pytest.FixtureRequest, databases: Databases) -> Template[Any]:
+    """The template this test's database is a copy of: the world if the test uses it, else an
+    empty one. A module whose tests share more records overrides this fixture."""
+    if "world" in request.fixturenames:
+        return request.getfixturevalue("world_template")  # type: ignore[no-any-return]
+    return databases.empty
+
+
+@pytest.fixture
+def database_url(databases: Databases, template: Template[Any], tmp_path: Path) -> str:
+    """A migrated database of this test's own, holding exactly the template's records."""
+    return databases.checkout(template, tmp_path)
 
 
 # ---------------------------------------------------------------- app
@@ -96,17 +85,8 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def phi_keys() -> list[str]:
-    return [Fernet.generate_key().decode()]
-
-
-@pytest.fixture
-def app_config(database_url: str, clock: FrozenClock, phi_keys: list[str],
-               tmp_path: Path) -> dict[str, Any]:
-    return {"MODE": "testing", "DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
-            "PHI_KEYS": phi_keys, "PHI_INDEX_KEY": PHI_INDEX_KEY,
-            "LABEL_SIGNING_KEY": LABEL_KEY, "LABEL_VERIFY_BASE_URL": "https://coi.example.org",
-            "CLOCK": clock}
+def app_config(run_config: dict[str, Any], database_url: str, clock: FrozenClock) -> dict[str, Any]:
+    return copy.deepcopy(run_config) | {"DATABASE_URL": database_url, "CLOCK": clock}
 
 
 @pytest.fixture
@@ -135,9 +115,11 @@ def client(app: Flask) -> FlaskClient:
 # ---------------------------------------------------------------- personas
 
 @pytest.fixture
-def world(session: Session, clock: FrozenClock) -> World:
-    """The sites, product, route and personas of tests/helpers.py."""
-    return build_world(session, clock.now())
+def world(template: Template[Any], world_template: Template[World], database_url: str) -> World:
+    """The sites and personas (tests/helpers.py PERSONAS), in the test's database since it
+    was copied from a template holding them; the test's own copy of their records."""
+    assert template.holds("world"), f"the test's database is a copy of {template.name}, not the world"
+    return world_template.records.copy()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ Plain functions and constants only; the fixtures are in conftest.py (and browser
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import re
@@ -54,6 +55,11 @@ class World:
 
     def actor(self, persona: str) -> Actor:
         return self.actors[persona]
+
+    def copy(self) -> World:
+        """A copy of one's own: sites as new (transient) objects with the same values and ids."""
+        return World(sites={code: Site(**site.model_dump()) for code, site in self.sites.items()},
+                     actors=copy.deepcopy(self.actors))
 
 
 # persona -> (site code, role). `outsider` is site staff at another hospital.
