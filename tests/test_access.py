@@ -6,6 +6,7 @@ route can ship without someone deciding who may use it."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from coi.core.phi import PatientIdentity
 from coi.labels import payload
 from coi.models import RoleGrant, Unit
 from coi.services import alarms, cases, enrolment, labels, loggers, shipments, tokens
+from tests.databases import Databases, Template
 from tests.helpers import CSRF, PASSWORD, PERSONAS, World, api_token, bearer, count, login
 
 ANONYMOUS = "anonymous"
@@ -130,8 +132,8 @@ def enrol_case(app: Flask, session: Session, clock: FrozenClock, world: World, p
     return coi, cases.serial_of(unit).text
 
 
-@pytest.fixture
-def setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Setup:
+def build_setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Setup:
+    """The records of `Setup`, made through the services (committed)."""
     bos = enrol_case(app, session, clock, world, "staff", "BOS")
     ber = enrol_case(app, session, clock, world, "outsider", "BER",
                      PatientIdentity("Bernd Outside", date(1970, 5, 6), "BER-0001"))
@@ -173,6 +175,28 @@ def setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Set
                  label_id={site: job.rows[0].id for site, job in printed.items()},  # type: ignore[misc]
                  label_token=token, shipment_id=shipment_id,  # type: ignore[arg-type]
                  file_id=file_id, readings=readings, alarm_id=alarm_id)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def access_template(databases: Databases, world_template: Template[World]) -> Template[Setup]:
+    """The world and the records of `Setup`, made once per run."""
+    return databases.build("access", world_template, lambda app, session, clock: build_setup(
+        app, session, clock, world_template.records))
+
+
+@pytest.fixture
+def template(template: Template[Any], request: pytest.FixtureRequest) -> Template[Any]:
+    if "setup" in request.fixturenames:
+        return request.getfixturevalue("access_template")  # type: ignore[no-any-return]
+    return template
+
+
+@pytest.fixture
+def setup(template: Template[Any], access_template: Template[Setup], database_url: str) -> Setup:
+    """Real records to fill URL variables with, in the test's database (a copy of the access
+    template's); the test's own copy of their ids and texts."""
+    assert template is access_template, f"the test's database is a copy of {template.name}"
+    return copy.deepcopy(access_template.records)
 
 
 # ---------------------------------------------------------------- every route, every persona
