@@ -6,21 +6,24 @@ COI_TEST_ENGINE=sqlite (default) or postgresql; postgresql needs COI_TEST_POSTGR
 server where the user may create databases (one scratch database is made for the run and
 dropped after it).
 
-SQLite: a template is a file, and a test gets a copy of it (a millisecond or two).
+SQLite: a template is a file, and a test gets a copy of it (0.2 ms).
 
 PostgreSQL: the run has one database. A template is a snapshot of its tables, kept in a
 schema of the template's own; before each test every table is emptied and refilled from the
-snapshot, and every sequence is set back to where the template left it, all in one round
-trip on a connection kept for the run. Ids are therefore those of the template, a test never
-sees another test's rows, and sequences restart where they would in a fresh copy. Measured on
-the CI machine (2 cores, PostgreSQL 15), per test: this reset 5-15 ms; the reset used before
-(TRUNCATE of every table, RESTART IDENTITY) 90-600 ms, as every TRUNCATE makes new files for
-each table and index and fsyncs them; CREATE DATABASE ... TEMPLATE 80-170 ms with
-STRATEGY wal_log and 400-1400 ms with file_copy (a checkpoint each time), plus the DROP, and
-a first connection to a new database is slower. Emptying uses DELETE with
-session_replication_role = replica, so neither the append-only triggers of the evidence
-tables nor foreign keys fire (the harness resets, nothing else does); a user not allowed to
-set that falls back to TRUNCATE, slower but the same result."""
+snapshot, and every sequence is set back to where the template left it, in one round trip
+on a connection kept for the run. Ids are therefore those of the template, a test never sees
+another test's rows, and sequences go on from where they would in a fresh copy. Emptying
+uses DELETE with session_replication_role = replica, so that neither the append-only
+triggers of the evidence tables nor the foreign keys fire (the harness resets; nothing else
+does); a user not allowed to set it gets TRUNCATE instead, slower, same result.
+
+Per test on the CI machine (2 cores, PostgreSQL 15, load average 1.5-2.5), for a database
+holding the world: this reset 1-2 ms (2 ms with the access matrix's records, 12 ms with the
+demo); TRUNCATE of every table with RESTART IDENTITY, as before, 150-290 ms (each TRUNCATE
+makes and fsyncs new files for every table and index), plus building the world again,
+150-250 ms; TRUNCATE and the same refill, 150-290 ms; CREATE DATABASE ... TEMPLATE and a
+first connection 195-260 ms with STRATEGY wal_log, 250-370 ms with file_copy (a checkpoint
+each time), plus the DROP DATABASE."""
 
 from __future__ import annotations
 
