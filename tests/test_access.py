@@ -6,6 +6,7 @@ route can ship without someone deciding who may use it."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ import pytest
 import qrcode
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func
 from sqlmodel import Session, select
 
 from coi.core.clock import FrozenClock
@@ -27,7 +27,8 @@ from coi.labels import payload
 from coi.models import RoleGrant, Unit, coi_of, serial_of
 from coi.services import alarms, enrolment, labels, shipments, tokens
 from coi.services.loggers import intake
-from tests.conftest import CSRF, PASSWORD, PERSONAS, World, api_token, bearer, login
+from tests.databases import Databases, Template
+from tests.helpers import CSRF, PASSWORD, PERSONAS, World, api_token, bearer, count, login
 
 ANONYMOUS = "anonymous"
 EVERYONE = frozenset(PERSONAS) | {ANONYMOUS}
@@ -132,8 +133,8 @@ def enrol_case(app: Flask, session: Session, clock: FrozenClock, world: World, p
     return coi, serial_of(unit).text
 
 
-@pytest.fixture
-def setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Setup:
+def build_setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Setup:
+    """The records of `Setup`, made through the services (committed)."""
     bos = enrol_case(app, session, clock, world, "staff", "BOS")
     ber = enrol_case(app, session, clock, world, "outsider", "BER",
                      PatientIdentity("Bernd Outside", date(1970, 5, 6), "BER-0001"))
@@ -177,9 +178,26 @@ def setup(app: Flask, session: Session, clock: FrozenClock, world: World) -> Set
                  file_id=file_id, readings=readings, alarm_id=alarm_id)  # type: ignore[arg-type]
 
 
-def count(session: Session, model: type) -> int:
-    session.rollback()  # a fresh snapshot
-    return session.exec(select(func.count()).select_from(model)).one()
+@pytest.fixture(scope="session")
+def access_template(databases: Databases, world_template: Template[World]) -> Template[Setup]:
+    """The world and the records of `Setup`, made once per run."""
+    return databases.build("access", world_template, lambda app, session, clock: build_setup(
+        app, session, clock, world_template.records))
+
+
+@pytest.fixture
+def template(template: Template[Any], request: pytest.FixtureRequest) -> Template[Any]:
+    if "setup" in request.fixturenames:
+        return request.getfixturevalue("access_template")  # type: ignore[no-any-return]
+    return template
+
+
+@pytest.fixture
+def setup(template: Template[Any], access_template: Template[Setup], database_url: str) -> Setup:
+    """Real records to fill URL variables with, in the test's database (a copy of the access
+    template's); the test's own copy of their ids and texts."""
+    assert template is access_template, f"the test's database is a copy of {template.name}"
+    return copy.deepcopy(access_template.records)
 
 
 # ---------------------------------------------------------------- every route, every persona

@@ -16,8 +16,7 @@ from coi.core.alerting import Alerting, Webhook
 from coi.core.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound
 from coi.models import Alarm, AlarmEvent, AuditEntry, Notification, Signature, User
 from coi.services import alarms, signatures
-from tests.conftest import PASSWORD, login, make_case, post_form
-from tests.test_shipments import csv_file, open_for, store
+from tests.helpers import PASSWORD, csv_file, login, make_case, open_for, post_form, store
 
 
 def raise_one(session, clock, *, severity="major", code="late", case=None, shipment=None, kind="custody",

@@ -7,29 +7,19 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 
 from coi.api import openapi
-from coi.core.identifiers import ALPHABET, CoiId, UnitSerial
+from coi.core.identifiers import CoiId, UnitSerial
 from coi.services import masterdata
-from tests.conftest import ROUTE, api_token, bearer
-from tests.test_enrolment import enrol_body
+from tests.helpers import ROUTE, api_token, assert_as_documented, bearer, enrol_body, with_wrong_check
 
 API = "/api/v1"
-DOCUMENT_URI = "urn:coi:api:v1:openapi.json"
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # Flask adds these to every rule
 GS1_DEMO = "01095040000591012112345678p901\x1d101234567p\x1d171411208200http://www.gs1.org/demo/"
 
 
 # ---------------------------------------------------------------- helpers
-
-def with_wrong_check(text: str) -> str:
-    """`text` with its last (check) character replaced by another valid-looking one."""
-    return text[:-1] + next(ch for ch in ALPHABET[:36] if ch != text[-1])
-
 
 def served_routes(app: Flask) -> set[tuple[str, str]]:
     """(path as OpenAPI writes it, lower-case method) for every /api/v1 rule of the app."""
@@ -50,27 +40,6 @@ def served_routes(app: Flask) -> set[tuple[str, str]]:
 def documented_routes(document: dict[str, Any]) -> set[tuple[str, str]]:
     return {(path, method) for path, item in document["paths"].items() for method in item
             if method in ("get", "put", "post", "delete", "patch")}
-
-
-def validator_for(document: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
-    """A validator of `schema` (a $ref into the document's components) against the document."""
-    registry = Registry().with_resource(DOCUMENT_URI, DRAFT202012.create_resource(document))
-    return Draft202012Validator({"$ref": DOCUMENT_URI + schema["$ref"]}, registry=registry,
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
-
-
-def assert_as_documented(document: dict[str, Any], path: str, method: str, response: Any) -> None:
-    """The response's status is documented for the operation, with its media type, and the
-    body validates against the documented schema."""
-    operation = document["paths"][path][method]
-    documented = operation["responses"].get(str(response.status_code))
-    assert documented, f"{method.upper()} {path} answered {response.status_code}, not documented"
-    assert response.mimetype in documented["content"], (
-        f"{method.upper()} {path} {response.status_code} answered {response.mimetype}, documented "
-        f"{list(documented['content'])}")
-    schema = documented["content"][response.mimetype]["schema"]
-    errors = sorted(validator_for(document, schema).iter_errors(response.get_json()), key=str)
-    assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors]
 
 
 @pytest.fixture

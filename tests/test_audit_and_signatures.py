@@ -8,7 +8,7 @@ from sqlmodel import select
 from coi.core.errors import AuthenticationFailed, Forbidden, InvalidInput
 from coi.models import AuditEntry, Signature, User, coi_of
 from coi.services import signatures, tokens, users
-from tests.conftest import PASSWORD, login, make_case, post_form
+from tests.helpers import PASSWORD, login, make_case, post_form
 
 
 def entries(session, entity: str) -> list[AuditEntry]:

@@ -16,7 +16,7 @@ from coi.app import create_app
 from coi.config import ConfigError
 from coi.models import ApiToken, Case, LoginAttempt
 from coi.services import tokens, users
-from tests.conftest import CSRF, PASSWORD, START, api_token, bearer, login, post_form
+from tests.helpers import CSRF, PASSWORD, START, api_token, bearer, login, post_form
 
 ENROL_FORM = {"site": "BOS", "product": "CARTX", "manufacturing_site": "MFG",
               "name": "Harriet Vance", "birth_date": "1961-03-14", "mrn": "MRN-0001"}

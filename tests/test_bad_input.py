@@ -14,9 +14,7 @@ from sqlmodel import Session
 from coi.api import openapi
 from coi.core.identifiers import CoiId
 from coi.models import AuditEntry, Case, Patient, Unit
-from tests.conftest import api_token, bearer, login, post_form
-from tests.test_api import with_wrong_check
-from tests.test_enrolment import ENROL_FORM, count, enrol_body
+from tests.helpers import ENROL_FORM, api_token, bearer, count, enrol_body, login, post_form, with_wrong_check
 
 API = "/api/v1"
 MISSING = object()
@@ -338,8 +336,6 @@ def test_an_unknown_case_gets_a_not_found_page(staff):
 @pytest.mark.parametrize("field", ["name", "mrn"])
 def test_control_characters_in_a_name_or_mrn_are_refused_and_nothing_is_saved(
         client, world, session, clock, field):
-    from tests.conftest import api_token, bearer
-
     token = api_token(session, clock, world, "staff")
     patient = {"name": "Ann Example", "birth_date": "1961-03-14", "mrn": "M-1"}
     patient[field] = patient[field] + "\x00\x1b[2J"

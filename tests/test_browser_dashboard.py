@@ -2,80 +2,31 @@
 refreshes itself without a reload, shows an alarm raised meanwhile and when it was updated,
 and when the server cannot be reached it keeps what it showed and says since when.
 
-Served from a live werkzeug server in a thread, on the per-test database of conftest.py.
-Needs /usr/bin/chromium and Playwright: skipped without them, unless COI_REQUIRE_BROWSER=1
-(CI), where their absence fails the run (the rules of tests/test_browser_scan.py)."""
+Served from a live werkzeug server in a thread, on the test's own database (the fixtures of
+tests/browser.py): skipped without Chromium and Playwright unless COI_REQUIRE_BROWSER=1 (CI)."""
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
-from werkzeug.serving import make_server
 
 from coi.models import coi_of
 from coi.services import alarms
-from tests.conftest import PASSWORD, make_case
-from tests.test_browser_scan import CHROMIUM, CHROMIUM_FLAGS, unavailable
+from tests.browser import logged_in
+from tests.helpers import make_case
 
 try:
-    from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
-    from playwright.sync_api import Error as PlaywrightError
-except ImportError:  # pragma: no cover - the Makefile installs it
-    sync_playwright = None
-
-WAIT = 10_000  # ms: at most; the page refreshes every second
+    from playwright.sync_api import Browser, Page, Route, expect
+except ImportError:  # pragma: no cover - the Makefile installs it; the browser fixture skips
+    pass
 
 
 @pytest.fixture
 def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
     return {**app_config, "DASHBOARD_REFRESH_SECONDS": 1}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if sync_playwright is None:
-        unavailable("Playwright for Python (pip install playwright)")
-    if not CHROMIUM.is_file():
-        unavailable(f"Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        try:
-            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                                  args=CHROMIUM_FLAGS)
-        except PlaywrightError as error:
-            unavailable(f"a Chromium that starts ({error.message.splitlines()[0]})")
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def live(app: Flask) -> Iterator[str]:
-    """The app on a free port of 127.0.0.1, served from a daemon thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
-
-
-def logged_in(browser: Browser, live: str, persona: str, then: str) -> Page:
-    """A page of a fresh browser context where `persona` has logged in and landed on `then`
-    (close its context when done)."""
-    context = browser.new_context(base_url=live, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(WAIT)
-    page = context.new_page()
-    page.goto(f"/login?next={then}")
-    page.fill("input[name=username]", persona)
-    page.fill("input[name=password]", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(re.escape(then) + "$"), wait_until="load")
-    return page
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ preview says what was read and nothing is stored until the courier commits; then
 readings and the alarm are there and the chart shows them. A refused file says why and
 stores nothing.
 
-Served from a live werkzeug server in a thread (the fixtures of test_browser_dashboard.py);
+Served from a live werkzeug server in a thread (the fixtures of tests/browser.py);
 skipped without Chromium and Playwright unless COI_REQUIRE_BROWSER=1 (CI)."""
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ import pytest
 from sqlmodel import func, select
 
 from coi.models import LoggerFile, LoggerReading
-from tests.conftest import make_case
-from tests.test_browser_dashboard import browser, live, logged_in  # noqa: F401 - fixtures
-from tests.test_shipments import csv_file, open_for
+from tests.browser import logged_in
+from tests.helpers import csv_file, make_case, open_for
 
 try:
     from playwright.sync_api import Browser, Page, expect
@@ -34,7 +33,7 @@ def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def courier_page(browser: Browser, live: str) -> Iterator[Page]:  # noqa: F811 - fixtures
+def courier_page(browser: Browser, live: str) -> Iterator[Page]:
     page = logged_in(browser, live, "courier", "/shipments")
     yield page
     page.context.close()

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
+from coldchain import load_profiles
 from coldchain.chart import Point, series_points, svg, thin
-from coldchain.profiles import load_profiles
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -12,87 +12,11 @@ from sqlmodel import Session, func, select
 
 from coi.core.errors import Conflict, InvalidInput
 from coi.core.workflow import Entry
-from coi.models import Alarm, Case, CustodyEvent, LoginAttempt, Signature, Unit, coi_of, serial_of
-from coi.services import custody, enrolment, ledger, users
+from coi.models import Alarm, Case, CustodyEvent, LoginAttempt, Signature, Unit, coi_of
+from coi.services import custody, ledger, users
 from coi.services.custody import Credential
-from tests.conftest import ENGINE, PASSWORD, make_case
-
-
-class Flow:
-    """One case driven along the demo route through the service, as the scan page would."""
-
-    def __init__(self, app, session: Session, world, clock):
-        self.session, self.world, self.clock = session, world, clock
-        self.case = make_case(app, session, world, clock)
-        self.coi = coi_of(self.case)
-        bag = enrolment.register_unit(session=session, now=clock.now(), actor=world.actor("staff"),
-                                      coi_text=self.coi.text, kind="apheresis_bag")
-        session.commit()
-        self.bag = serial_of(bag).text
-        self.product: str | None = None
-        self.done = 0  # how many steps of script() are done
-        self.step = "collect"  # the step scans are for unless told
-
-    def scan(self, persona: str, *texts: str | Entry, step: str | None = None, signer: str | None = None,
-             verifier: str | None = None, minutes: float = 10, **kwargs):
-        self.clock.advance(minutes=minutes)
-        entries = [t if isinstance(t, Entry) else Entry(t) for t in texts]
-        verifiers = [Credential(verifier, PASSWORD)] if verifier else []
-        if step is None and not kwargs.get("partial"):
-            step = self.step
-        outcome = custody.scan(session=self.session, now=self.clock.now(),
-                               actor=self.world.actor(persona), entries=entries, step_name=step,
-                               own_password=PASSWORD if signer else None, verifiers=verifiers,
-                               **kwargs)
-        self.session.commit()
-        return outcome
-
-    def register_product(self) -> str:
-        unit = enrolment.register_unit(session=self.session, now=self.clock.now(),
-                                       actor=self.world.actor("coordinator"),
-                                       coi_text=self.coi.text, kind="drug_product_bag")
-        self.session.commit()
-        self.product = serial_of(unit).text
-        return self.product
-
-    def until(self, last: str) -> None:
-        """Every step up to and including `last`, done right."""
-        script = self.script()
-        names = [name for name, _do in script]
-        for name, do in script[self.done:names.index(last) + 1]:
-            self.step = name.split(".")[0]
-            do()
-        self.done = names.index(last) + 1
-
-    def script(self):
-        coi, bag = self.coi.text, self.bag
-        return [
-            ("collect", lambda: self.ok(self.scan("staff", coi, bag, signer="staff",
-                                                  verifier="staff2"))),
-            ("pack", lambda: self.ok(self.scan("staff", bag))),
-            ("pickup.give", lambda: self.ok(self.scan("staff", bag))),
-            ("pickup", lambda: self.ok(self.scan("courier", bag))),
-            ("deliver_manufacturing.give", lambda: self.ok(self.scan("courier", bag))),
-            ("deliver_manufacturing", lambda: self.ok(self.scan("coordinator", bag))),
-            ("manufacture", lambda: self.ok(self.scan("coordinator", bag, self.register_product()))),
-            ("release", lambda: self.ok(self.scan("qa", self.product, signer="qa"))),
-            ("pickup_return.give", lambda: self.ok(self.scan("coordinator", self.product))),
-            ("pickup_return", lambda: self.ok(self.scan("courier", self.product))),
-            ("deliver_treatment.give", lambda: self.ok(self.scan("courier", self.product))),
-            ("deliver_treatment", lambda: self.ok(self.scan("staff", self.product))),
-            ("thaw", lambda: self.ok(self.scan("staff", self.product))),
-            ("infuse", lambda: self.ok(self.scan("staff", coi, self.product, signer="staff",
-                                                 verifier="staff2"))),
-        ]
-
-    @staticmethod
-    def ok(outcome):
-        assert outcome.verdict.accepted, [r.message for r in outcome.verdict.refusals]
-        assert outcome.event is not None
-        return outcome
-
-    def events(self) -> list[CustodyEvent]:
-        return ledger.events_of(session=self.session, case=self.case)
+from tests.databases import ENGINE
+from tests.helpers import PASSWORD, Flow, make_case
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ from flask.testing import FlaskClient
 
 from coi.models import Alarm, Case, coi_of
 from coi.services import alarms
-from tests.conftest import login, make_case
-from tests.test_custody import Flow
-from tests.test_shipments import csv_file, open_for, store
+from tests.helpers import Flow, csv_file, login, make_case, open_for, store
 
 REFRESH_SECONDS = 7
 

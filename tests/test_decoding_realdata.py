@@ -21,7 +21,7 @@ import zxingcpp
 from PIL import Image
 
 from coi.labels import decoders
-from tests.conftest import REALDATA
+from tests.helpers import REALDATA
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 

@@ -28,7 +28,7 @@ from coi.core import alerting
 from coi.core.alerting import Alerting, Mail, Webhook
 from coi.models import Alarm, AlarmEvent, Notification, Shipment, Unit, coi_of, serial_of
 from coi.services.delivery import Transport, claim, deliver, delivery_log, verify_signature
-from tests.conftest import make_case
+from tests.helpers import make_case
 
 SECRET = "webhook-secret-for-tests-only"
 BASE_URL = "https://coi.example.org"

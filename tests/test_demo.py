@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlmodel import col, func, select
@@ -29,6 +30,7 @@ from coi.models import (
 from coi.services import custody, ledger, users
 from coi.services.custody import Credential
 from coi.services.loggers import clocks
+from tests.databases import Databases, Template
 
 
 def test_init_loads_the_demo_once_and_prints_the_logins(app_config, tmp_path):
@@ -77,9 +79,8 @@ def test_init_in_production_migrates_but_loads_no_demo(app_config, tmp_path):
 
 # ---------------------------------------------------------------- the cases along the route
 
-@pytest.fixture
-def loaded(app, session, clock) -> dict[str, Case]:
-    """The demo loaded at the frozen clock's `now`; its cases by patient story."""
+def load_demo(app, session, clock) -> dict[str, int]:
+    """The demo loaded at the frozen clock's `now` (committed); its case ids by patient story."""
     logins = demo.load(session=session, now=clock.now(), cipher=app.extensions["coi.phi"],
                        signer=app.extensions["coi.signer"])
     session.commit()
@@ -89,7 +90,28 @@ def loaded(app, session, clock) -> dict[str, Case]:
     assert len(rows) == len(stories)
     by_story = {story: row for story, row in zip(stories, rows, strict=True) if story != "enrolled"}
     assert serial_of(_bag(session, by_story["handed_over"])).text in courier
-    return by_story
+    return {story: case.id for story, case in by_story.items()}
+
+
+@pytest.fixture(scope="session")
+def demo_template(databases: Databases) -> Template[dict[str, int]]:
+    """The demo data set, loaded once per run into an empty database."""
+    return databases.build("demo", databases.empty, load_demo)
+
+
+@pytest.fixture
+def template(template: Template[Any], request: pytest.FixtureRequest) -> Template[Any]:
+    if "loaded" in request.fixturenames:
+        return request.getfixturevalue("demo_template")  # type: ignore[no-any-return]
+    return template
+
+
+@pytest.fixture
+def loaded(template, demo_template, session) -> dict[str, Case]:
+    """The demo, loaded at the frozen clock's `now` (the test's database is a copy of the demo
+    template); its cases by patient story."""
+    assert template is demo_template, f"the test's database is a copy of {template.name}"
+    return {story: session.get(Case, case_id) for story, case_id in demo_template.records.items()}
 
 
 def _bag(session, case: Case, kind: str = "apheresis_bag") -> Unit:

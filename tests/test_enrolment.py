@@ -16,21 +16,8 @@ from coi.core.phi import PatientIdentity
 from coi.db import for_writing
 from coi.models import AuditEntry, Case, Patient, Unit
 from coi.services import enrolment
-from tests.conftest import ENGINE, api_token, bearer, login, post_form
-
-ENROL_FORM = {"site": "BOS", "product": "CARTX", "manufacturing_site": "MFG",
-              "name": "Harriet Vance", "birth_date": "1961-03-14", "mrn": "MRN-0001"}
-
-
-def enrol_body(**patient: str) -> dict[str, object]:
-    return {"site": "BOS", "product": "CARTX", "manufacturing_site": "MFG",
-            "patient": {"name": "Harriet Vance", "birth_date": "1961-03-14", "mrn": "MRN-0001",
-                        **patient}}
-
-
-def count(session: Session, model: type) -> int:
-    session.rollback()  # a fresh snapshot: SQLite readers keep theirs until the transaction ends
-    return session.exec(select(func.count()).select_from(model)).one()
+from tests.databases import ENGINE
+from tests.helpers import ENROL_FORM, api_token, bearer, count, enrol_body, login, post_form
 
 
 def test_site_staff_enrols_a_patient_in_the_ui_and_sees_the_new_coi(client, world, session):

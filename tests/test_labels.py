@@ -18,7 +18,7 @@ from coi.labels import payload
 from coi.labels.writers import WRITERS
 from coi.models import Label, LabelRevocation, coi_of
 from coi.services import enrolment, labels
-from tests.conftest import login, make_case, post_form
+from tests.helpers import login, make_case, post_form
 
 PHI = ("Ann Example", "1970-05-01", "M-1")
 

@@ -11,7 +11,8 @@ from sqlmodel import Session, select
 from coi.db import for_writing
 from coi.models import Case, CustodyEvent, LedgerCheckpoint, Unit, coi_of, serial_of
 from coi.services import enrolment, ledger
-from tests.conftest import ENGINE, make_case
+from tests.databases import ENGINE
+from tests.helpers import login, make_case
 
 
 @pytest.fixture
@@ -194,8 +195,6 @@ def test_concurrent_appends_to_one_case_keep_one_chain(app, engine, world, clock
 
 
 def test_the_case_page_shows_the_timeline_in_local_time(client, session, case):
-    from tests.conftest import login
-
     login(client, "coordinator")  # at manufacturing: sees the timeline, not the patient
     page = client.get(f"/cases/{coi_of(case).text}").get_data(as_text=True)
     assert "Timeline" in page and "Unit registered" in page and "Enrolled" in page

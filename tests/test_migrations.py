@@ -24,7 +24,7 @@ from coi.models import (
 )
 from coi.services import alarms, audit, enrolment, labels, ledger, shipments, signatures
 from coi.services.loggers import intake
-from tests.conftest import PASSWORD, make_case
+from tests.helpers import PASSWORD, make_case
 
 
 def test_migrated_schema_equals_the_models(engine):

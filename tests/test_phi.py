@@ -14,7 +14,7 @@ from coi.config import ConfigError
 from coi.core.phi import PatientIdentity, PhiCipher, PhiKeyError
 from coi.models import AuditEntry, Patient
 from coi.services import enrolment
-from tests.conftest import INSTALLATION_KEY
+from tests.helpers import INSTALLATION_KEY, PASSWORD
 
 NAME = "Harriet Quintessa Vance"
 MRN = "MRN-77-31415"
@@ -109,7 +109,6 @@ def test_development_mode_makes_its_keys_once_under_instance(tmp_path, monkeypat
 def test_corrected_values_are_sealed_in_the_audit_trail(app, world, session, clock, client):
     from coi.models import coi_of
     from coi.services import patients
-    from tests.conftest import PASSWORD
 
     case = enrol(app, world, session, clock)
     patients.correct(session=session, now=clock.now(), actor=world.actor("staff"),

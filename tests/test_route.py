@@ -7,7 +7,7 @@ import pytest
 from coi.core.errors import Conflict, InvalidInput
 from coi.core.route import RouteError, parse_route
 from coi.services import masterdata
-from tests.conftest import ROUTE
+from tests.helpers import ROUTE
 
 
 def test_the_demo_route_reads_needle_to_needle():

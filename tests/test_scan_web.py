@@ -16,8 +16,7 @@ from sqlmodel import func, select
 from coi.labels.layout import render_image
 from coi.models import Alarm, CustodyEvent, coi_of, serial_of
 from coi.services import enrolment, labels
-from tests.conftest import PASSWORD, api_token, bearer, login, make_case
-from tests.test_api import assert_as_documented
+from tests.helpers import PASSWORD, Flow, api_token, assert_as_documented, bearer, login, make_case
 
 API = "/api/v1"
 DEVICE_AT = "2026-11-22T03:55:00-05:00"
@@ -214,8 +213,6 @@ def _csrf_attr(html: str) -> str:
 
 def test_the_scan_page_for_a_thawed_bag_shows_the_thaw_to_infusion_clock(app, client, session,
                                                                           world, clock):
-    from tests.test_custody import Flow
-
     flow = Flow(app, session, world, clock)
     flow.until("thaw")
     login(client, "staff")
@@ -243,8 +240,6 @@ def test_a_lone_code_with_a_wrong_check_character_is_refused_and_kept_in_the_aud
 
 
 def test_the_checklist_names_a_drug_product_bag_in_words(app, client, session, world, clock):
-    from tests.test_custody import Flow
-
     flow = Flow(app, session, world, clock)
     flow.until("thaw")
     token = api_token(session, clock, world, "staff")

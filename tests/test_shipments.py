@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import Session, col, func, select
+from sqlmodel import col, func, select
 
 from coi.core.errors import Conflict, InvalidInput, NotFound
 from coi.models import (
@@ -21,46 +21,24 @@ from coi.models import (
     LoggerFileResult,
     LoggerReading,
     Shipment,
-    coi_of,
 )
 from coi.services import shipments
 from coi.services.loggers import clocks, evaluation, intake
 from coi.services.shipments import LoggerSpec
-from coldchain import load_profiles
-from tests.conftest import api_token, bearer, login, make_case
-from tests.test_custody import Flow
+from tests.helpers import (
+    BERLIN,
+    PROFILES,
+    Flow,
+    api_token,
+    bearer,
+    csv_file,
+    login,
+    make_case,
+    open_for,
+    store,
+)
 
-PROFILES = load_profiles()
 JSON = {"Accept": "application/json"}
-BERLIN = "Europe/Berlin"
-
-
-def csv_file(values: list[float], *, start: datetime, minutes: int = 5, zone_offset_h: int = 1) -> bytes:
-    """A plain export: local Berlin wall-clock times (no zone in the file), one reading every
-    `minutes`."""
-    rows = ["Date Time,Temperature (°C)"]
-    for i, value in enumerate(values):
-        local = start + timedelta(minutes=minutes * i, hours=zone_offset_h)
-        rows.append(f"{local:%Y-%m-%d %H:%M:%S},{value:.1f}")
-    return ("\r\n".join(rows) + "\r\n").encode()
-
-
-def open_for(session: Session, world, clock, case, *, serials=("LOG-1",), zone: str | None = BERLIN,
-             leg="outbound", persona="staff") -> Shipment:
-    shipment = shipments.open_shipment(
-        session=session, now=clock.now(), actor=world.actor(persona), profiles=PROFILES,
-        coi_text=coi_of(case).text, leg=leg, loggers=[LoggerSpec(s, zone) for s in serials],
-        shipper_id="SHIP-7", profile_name=None, eta=clock.now() + timedelta(hours=24))
-    session.commit()
-    return shipment
-
-
-def store(session, world, clock, shipment, data: bytes, *, persona="courier", name="log.csv", **kw):
-    stored = intake.store(session=session, now=clock.now(), actor=world.actor(persona),
-                           shipment_id=shipment.id, stream=io.BytesIO(data), filename=name,
-                           via="api", **kw)
-    session.commit()
-    return stored
 
 
 def count(session, model) -> int:

@@ -18,8 +18,8 @@ from coi.jobs import sweeps
 from coi.models import Alarm, Case, Shipment, Unit, serial_of
 from coi.services import shipments
 from coi.services.loggers import intake
-from tests.conftest import ENGINE, make_case
-from tests.test_custody import Flow
+from tests.databases import ENGINE
+from tests.helpers import Flow, make_case
 
 AROUND = [(-1, False), (0, True), (1, True)]  # seconds from the deadline -> alarm raised?
 

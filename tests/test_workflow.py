@@ -11,7 +11,7 @@ from coi.core.identifiers import CoiId
 from coi.core.route import parse_route
 from coi.core.workflow import CaseState, Entry, Pending, Person, ScanAttempt, UnitState, judge
 from coi.models import ROLES, SITE_KINDS
-from tests.conftest import ROUTE
+from tests.helpers import ROUTE
 
 R = parse_route(ROUTE)
 COI = CoiId.issue("A9998", 2026, 1)
