@@ -9,6 +9,15 @@ and the ratio scan/bare. See bench/README.md.
 
     .venv/bin/python bench/scan.py --engine sqlite|postgresql [--scanners N] [--cases M]
         [--workers W] [--threads T] [--rounds R] [--profile P] [--json]
+        [--preload-events N --preload-cases M]
+
+Growth: `--preload-events N` fills the database with N custody events spread over
+`--preload-cases` M cases (default N / 10; 1 to 17 events each, a complete CARTX route being
+17) before the timed cases are enrolled, as bench/preload.py describes: the patients, cases,
+units, audit entries and signatures the services make, the hash chains computed by
+`coi.services.ledger.event_hash` (the checks after the run verify every chain), in bulk
+(executemany on SQLite, COPY on PostgreSQL, then ANALYZE on PostgreSQL). 1,000,000 events
+load in 2-3 minutes. The timed scans then run against that database.
 
 Run from the repository root. PostgreSQL: --postgres-url names a server where the user may
 create databases (default: COI_BENCH_POSTGRES_URL, else postgresql+psycopg://postgres@
@@ -49,7 +58,7 @@ from sqlalchemy import create_engine, event, func, make_url, text  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
 import coi.passwords  # noqa: E402
-from bench import bench_app  # noqa: E402
+from bench import bench_app, preload  # noqa: E402
 from coi import migrate  # noqa: E402
 from coi.core.access import Actor  # noqa: E402
 from coi.core.phi import PatientIdentity  # noqa: E402
@@ -188,9 +197,12 @@ def master_data(session: Session, now: datetime) -> dict[str, Any]:
     return sites
 
 
-def seed(app: Any, scanners: int, cases_each: int) -> tuple[list[Scanner], Actor]:
-    """Sites, product, route, people and tokens; then `cases_each` cases per scanner brought to
-    just before the courier pickup (enrolled, bag registered, collected, packed)."""
+def seed(app: Any, scanners: int, cases_each: int, history: tuple[int, int] = (0, 0)
+         ) -> tuple[list[Scanner], Actor, preload.Loaded | None]:
+    """Sites, product, route, people and tokens; then, with `history` (events, cases), that
+    custody history loaded in bulk (bench/preload.py); then `cases_each` cases per scanner
+    brought to just before the courier pickup (enrolled, bag registered, collected, packed):
+    the newest cases, as at a platform that has run for a while."""
     # Seeding checks the collect step's two passwords per case: the cheap hash the test
     # suite uses keeps that quick. The timed scans sign nothing, so no password is checked
     # while measuring.
@@ -226,13 +238,17 @@ def seed(app: Any, scanners: int, cases_each: int) -> tuple[list[Scanner], Actor
                                                        days=1, reason="bench")
             team.append(Scanner(number, issued))
         session.commit()
+        loaded = None
+        if history[0]:
+            loaded = preload.preload(engine=engine, cipher=cipher, events=history[0],
+                                     cases=history[1], log=log)
 
         for index in range(cases_each):
             for scanner, staff in zip(team, actors, strict=True):
                 scanner.bags.append(_prepared_case(session, cipher, staff, verifier,
                                                    f"M-{scanner.number}-{index}"))
         log(f"seeded {scanners} x {cases_each} cases in {time.perf_counter() - t0:.1f} s")
-    return team, verifier
+    return team, verifier, loaded
 
 
 def _prepared_case(session: Session, cipher: Any, staff: Actor, verifier: Actor, mrn: str) -> str:
@@ -617,10 +633,21 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", type=int, default=0, metavar="P",
                         help="then profile P cases' scans in-process (cProfile), 0: no profile")
     parser.add_argument("--top", type=int, default=25, help="cProfile rows to print (25)")
+    parser.add_argument("--preload-events", type=int, default=0, metavar="N",
+                        help="custody events loaded in bulk before the timed phase (0)")
+    parser.add_argument("--preload-cases", type=int, default=None, metavar="M",
+                        help="cases those events are spread over (N / 10: 1 to 17 events each)")
     parser.add_argument("--postgres-url",
                         default=os.environ.get("COI_BENCH_POSTGRES_URL", DEFAULT_POSTGRES))
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    if args.preload_cases is None:
+        args.preload_cases = max(1, args.preload_events // 10)
+    if args.preload_events:
+        try:
+            preload.events_per_case(args.preload_events, args.preload_cases, 17)
+        except ValueError as error:
+            parser.error(f"--preload-events/--preload-cases: {error}")
     if min(args.scanners, args.cases, args.workers, args.threads, args.rounds) < 1:
         parser.error("--scanners, --cases, --workers, --threads and --rounds must be at least 1")
     if args.cases < args.rounds:
@@ -678,7 +705,8 @@ def run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> dict[str, An
 
     warm = 1  # one case per scanner warms every worker and path before the clock starts
     profiled = 2 * args.profile  # half timed plainly, half under cProfile
-    team, _verifier = seed(app, args.scanners, warm + args.cases)
+    team, _verifier, loaded = seed(app, args.scanners, warm + args.cases,
+                                   (args.preload_events, args.preload_cases))
     extra = seed_more(app, profiled) if profiled else []
     engine.dispose()  # no connection of this process stays open while the server runs
 
@@ -699,7 +727,9 @@ def run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> dict[str, An
         rows = session.execute(text("SELECT count(*) FROM bench_row")).scalar_one()
         problems = ledger.verify(session=session)
     cases_timed = args.scanners * (warm + args.cases)
-    expected = {"handoff_give": 2 * cases_timed, "handoff_receive": 2 * cases_timed}
+    before = loaded.kinds if loaded else {}
+    expected = {"handoff_give": 2 * cases_timed + before.get("handoff_give", 0),
+                "handoff_receive": 2 * cases_timed + before.get("handoff_receive", 0)}
     checks = {"handoffs_recorded": {k: kinds.get(k, 0) for k in expected},
               "handoffs_expected": expected, "scan_refused": kinds.get("scan_refused", 0),
               "bench_rows": rows, "bench_rows_expected": bare_total,
