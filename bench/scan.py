@@ -537,6 +537,64 @@ def summary(result: Result) -> dict[str, Any]:
                                    for group, seconds in result.cpu.items()} if result.requests else {}}
 
 
+# ---------------------------------------------------------------- plans (in-process)
+
+
+def plans(app: Any, team: list[Scanner], bag: str) -> list[dict[str, Any]]:
+    """Every statement of one case's four scans (give and receive of two handoffs) through
+    Flask's test client, as executed, then under EXPLAIN QUERY PLAN (SQLite) or EXPLAIN
+    (PostgreSQL) with the same parameters: what each request reads, and whether anything
+    reads a whole table."""
+    engine = app.extensions["coi.engine"]
+    seen: list[tuple[str, str, Any]] = []  # (request, statement, parameters)
+    current = [""]
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+               _many: bool) -> None:
+        seen.append((current[0], statement, parameters))
+
+    client = app.test_client()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for step, who, phase in HANDOFFS:
+            current[0] = f"{step} {phase}"
+            answer = client.post(SCAN_PATH, json=scan_body(step, bag),
+                                 headers={"Authorization": f"Bearer {team[0].tokens[who]}"})
+            if answer.status_code != 200 or not answer.get_json()["accepted"]:
+                raise Failure(f"plans: scan refused: {answer.status_code} {answer.get_json()}")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    sqlite_ = engine.dialect.name == "sqlite"
+    found: list[dict[str, Any]] = []
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for request_, statement, parameters in seen:
+            verb = statement.lstrip().split()[0].upper()
+            if verb not in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+                found.append({"request": request_, "statement": statement, "plan": []})
+                continue
+            cursor.execute(("EXPLAIN QUERY PLAN " if sqlite_ else "EXPLAIN ") + statement, parameters)
+            lines = [str(row[-1] if sqlite_ else row[0]) for row in cursor.fetchall()]
+            found.append({"request": request_, "statement": statement, "plan": lines,
+                          "full_scan": any(("SCAN " in line and " USING " not in line)
+                                           or "Seq Scan" in line for line in lines)})
+        raw.rollback()
+    finally:
+        raw.close()
+    return found
+
+
+def plans_report(found: list[dict[str, Any]]) -> str:
+    lines = []
+    for item in found:
+        statement = " ".join(item["statement"].split())
+        flag = "  << READS A WHOLE TABLE" if item.get("full_scan") else ""
+        lines.append(f"[{item['request']}] {statement[:160]}{'...' if len(statement) > 160 else ''}{flag}")
+        lines += [f"      {line}" for line in item["plan"]]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- profile (in-process)
 
 
@@ -633,6 +691,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", type=int, default=0, metavar="P",
                         help="then profile P cases' scans in-process (cProfile), 0: no profile")
     parser.add_argument("--top", type=int, default=25, help="cProfile rows to print (25)")
+    parser.add_argument("--plans", action="store_true",
+                        help="then show the query plan of every statement of one case's scans")
     parser.add_argument("--preload-events", type=int, default=0, metavar="N",
                         help="custody events loaded in bulk before the timed phase (0)")
     parser.add_argument("--preload-cases", type=int, default=None, metavar="M",
@@ -707,7 +767,7 @@ def run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> dict[str, An
     profiled = 2 * args.profile  # half timed plainly, half under cProfile
     team, _verifier, loaded = seed(app, args.scanners, warm + args.cases,
                                    (args.preload_events, args.preload_cases))
-    extra = seed_more(app, profiled) if profiled else []
+    extra = seed_more(app, profiled + (1 if args.plans else 0)) if profiled or args.plans else []
     engine.dispose()  # no connection of this process stays open while the server runs
 
     load_before = _load_average()  # other programs on the machine skew requests/s, not CPU/request
@@ -749,10 +809,24 @@ def run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> dict[str, An
                            / (sum(scan.cpu[g] for g in ("server", "database")) / scan.requests), 3),
         "checks": checks, "ok": ok,
         "failure_examples": (scan.failures + bare.failures)[:5],
+        "preload": loaded.summary() if loaded else None,
+        "database_mb": _database_mb(engine),
     }
+    if args.plans:
+        figures["plans"] = plans(app, team, extra.pop())
     if profiled:
         figures["profile"] = profile(app, team, extra, args.top)
     return figures
+
+
+def _database_mb(engine: Any) -> int:
+    """The database's size on disk (SQLite: the file and its WAL)."""
+    if engine.dialect.name == "sqlite":
+        path = Path(engine.url.database)
+        return round(sum(f.stat().st_size for f in (path, Path(f"{path}-wal")) if f.exists()) / 2**20)
+    with engine.connect() as connection:
+        return round(connection.execute(text("SELECT pg_database_size(current_database())"))
+                     .scalar_one() / 2**20)
 
 
 def _load_average() -> float:
@@ -777,6 +851,7 @@ def report(figures: dict[str, Any]) -> str:
              f"{figures['workers']} workers x {figures['threads']} threads (gthread), "
              f"{figures['cpus']} CPUs, {figures['rounds']} rounds; 1-min load average "
              f"{figures['load_average']['before']} before, {figures['load_average']['after']} after",
+             f"preloaded: {_preloaded(figures)}; database {figures['database_mb']:,} MB",
              "",
              f"{'':<6} {'requests':>9} {'seconds':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
              f"{'failed':>7}   CPU ms/request: {'server':>6} {'db':>5} {'client':>6}"]
@@ -801,7 +876,17 @@ def report(figures: dict[str, Any]) -> str:
                   "own time by package (cProfile of the scans, %): "
                   + ", ".join(f"{k} {v}" for k, v in p["time_by_package"].items()),
                   "", p["cprofile"]]
+    if "plans" in figures:
+        lines += ["", "query plans of one case's scans:", plans_report(figures["plans"])]
     return "\n".join(lines)
+
+
+def _preloaded(figures: dict[str, Any]) -> str:
+    loaded = figures["preload"]
+    if not loaded:
+        return "nothing"
+    return (f"{loaded['events']:,} custody events over {loaded['cases']:,} cases in "
+            f"{loaded['seconds']:.0f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
