@@ -430,13 +430,16 @@ def _record(
         body["refusals"] = [{"code": r.code, "message": r.message} for r in verdict.refusals]
     if verdict.alarms:
         body["alarms"] = [{"code": r.code, "message": r.message} for r in verdict.alarms]
-    # The case row is locked and its chain read (scan()): append after its last event.
+    # The case row is locked and its chain read (scan()): append after its last event. The
+    # event, the units and the case are written in one flush (a reused idempotency key is
+    # refused by it, inside scan()).
     event = ledger.append_after(session=session, now=now, case=case, last=read.last, kind=kind,
                                 body=body, actor_id=actor.user_id,
                                 site_id=site.id if site else None, device=device,
-                                device_at=device_at, request_key=request_key)
+                                device_at=device_at, request_key=request_key, flush=False)
     if kind != "scan_refused" and step is not None and site is not None:
         _apply(session, now, case, route, step, site, verdict, kind, read.units)
+    session.flush()
     alarms = [_raise_alarm(session, now, case, route, step, site, event, reason, actor)
               for reason in verdict.alarms]
     return Outcome(verdict, case, route, step, site, event, alarms)
@@ -467,9 +470,6 @@ def _apply(session: Session, now: datetime, case: Case, route: Route, step: Step
         session.add(unit)
     if kind == "handoff_give":
         return
-    if kind == "handoff_receive":
-        shipments.on_handoff(session=session, now=now, case_id=case.id,  # type: ignore[arg-type]
-                             giver_roles=step.roles, receiver_roles=step.to_roles)
     names = [s.name for s in route.steps]
     following = route.steps[names.index(step.name) + 1] if step.name != names[-1] else None
     case.last_step, case.last_step_at = step.name, now
@@ -479,7 +479,9 @@ def _apply(session: Session, now: datetime, case: Case, route: Route, step: Step
     case.overdue_alarm_id = None  # the new due time is watched by the overdue sweep
     case.state = "complete" if following is None else "in_progress"
     session.add(case)
-    session.flush()
+    if kind == "handoff_receive":  # its update flushes the event, units and case first
+        shipments.on_handoff(session=session, now=now, case_id=case.id,  # type: ignore[arg-type]
+                             giver_roles=step.roles, receiver_roles=step.to_roles)
 
 
 def _raise_alarm(session: Session, now: datetime, case: Case, route: Route, step: Step | None,

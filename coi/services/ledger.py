@@ -57,11 +57,13 @@ def append(
 def append_after(
     *, session: Session, now: datetime, case: Case, last: CustodyEvent | None, kind: str,
     body: dict[str, Any], actor_id: int | None, site_id: int | None, device: str | None = None,
-    device_at: datetime | None = None, request_key: str | None = None,
+    device_at: datetime | None = None, request_key: str | None = None, flush: bool = True,
 ) -> CustodyEvent:
     """`append` for a caller that holds the case's row lock and has just read its chain:
     `last` is the chain's last event (None for an empty chain). Two statements fewer per
-    scan; the unique (case, seq) still refuses a caller that lied."""
+    scan; the unique (case, seq) still refuses a caller that lied. With `flush` False the
+    event is only added to the session, and the caller flushes it with its other changes
+    (one pass of the unit of work instead of several)."""
     event = CustodyEvent(case_id=case.id, seq=(last.seq + 1) if last else 1,  # type: ignore[arg-type]
                          at=now, device_at=device_at, kind=kind, actor_id=actor_id,
                          site_id=site_id, device=device, body=canonical(body),
@@ -69,7 +71,8 @@ def append_after(
                          request_key=request_key)
     event.hash = event_hash(event, event.prev_hash)
     session.add(event)
-    session.flush()
+    if flush:
+        session.flush()
     return event
 
 
