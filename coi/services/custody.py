@@ -9,14 +9,17 @@ idempotency key finds its event and records nothing new. Flushes, never commits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from coi.core.access import Actor
 from coi.core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, Throttled
@@ -105,12 +108,24 @@ def _case_and_route(session: Session, entries: list[Entry], coi_text: str | None
                           "unit label or a patient wristband.",
                           [{"field": "scans", "message": "No valid COI identifier or unit serial."}])
     # With its route version: one statement.
-    query = (select(Case, ProductRoute).join(ProductRoute, col(ProductRoute.id) == Case.route_id)
-             .where(Case.coi == coi.compact))
-    found = session.exec(query.with_for_update(of=Case) if lock else query).first()
+    found = session.exec(_case_query(lock), params={"coi": coi.compact}).first()
     if found is None:
         raise NotFound(f"There is no case {coi.text}.")
     return found[0], masterdata.route_of(found[1])
+
+
+@functools.cache
+def _case_query(lock: bool) -> Select[Case, ProductRoute]:
+    """Built once: a scan's statements are the same every time but for their values, and
+    SQLAlchemy keeps the cache key of a statement object it has seen."""
+    query = (select(Case, ProductRoute).join(ProductRoute, col(ProductRoute.id) == Case.route_id)
+             .where(Case.coi == bindparam("coi")))
+    return query.with_for_update(of=Case) if lock else query
+
+
+@functools.cache
+def _units_query() -> SelectOfScalar[Unit]:
+    return select(Unit).where(Unit.case_id == bindparam("case_id"))
 
 
 class NoCaseNamed(InvalidInput):
@@ -172,7 +187,7 @@ def _read(session: Session, case: Case) -> _Read:
             body = json.loads(event.body)
             pending = Pending(body["step"], event.actor_id or 0, event.site_id or 0,
                               tuple(body["units"]), event.at)
-    rows = {unit.serial: unit for unit in session.exec(select(Unit).where(Unit.case_id == case.id))}
+    rows = {unit.serial: unit for unit in session.exec(_units_query(), params={"case_id": case.id})}
     units = {serial: UnitState(unit.kind, unit.custodian_site_id, unit.state == "consumed")
              for serial, unit in rows.items()}
     state = CaseState(coi_of(case), tuple(completed), last_at, units, pending)

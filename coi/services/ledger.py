@@ -5,6 +5,7 @@ application's back (ARCHITECTURE section 7)."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from coi.labels import payload
 from coi.models import Case, CustodyEvent, LabelKey, LedgerCheckpoint
@@ -170,8 +173,15 @@ def _heads(session: Session) -> list[tuple[int, int, str]]:
 
 
 def events_of(*, session: Session, case: Case) -> list[CustodyEvent]:
-    return list(session.exec(select(CustodyEvent).where(CustodyEvent.case_id == case.id)
-                             .order_by(col(CustodyEvent.seq))))
+    return list(session.exec(_events_query(), params={"case_id": case.id}))
+
+
+@functools.cache
+def _events_query() -> SelectOfScalar[CustodyEvent]:
+    """Built once (every scan reads its case's chain): SQLAlchemy keeps the cache key of a
+    statement object it has seen."""
+    return (select(CustodyEvent).where(CustodyEvent.case_id == bindparam("case_id"))
+            .order_by(col(CustodyEvent.seq)))
 
 
 def _iso(value: datetime | None) -> str | None:
