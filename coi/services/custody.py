@@ -167,7 +167,7 @@ class _Read:
     with what recording needs next: the chain's last event and the unit rows."""
 
     state: CaseState
-    last: CustodyEvent | None  # the chain's last event, for appending after it
+    last: ledger.Link | None  # the chain's last event, for appending after it
     units: dict[str, Unit]
 
 
@@ -175,7 +175,7 @@ def _read(session: Session, case: Case) -> _Read:
     completed: list[str] = []
     last_at: datetime | None = None
     pending: Pending | None = None
-    events = ledger.events_of(session=session, case=case)
+    events = ledger.chain_of(session=session, case_id=case.id)  # type: ignore[arg-type]
     for event in events:
         if event.kind == "enrol":
             completed.append("enrol")

@@ -10,17 +10,31 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import bindparam
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from coi.labels import payload
 from coi.models import Case, CustodyEvent, LabelKey, LedgerCheckpoint
 from coi.services.labels import Signer, register_key
+
+
+class Link(Protocol):
+    """An event of a chain as `chain_of` reads it (a CustodyEvent has the same fields)."""
+
+    seq: int
+    hash: str
+    at: datetime
+    kind: str
+    actor_id: int | None
+    site_id: int | None
+    body: str
+
 
 GENESIS = "0" * 64  # the previous hash of a case's first event
 CHECKPOINT_DOMAIN = b"coi-ledger-checkpoint-v1\x00"  # never valid as a label signature
@@ -58,7 +72,7 @@ def append(
 
 
 def append_after(
-    *, session: Session, now: datetime, case: Case, last: CustodyEvent | None, kind: str,
+    *, session: Session, now: datetime, case: Case, last: Link | None, kind: str,
     body: dict[str, Any], actor_id: int | None, site_id: int | None, device: str | None = None,
     device_at: datetime | None = None, request_key: str | None = None, flush: bool = True,
 ) -> CustodyEvent:
@@ -181,6 +195,21 @@ def _events_query() -> SelectOfScalar[CustodyEvent]:
     """Built once (every scan reads its case's chain): SQLAlchemy keeps the cache key of a
     statement object it has seen."""
     return (select(CustodyEvent).where(CustodyEvent.case_id == bindparam("case_id"))
+            .order_by(col(CustodyEvent.seq)))
+
+
+def chain_of(*, session: Session, case_id: int) -> list[Link]:
+    """A case's events in order as plain rows, without building a mapped object per event:
+    what a scan reads its case's state from and appends after."""
+    return list(session.execute(_chain_query(), {"case_id": case_id}).all())
+
+
+@functools.cache
+def _chain_query() -> Any:
+    return (select_columns(col(CustodyEvent.seq), col(CustodyEvent.hash), col(CustodyEvent.at),
+                           col(CustodyEvent.kind), col(CustodyEvent.actor_id),
+                           col(CustodyEvent.site_id), col(CustodyEvent.body))
+            .where(col(CustodyEvent.case_id) == bindparam("case_id"))
             .order_by(col(CustodyEvent.seq)))
 
 
