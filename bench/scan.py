@@ -682,12 +682,13 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--scanners", type=int, default=8, help="concurrent scanner threads (8)")
-    parser.add_argument("--cases", type=int, default=25,
-                        help="cases per scanner, 4 timed scans each (25)")
+    parser.add_argument("--cases", type=int, default=48,
+                        help="cases per scanner, 4 timed scans each (48)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (2)")
     parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker (4)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="bare/scan rounds; the order alternates (2)")
+    parser.add_argument("--rounds", type=int, default=8,
+                        help="bare/scan rounds; the order alternates (8): short phases in turn, so "
+                             "a change in the machine's load falls on both kinds alike")
     parser.add_argument("--profile", type=int, default=0, metavar="P",
                         help="then profile P cases' scans in-process (cProfile), 0: no profile")
     parser.add_argument("--top", type=int, default=25, help="cProfile rows to print (25)")
