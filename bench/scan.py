@@ -8,7 +8,7 @@ send as many requests to the bare endpoint. Reports requests/s and p50/p99 laten
 and the ratio scan/bare. See bench/README.md.
 
     .venv/bin/python bench/scan.py --engine sqlite|postgresql [--scanners N] [--cases M]
-        [--workers W] [--threads T] [--rounds R] [--profile P] [--json]
+        [--workers W] [--threads T] [--rounds R] [--profile P] [--plans] [--json]
         [--preload-events N --preload-cases M]
 
 Growth: `--preload-events N` fills the database with N custody events spread over
@@ -16,8 +16,9 @@ Growth: `--preload-events N` fills the database with N custody events spread ove
 17) before the timed cases are enrolled, as bench/preload.py describes: the patients, cases,
 units, audit entries and signatures the services make, the hash chains computed by
 `coi.services.ledger.event_hash` (the checks after the run verify every chain), in bulk
-(executemany on SQLite, COPY on PostgreSQL, then ANALYZE on PostgreSQL). 1,000,000 events
-load in 2-3 minutes. The timed scans then run against that database.
+(executemany on SQLite, COPY on PostgreSQL, then VACUUM (ANALYZE) on PostgreSQL). 1,000,000
+events load in 1.5-3 minutes. The timed scans then run against that database. `--plans` shows
+the query plan of every statement of one case's scans, run after the timed phase.
 
 Run from the repository root. PostgreSQL: --postgres-url names a server where the user may
 create databases (default: COI_BENCH_POSTGRES_URL, else postgresql+psycopg://postgres@
