@@ -8,7 +8,17 @@ send as many requests to the bare endpoint. Reports requests/s and p50/p99 laten
 and the ratio scan/bare. See bench/README.md.
 
     .venv/bin/python bench/scan.py --engine sqlite|postgresql [--scanners N] [--cases M]
-        [--workers W] [--threads T] [--rounds R] [--profile P] [--json]
+        [--workers W] [--threads T] [--rounds R] [--profile P] [--plans] [--json]
+        [--preload-events N --preload-cases M]
+
+Growth: `--preload-events N` fills the database with N custody events spread over
+`--preload-cases` M cases (default N / 10; 1 to 17 events each, a complete CARTX route being
+17) before the timed cases are enrolled, as bench/preload.py describes: the patients, cases,
+units, audit entries and signatures the services make, the hash chains computed by
+`coi.services.ledger.event_hash` (the checks after the run verify every chain), in bulk
+(executemany on SQLite, COPY on PostgreSQL, then VACUUM (ANALYZE) on PostgreSQL). 1,000,000
+events load in 1.5-3 minutes. The timed scans then run against that database. `--plans` shows
+the query plan of every statement of one case's scans, run after the timed phase.
 
 Run from the repository root. PostgreSQL: --postgres-url names a server where the user may
 create databases (default: COI_BENCH_POSTGRES_URL, else postgresql+psycopg://postgres@
@@ -49,7 +59,7 @@ from sqlalchemy import create_engine, event, func, make_url, text  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
 import coi.passwords  # noqa: E402
-from bench import bench_app  # noqa: E402
+from bench import bench_app, preload  # noqa: E402
 from coi import migrate  # noqa: E402
 from coi.core.access import Actor  # noqa: E402
 from coi.core.phi import PatientIdentity  # noqa: E402
@@ -187,9 +197,12 @@ def master_data(session: Session, now: datetime) -> dict[str, Any]:
     return sites
 
 
-def seed(app: Any, scanners: int, cases_each: int) -> tuple[list[Scanner], Actor]:
-    """Sites, product, route, people and tokens; then `cases_each` cases per scanner brought to
-    just before the courier pickup (enrolled, bag registered, collected, packed)."""
+def seed(app: Any, scanners: int, cases_each: int, history: tuple[int, int] = (0, 0)
+         ) -> tuple[list[Scanner], Actor, preload.Loaded | None]:
+    """Sites, product, route, people and tokens; then, with `history` (events, cases), that
+    custody history loaded in bulk (bench/preload.py); then `cases_each` cases per scanner
+    brought to just before the courier pickup (enrolled, bag registered, collected, packed):
+    the newest cases, as at a platform that has run for a while."""
     # Seeding checks the collect step's two passwords per case: the cheap hash the test
     # suite uses keeps that quick. The timed scans sign nothing, so no password is checked
     # while measuring.
@@ -225,13 +238,17 @@ def seed(app: Any, scanners: int, cases_each: int) -> tuple[list[Scanner], Actor
                                                        days=1, reason="bench")
             team.append(Scanner(number, issued))
         session.commit()
+        loaded = None
+        if history[0]:
+            loaded = preload.preload(engine=engine, cipher=cipher, events=history[0],
+                                     cases=history[1], log=log)
 
         for index in range(cases_each):
             for scanner, staff in zip(team, actors, strict=True):
                 scanner.bags.append(_prepared_case(session, cipher, staff, verifier,
                                                    f"M-{scanner.number}-{index}"))
         log(f"seeded {scanners} x {cases_each} cases in {time.perf_counter() - t0:.1f} s")
-    return team, verifier
+    return team, verifier, loaded
 
 
 def _prepared_case(session: Session, cipher: Any, staff: Actor, verifier: Actor, mrn: str) -> str:
@@ -520,6 +537,64 @@ def summary(result: Result) -> dict[str, Any]:
                                    for group, seconds in result.cpu.items()} if result.requests else {}}
 
 
+# ---------------------------------------------------------------- plans (in-process)
+
+
+def plans(app: Any, team: list[Scanner], bag: str) -> list[dict[str, Any]]:
+    """Every statement of one case's four scans (give and receive of two handoffs) through
+    Flask's test client, as executed, then under EXPLAIN QUERY PLAN (SQLite) or EXPLAIN
+    (PostgreSQL) with the same parameters: what each request reads, and whether anything
+    reads a whole table."""
+    engine = app.extensions["coi.engine"]
+    seen: list[tuple[str, str, Any]] = []  # (request, statement, parameters)
+    current = [""]
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+               _many: bool) -> None:
+        seen.append((current[0], statement, parameters))
+
+    client = app.test_client()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for step, who, phase in HANDOFFS:
+            current[0] = f"{step} {phase}"
+            answer = client.post(SCAN_PATH, json=scan_body(step, bag),
+                                 headers={"Authorization": f"Bearer {team[0].tokens[who]}"})
+            if answer.status_code != 200 or not answer.get_json()["accepted"]:
+                raise Failure(f"plans: scan refused: {answer.status_code} {answer.get_json()}")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    sqlite_ = engine.dialect.name == "sqlite"
+    found: list[dict[str, Any]] = []
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for request_, statement, parameters in seen:
+            verb = statement.lstrip().split()[0].upper()
+            if verb not in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+                found.append({"request": request_, "statement": statement, "plan": []})
+                continue
+            cursor.execute(("EXPLAIN QUERY PLAN " if sqlite_ else "EXPLAIN ") + statement, parameters)
+            lines = [str(row[-1] if sqlite_ else row[0]) for row in cursor.fetchall()]
+            found.append({"request": request_, "statement": statement, "plan": lines,
+                          "full_scan": any(("SCAN " in line and " USING " not in line)
+                                           or "Seq Scan" in line for line in lines)})
+        raw.rollback()
+    finally:
+        raw.close()
+    return found
+
+
+def plans_report(found: list[dict[str, Any]]) -> str:
+    lines = []
+    for item in found:
+        statement = " ".join(item["statement"].split())
+        flag = "  << READS A WHOLE TABLE" if item.get("full_scan") else ""
+        lines.append(f"[{item['request']}] {statement[:160]}{'...' if len(statement) > 160 else ''}{flag}")
+        lines += [f"      {line}" for line in item["plan"]]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- profile (in-process)
 
 
@@ -607,19 +682,33 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--scanners", type=int, default=8, help="concurrent scanner threads (8)")
-    parser.add_argument("--cases", type=int, default=25,
-                        help="cases per scanner, 4 timed scans each (25)")
+    parser.add_argument("--cases", type=int, default=48,
+                        help="cases per scanner, 4 timed scans each (48)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (2)")
     parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker (4)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="bare/scan rounds; the order alternates (2)")
+    parser.add_argument("--rounds", type=int, default=8,
+                        help="bare/scan rounds; the order alternates (8): short phases in turn, so "
+                             "a change in the machine's load falls on both kinds alike")
     parser.add_argument("--profile", type=int, default=0, metavar="P",
                         help="then profile P cases' scans in-process (cProfile), 0: no profile")
     parser.add_argument("--top", type=int, default=25, help="cProfile rows to print (25)")
+    parser.add_argument("--plans", action="store_true",
+                        help="then show the query plan of every statement of one case's scans")
+    parser.add_argument("--preload-events", type=int, default=0, metavar="N",
+                        help="custody events loaded in bulk before the timed phase (0)")
+    parser.add_argument("--preload-cases", type=int, default=None, metavar="M",
+                        help="cases those events are spread over (N / 10: 1 to 17 events each)")
     parser.add_argument("--postgres-url",
                         default=os.environ.get("COI_BENCH_POSTGRES_URL", DEFAULT_POSTGRES))
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    if args.preload_cases is None:
+        args.preload_cases = max(1, args.preload_events // 10)
+    if args.preload_events:
+        try:
+            preload.events_per_case(args.preload_events, args.preload_cases, 17)
+        except ValueError as error:
+            parser.error(f"--preload-events/--preload-cases: {error}")
     if min(args.scanners, args.cases, args.workers, args.threads, args.rounds) < 1:
         parser.error("--scanners, --cases, --workers, --threads and --rounds must be at least 1")
     if args.cases < args.rounds:
@@ -677,8 +766,9 @@ def run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> dict[str, An
 
     warm = 1  # one case per scanner warms every worker and path before the clock starts
     profiled = 2 * args.profile  # half timed plainly, half under cProfile
-    team, _verifier = seed(app, args.scanners, warm + args.cases)
-    extra = seed_more(app, profiled) if profiled else []
+    team, _verifier, loaded = seed(app, args.scanners, warm + args.cases,
+                                   (args.preload_events, args.preload_cases))
+    extra = seed_more(app, profiled + (1 if args.plans else 0)) if profiled or args.plans else []
     engine.dispose()  # no connection of this process stays open while the server runs
 
     load_before = _load_average()  # other programs on the machine skew requests/s, not CPU/request
@@ -698,7 +788,9 @@ def run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> dict[str, An
         rows = session.execute(text("SELECT count(*) FROM bench_row")).scalar_one()
         problems = ledger.verify(session=session)
     cases_timed = args.scanners * (warm + args.cases)
-    expected = {"handoff_give": 2 * cases_timed, "handoff_receive": 2 * cases_timed}
+    before = loaded.kinds if loaded else {}
+    expected = {"handoff_give": 2 * cases_timed + before.get("handoff_give", 0),
+                "handoff_receive": 2 * cases_timed + before.get("handoff_receive", 0)}
     checks = {"handoffs_recorded": {k: kinds.get(k, 0) for k in expected},
               "handoffs_expected": expected, "scan_refused": kinds.get("scan_refused", 0),
               "bench_rows": rows, "bench_rows_expected": bare_total,
@@ -718,10 +810,24 @@ def run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> dict[str, An
                            / (sum(scan.cpu[g] for g in ("server", "database")) / scan.requests), 3),
         "checks": checks, "ok": ok,
         "failure_examples": (scan.failures + bare.failures)[:5],
+        "preload": loaded.summary() if loaded else None,
+        "database_mb": _database_mb(engine),
     }
+    if args.plans:
+        figures["plans"] = plans(app, team, extra.pop())
     if profiled:
         figures["profile"] = profile(app, team, extra, args.top)
     return figures
+
+
+def _database_mb(engine: Any) -> int:
+    """The database's size on disk (SQLite: the file and its WAL)."""
+    if engine.dialect.name == "sqlite":
+        path = Path(engine.url.database)
+        return round(sum(f.stat().st_size for f in (path, Path(f"{path}-wal")) if f.exists()) / 2**20)
+    with engine.connect() as connection:
+        return round(connection.execute(text("SELECT pg_database_size(current_database())"))
+                     .scalar_one() / 2**20)
 
 
 def _load_average() -> float:
@@ -746,6 +852,7 @@ def report(figures: dict[str, Any]) -> str:
              f"{figures['workers']} workers x {figures['threads']} threads (gthread), "
              f"{figures['cpus']} CPUs, {figures['rounds']} rounds; 1-min load average "
              f"{figures['load_average']['before']} before, {figures['load_average']['after']} after",
+             f"preloaded: {_preloaded(figures)}; database {figures['database_mb']:,} MB",
              "",
              f"{'':<6} {'requests':>9} {'seconds':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
              f"{'failed':>7}   CPU ms/request: {'server':>6} {'db':>5} {'client':>6}"]
@@ -770,7 +877,17 @@ def report(figures: dict[str, Any]) -> str:
                   "own time by package (cProfile of the scans, %): "
                   + ", ".join(f"{k} {v}" for k, v in p["time_by_package"].items()),
                   "", p["cprofile"]]
+    if "plans" in figures:
+        lines += ["", "query plans of one case's scans:", plans_report(figures["plans"])]
     return "\n".join(lines)
+
+
+def _preloaded(figures: dict[str, Any]) -> str:
+    loaded = figures["preload"]
+    if not loaded:
+        return "nothing"
+    return (f"{loaded['events']:,} custody events over {loaded['cases']:,} cases in "
+            f"{loaded['seconds']:.0f} s")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from coi.core import access
 from coi.core.errors import AuthenticationFailed, Forbidden
-from coi.db import request_session
+from coi.db import reading_first, request_session
 from coi.services import tokens, users
 from coi.web import now
 
@@ -36,13 +36,15 @@ def _load_actor() -> None:
         header = request.headers.get("Authorization", "")
         if header:
             try:
-                g.actor = _token_actor(header)
+                with reading_first(db):
+                    g.actor = _token_actor(header)
             except AuthenticationFailed as error:
                 g.auth_error = error  # raised by the permission check, unless the page is public
         return
     user_id = session.get("uid")
     if user_id is not None:
-        g.actor = users.load_actor(session=db, user_id=int(user_id))
+        with reading_first(db):
+            g.actor = users.load_actor(session=db, user_id=int(user_id))
         if g.actor is None:  # deactivated since login
             session.clear()
 

@@ -9,14 +9,17 @@ idempotency key finds its event and records nothing new. Flushes, never commits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from coi.core.access import Actor
 from coi.core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, Throttled
@@ -105,12 +108,24 @@ def _case_and_route(session: Session, entries: list[Entry], coi_text: str | None
                           "unit label or a patient wristband.",
                           [{"field": "scans", "message": "No valid COI identifier or unit serial."}])
     # With its route version: one statement.
-    query = (select(Case, ProductRoute).join(ProductRoute, col(ProductRoute.id) == Case.route_id)
-             .where(Case.coi == coi.compact))
-    found = session.exec(query.with_for_update(of=Case) if lock else query).first()
+    found = session.exec(_case_query(lock), params={"coi": coi.compact}).first()
     if found is None:
         raise NotFound(f"There is no case {coi.text}.")
     return found[0], masterdata.route_of(found[1])
+
+
+@functools.cache
+def _case_query(lock: bool) -> Select[Case, ProductRoute]:
+    """Built once: a scan's statements are the same every time but for their values, and
+    SQLAlchemy keeps the cache key of a statement object it has seen."""
+    query = (select(Case, ProductRoute).join(ProductRoute, col(ProductRoute.id) == Case.route_id)
+             .where(Case.coi == bindparam("coi")))
+    return query.with_for_update(of=Case) if lock else query
+
+
+@functools.cache
+def _units_query() -> SelectOfScalar[Unit]:
+    return select(Unit).where(Unit.case_id == bindparam("case_id"))
 
 
 class NoCaseNamed(InvalidInput):
@@ -152,7 +167,7 @@ class _Read:
     with what recording needs next: the chain's last event and the unit rows."""
 
     state: CaseState
-    last: CustodyEvent | None  # the chain's last event, for appending after it
+    last: ledger.Link | None  # the chain's last event, for appending after it
     units: dict[str, Unit]
 
 
@@ -160,7 +175,7 @@ def _read(session: Session, case: Case) -> _Read:
     completed: list[str] = []
     last_at: datetime | None = None
     pending: Pending | None = None
-    events = ledger.events_of(session=session, case=case)
+    events = ledger.chain_of(session=session, case_id=case.id)  # type: ignore[arg-type]
     for event in events:
         if event.kind == "enrol":
             completed.append("enrol")
@@ -172,7 +187,7 @@ def _read(session: Session, case: Case) -> _Read:
             body = json.loads(event.body)
             pending = Pending(body["step"], event.actor_id or 0, event.site_id or 0,
                               tuple(body["units"]), event.at)
-    rows = {unit.serial: unit for unit in session.exec(select(Unit).where(Unit.case_id == case.id))}
+    rows = {unit.serial: unit for unit in session.exec(_units_query(), params={"case_id": case.id})}
     units = {serial: UnitState(unit.kind, unit.custodian_site_id, unit.state == "consumed")
              for serial, unit in rows.items()}
     state = CaseState(coi_of(case), tuple(completed), last_at, units, pending)
@@ -424,13 +439,16 @@ def _record(
         body["refusals"] = [{"code": r.code, "message": r.message} for r in verdict.refusals]
     if verdict.alarms:
         body["alarms"] = [{"code": r.code, "message": r.message} for r in verdict.alarms]
-    # The case row is locked and its chain read (scan()): append after its last event.
+    # The case row is locked and its chain read (scan()): append after its last event. The
+    # event, the units and the case are written in one flush (a reused idempotency key is
+    # refused by it, inside scan()).
     event = ledger.append_after(session=session, now=now, case=case, last=read.last, kind=kind,
                                 body=body, actor_id=actor.user_id,
                                 site_id=site.id if site else None, device=device,
-                                device_at=device_at, request_key=request_key)
+                                device_at=device_at, request_key=request_key, flush=False)
     if kind != "scan_refused" and step is not None and site is not None:
         _apply(session, now, case, route, step, site, verdict, kind, read.units)
+    session.flush()
     alarms = [_raise_alarm(session, now, case, route, step, site, event, reason, actor)
               for reason in verdict.alarms]
     return Outcome(verdict, case, route, step, site, event, alarms)
@@ -461,9 +479,6 @@ def _apply(session: Session, now: datetime, case: Case, route: Route, step: Step
         session.add(unit)
     if kind == "handoff_give":
         return
-    if kind == "handoff_receive":
-        shipments.on_handoff(session=session, now=now, case_id=case.id,  # type: ignore[arg-type]
-                             giver_roles=step.roles, receiver_roles=step.to_roles)
     names = [s.name for s in route.steps]
     following = route.steps[names.index(step.name) + 1] if step.name != names[-1] else None
     case.last_step, case.last_step_at = step.name, now
@@ -473,7 +488,9 @@ def _apply(session: Session, now: datetime, case: Case, route: Route, step: Step
     case.overdue_alarm_id = None  # the new due time is watched by the overdue sweep
     case.state = "complete" if following is None else "in_progress"
     session.add(case)
-    session.flush()
+    if kind == "handoff_receive":  # its update flushes the event, units and case first
+        shipments.on_handoff(session=session, now=now, case_id=case.id,  # type: ignore[arg-type]
+                             giver_roles=step.roles, receiver_roles=step.to_roles)
 
 
 def _raise_alarm(session: Session, now: datetime, case: Case, route: Route, step: Step | None,
