@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, func, text
 from sqlmodel import Session, col, select
 
+from coi.core.canonical import canonical_json
 from coi.core.identifiers import CoiId, UnitSerial
 from coi.core.phi import PatientIdentity, PhiCipher
 from coi.core.route import Route, Step
@@ -403,7 +404,7 @@ class _Generator:
                 device_at: datetime | None = None, request_key: str | None = None) -> None:
         """`ledger.append_after`: the next seq, the previous hash, the hash by `event_hash`."""
         event = _Event(case_id, len(chain) + 1, at, device_at, kind, actor_id, site_id, device,
-                       ledger.canonical(body), request_key)
+                       canonical_json(body), request_key)
         event.prev_hash = chain[-1].hash if chain else ledger.GENESIS
         event.hash = ledger.event_hash(cast(CustodyEvent, event), event.prev_hash)
         chain.append(event)

@@ -54,15 +54,17 @@ def issue_token(
 
 
 def user_for_token(*, session: Session, now: datetime, text: str) -> tuple[User, ApiToken]:
-    token = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(text))).first()
-    if token is None:
+    # Every API request asks this: the token and its account in one statement.
+    found = session.exec(select(ApiToken, User).join(User, col(User.id) == ApiToken.user_id)
+                         .where(ApiToken.token_hash == token_hash(text))).first()
+    if found is None:
         raise AuthenticationFailed("The API token is not valid.")
+    token, user = found
     if token.revoked_at is not None:
         raise AuthenticationFailed("The API token was revoked.")
     if token.expires_at <= now:
         raise AuthenticationFailed("The API token has expired.")
-    user = session.get(User, token.user_id)
-    if user is None or not user.active:
+    if not user.active:
         raise AuthenticationFailed("The API token's account is deactivated.")
     return user, token
 
