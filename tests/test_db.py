@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from coi.db import for_writing, make_engine
-from tests.conftest import ENGINE
+from tests.databases import ENGINE
 
 pytestmark = pytest.mark.skipif(ENGINE != "sqlite", reason="SQLite's writer queue")
 
