@@ -57,7 +57,8 @@ def test_evidence_tables_refuse_update_and_delete(app, engine, session, world, c
                                                   statement):
     # Row triggers fire per row: put a row in every evidence table first.
     audit.record(session=session, now=clock.now(), actor=None, entity="site", entity_id="X",
-                 action="update", changes={"name": ("a", "b")}, reason="test")
+                 action="update", changes={"name": ("a", "b")}, reason="test",
+                 sites=[world.sites["BOS"].id])
     signatures.sign(session=session, now=clock.now(), signer=world.actor("qa"), password=PASSWORD,
                     meaning="approved", subject_type="site", subject_id="X", content={"a": 1})
     session.add(LoginAttempt(username="qa", at=clock.now(), succeeded=True))
@@ -90,7 +91,8 @@ def test_evidence_tables_refuse_update_and_delete(app, engine, session, world, c
     session.add(NotificationAttempt(notification_id=notification.id, at=clock.now(), ok=False,
                                     detail="test", duration_ms=1))
     session.commit()
-    column = {"logger_file_chunk": "seq", "logger_file_result": "file_id"}.get(table, "id")
+    column = {"logger_file_chunk": "seq", "logger_file_result": "file_id",
+              "audit_entry_site": "site_id"}.get(table, "id")
     with for_writing(engine).connect() as connection:
         with pytest.raises(DBAPIError, match="append-only"):
             connection.execute(text(statement.format(table=table, column=column)))

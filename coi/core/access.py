@@ -57,6 +57,10 @@ class Actor:
     grants: frozenset[tuple[int, str]]  # (site id, role)
     timezone: str = "UTC"
     token_id: int | None = None
+    # The channel the actor came through, as audit rows name it: "session 12", "token 7 (name)".
+    via: str | None = None
+    scopes: frozenset[str] | None = None  # a token's scopes; None: a person in a session
+    global_admin: bool = False
     site_names: dict[int, str] = field(default_factory=dict, compare=False)
 
     def roles(self) -> set[str]:

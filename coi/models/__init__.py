@@ -10,7 +10,7 @@ from coi.models.alarm import (
     Notification,
     NotificationAttempt,
 )
-from coi.models.audit import AuditEntry
+from coi.models.audit import AuditEntry, AuditEntrySite
 from coi.models.case import CASE_STATES, Case, CoiSequence, case_sites, coi_of
 from coi.models.custody import COMPLETING_KINDS, CustodyEvent, LedgerCheckpoint
 from coi.models.label import Label, LabelKey, LabelRevocation
@@ -30,13 +30,14 @@ from coi.models.shipment import (
 from coi.models.signature import MEANINGS, Signature
 from coi.models.site import Site
 from coi.models.unit import UNIT_STATES, Unit, serial_of
-from coi.models.user import ApiToken, LoginAttempt, RoleGrant, User
+from coi.models.user import ApiToken, LoginAttempt, RoleGrant, User, WebSession
 
 # Evidence: the database refuses UPDATE and DELETE on these (migration triggers).
 APPEND_ONLY_TABLES = (
     "audit_entry", "signature", "login_attempt", "label_key", "label", "label_revocation",
     "custody_event", "ledger_checkpoint", "logger_file", "logger_file_chunk", "logger_file_result",
-    "logger_reading", "alarm_event", "notification_attempt", "logger_clock_check")
+    "logger_reading", "alarm_event", "notification_attempt", "logger_clock_check",
+    "audit_entry_site")
 
 __all__ = [
     "ALARM_STATES",
@@ -58,6 +59,7 @@ __all__ = [
     "UNIT_STATES",
     "ApiToken",
     "AuditEntry",
+    "AuditEntrySite",
     "Case",
     "Label",
     "LabelKey",
@@ -81,6 +83,7 @@ __all__ = [
     "Site",
     "Unit",
     "User",
+    "WebSession",
     "case_sites",
     "coi_of",
     "serial_of",

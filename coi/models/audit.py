@@ -26,3 +26,14 @@ class AuditEntry(SQLModel, table=True):
     old_value: str | None = Field(default=None, sa_type=Text)
     new_value: str | None = Field(default=None, sa_type=Text)
     reason: str = Field(sa_type=Text)
+    # The channel: "session 12", "token 7 (name)", "command line (os user)"; None before 0008.
+    via: str | None = Field(default=None, max_length=120)
+
+
+class AuditEntrySite(SQLModel, table=True):
+    """A site an audit row concerns: readers see the rows of their own sites. Append-only."""
+
+    __tablename__ = "audit_entry_site"
+
+    entry_id: int = Field(foreign_key="audit_entry.id", primary_key=True)
+    site_id: int = Field(foreign_key="site.id", primary_key=True, index=True)

@@ -54,4 +54,5 @@ class LabelRevocation(SQLModel, table=True):
     label_id: int = Field(foreign_key="label.id", unique=True, sa_type=BigInteger)
     revoked_at: datetime = Field(sa_type=UTCDateTime)
     revoked_by_id: int = Field(foreign_key="app_user.id")
-    reason: str = Field(sa_type=Text)
+    reason: str = Field(sa_type=Text)  # free text: shown to signed-in users only
+    category: str | None = Field(default=None, max_length=32)  # the public page shows this

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from coi.models.types import UTCDateTime
@@ -18,6 +18,12 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=255)
     active: bool = Field(default=True)
     created_at: datetime = Field(sa_type=UTCDateTime)
+    # Administers every site's accounts (never PHI): its own explicit role, not a site grant.
+    global_admin: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # Set by an administrator's reset: the next login must choose a new password.
+    must_change_password: bool = Field(default=False,
+                                       sa_column_kwargs={"server_default": false()})
+    password_changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class RoleGrant(SQLModel, table=True):
@@ -44,6 +50,8 @@ class LoginAttempt(SQLModel, table=True):
     at: datetime = Field(sa_type=UTCDateTime)
     succeeded: bool
     remote_addr: str | None = Field(default=None, max_length=64)
+    kind: str = Field(default="login", max_length=16,  # login, signing
+                      sa_column_kwargs={"server_default": "login"})
 
 
 class ApiToken(SQLModel, table=True):
@@ -60,3 +68,23 @@ class ApiToken(SQLModel, table=True):
     created_by_id: int = Field(foreign_key="app_user.id")
     expires_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # What the token may do: space-separated of read, scan, upload (coi.core.access.SCOPES).
+    scopes: str = Field(default="read", max_length=64,
+                        sa_column_kwargs={"server_default": "read scan upload"})
+
+
+class WebSession(SQLModel, table=True):
+    """A browser's login, kept on the server: the cookie holds only a random key whose
+    SHA-256 is stored here. Ended by logout, password change, an administrator, or timeouts."""
+
+    __tablename__ = "web_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    end_reason: str | None = Field(default=None, max_length=32)  # logout, idle, lifetime, ...
+    remote_addr: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=200)

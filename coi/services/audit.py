@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from coi.core.access import Actor
 from coi.core.errors import InvalidInput
-from coi.models import AuditEntry
+from coi.models import AuditEntry, AuditEntrySite
 
 SYSTEM_NAME = "system"
 
@@ -27,8 +27,12 @@ def record(
     changes: Mapping[str, Change],
     reason: str,
     actor_name: str | None = None,
+    sites: Iterable[int | None] = (),
+    via: str | None = None,
 ) -> list[AuditEntry]:
-    """Append one entry per changed field (or one for a change without fields)."""
+    """Append one entry per changed field (or one for a change without fields). `sites`: the
+    sites the change concerns (their people may read it); `via` defaults to the actor's
+    channel (the session or token the request came through)."""
     if not reason.strip():
         raise InvalidInput("A reason is required for every change to master data.",
                            [{"field": "reason", "message": "Give a reason for the change."}])
@@ -47,11 +51,17 @@ def record(
             old_value=_text(old),
             new_value=_text(new),
             reason=reason.strip(),
+            via=via or (actor.via if actor else None),
         )
         for field, old, new in (items or [(None, None, None)])
     ]
     session.add_all(rows)
     session.flush()
+    concerned = sorted({site for site in sites if site is not None})
+    if concerned:
+        session.add_all([AuditEntrySite(entry_id=row.id, site_id=site)  # type: ignore[arg-type]
+                         for row in rows for site in concerned])
+        session.flush()
     return rows
 
 
