@@ -20,7 +20,7 @@ from coi.handlers import upload_limit
 from coi.labels.decoders import log_availability
 from coi.services.keys import Signer
 from coi.version import __version__
-from coi.views import admin, alarms, cases, dashboard, health, home, labels, login, scan, shipments
+from coi.views import account, admin, alarms, cases, dashboard, health, home, labels, login, scan, shipments
 
 csrf = CSRFProtect()
 
@@ -41,7 +41,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.extensions["coi.alerting"] = config.alerting_settings(app.config)
     app.teardown_appcontext(close_request_session)
 
-    for module in (login, home, cases, labels, admin, health, scan, shipments, alarms, dashboard):
+    for module in (login, account, home, cases, labels, admin, health, scan, shipments, alarms, dashboard):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(api_v1)
     app.before_request(upload_limit)

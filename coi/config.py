@@ -32,10 +32,13 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_LOCK_MINUTES": 15,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
-    "PERMANENT_SESSION_LIFETIME": 8 * 3600,
-    "WTF_CSRF_TIME_LIMIT": 8 * 3600,
+    # Browser sessions live on the server (coi/services/sessions.py): they end after this long
+    # without a request, and this long after login whatever happens.
+    "SESSION_IDLE_MINUTES": 15,
+    "SESSION_LIFETIME_HOURS": 12,
+    "PASSWORD_MAX_AGE_DAYS": 0,  # password aging: a password older than this must change; 0: off
     "DEFAULT_TIMEZONE": "UTC",
-    "API_TOKEN_DAYS": 365,
+    "API_TOKEN_DAYS": 90,  # a new API token's default lifetime
     # The installation's Ed25519 private key (32 bytes, url-safe base64): it signs every
     # label's QR code and every ledger checkpoint. Formerly LABEL_SIGNING_KEY.
     "INSTALLATION_SIGNING_KEY": None,
@@ -95,7 +98,12 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
                               "public verify page, e.g. https://coi.example.org")
         config["LABEL_VERIFY_BASE_URL"] = "http://127.0.0.1:5000"
     config["ZPL_PRINTERS"] = _printers(config["ZPL_PRINTERS"])
-    config["SESSION_COOKIE_SECURE"] = config.get("SESSION_COOKIE_SECURE", mode == "production")
+    secure = config.get("SESSION_COOKIE_SECURE", mode == "production")
+    config["SESSION_COOKIE_SECURE"] = (secure.lower() in ("1", "true", "yes", "on")
+                                       if isinstance(secure, str) else bool(secure))
+    # The cookie and its CSRF token last no longer than the server-side session may.
+    lifetime = int(config["SESSION_LIFETIME_HOURS"]) * 3600
+    config["PERMANENT_SESSION_LIFETIME"] = config["WTF_CSRF_TIME_LIMIT"] = lifetime
     return config
 
 

@@ -122,8 +122,10 @@ PEOPLE = [
     ("qa.mfg", "Eva Lindqvist", [("MFG", "qa")], "QA: audit trail, signed releases, alarms"),
     ("courier", "Femi Adeyemi", [("DEP", "courier")],
      "courier: receive the bag handed over in Boston, on /scan"),
-    ("admin", "Grace Kim", [(code, "admin") for code, *_ in SITES], "accounts, roles, tokens"),
+    ("admin", "Grace Kim", [], "global administrator: every site's accounts, roles, tokens"),
+    ("admin.berlin", "Hanna Weber", [("BER", "admin")], "administers Berlin's accounts only"),
 ]
+GLOBAL_ADMINS = {"admin"}  # global administration is its own role, not a grant at each site
 
 # When something happened: (days before today, "HH:MM") on the clock of the case's site (a
 # working day's hour, whatever time `now` is), or an int: minutes before `now`.
@@ -356,6 +358,9 @@ def load(*, session: Session, now: datetime, cipher: PhiCipher, signer: Signer,
         for code, role in grants:
             users.grant_role(session=session, now=set_up, actor=None, user_id=user.id,  # type: ignore[arg-type]
                              site_id=sites[code].id, role=role, reason=REASON)  # type: ignore[arg-type]
+        if username in GLOBAL_ADMINS:
+            users.set_global_admin(session=session, now=set_up, actor=None, user_id=user.id,  # type: ignore[arg-type]
+                                   value=True, reason=REASON)
         accounts[username] = users.actor_for(session=session, user=user)
     loader = _Loader(session, now, cipher, signer, accounts)
     demo = {story: _Case(site, identity, story) for site, identity, _when, story in PATIENTS

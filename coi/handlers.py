@@ -49,7 +49,8 @@ def upload_limit() -> None:
 def perform_scan(raw: Any) -> dict[str, Any]:
     """Validate, judge, record, commit; the verdict as JSON. A refusal is an answer, not an
     error: the refused scan is recorded and its reasons returned. A scan that names no case
-    is kept in the audit trail and answered as an error."""
+    or no case the scanner takes part in is kept in the scanner's audit trail and answered as
+    an error, the same for a case that does not exist and one that is someone else's."""
     data = validate(CustodyScanIn, raw)
     db, me = request_session(), actor()
     site_id = masterdata.site_by_code(session=db, code=data.site, field="site").id if data.site else None
@@ -63,7 +64,7 @@ def perform_scan(raw: Any) -> dict[str, Any]:
             partial=data.partial, remote_addr=request.remote_addr,
             max_failures=current_app.config["LOGIN_MAX_FAILURES"],
             lock_minutes=current_app.config["LOGIN_LOCK_MINUTES"])
-    except custody.NoCaseNamed as error:
+    except (custody.NoCaseNamed, custody.CaseNotKnown) as error:
         db.rollback()
         custody.record_unplaced(session=db, now=now(), actor=me, entries=entries,
                                 step_name=data.step, error=error)

@@ -12,7 +12,7 @@ from flask import current_app, flash, g, redirect, request
 from werkzeug.wrappers import Response
 
 from coi.core.access import Actor
-from coi.core.errors import AuthenticationFailed, DomainError, InvalidInput
+from coi.core.errors import AuthenticationFailed, DomainError, Forbidden, InvalidInput, NotFound
 from coi.core.phi import PhiCipher
 from coi.db import request_session
 from coi.services.keys import Signer
@@ -63,11 +63,14 @@ def carry_out(action: Callable[[], T], *, back: str, refused: str,
     page (post, redirect, get). When `action` raises a domain error (`catch`), nothing is
     kept: the transaction is rolled back and "`refused`: <why>" is shown on `back`. Otherwise
     the transaction is committed and `done` (or `done(result)`) is shown on `then` (or
-    `then(result)`; default `back`). Errors other than `catch` (a 403, a 404) are answered as
-    such by the error handlers."""
+    `then(result)`; default `back`). A 403 or 404 (Forbidden, NotFound), and errors other
+    than `catch`, are answered as such by the error handlers."""
     db = request_session()
     try:
         result = action()
+    except (Forbidden, NotFound):
+        db.rollback()
+        raise  # not a refusal of this input: the page says 403 or 404 whatever was typed
     except catch as error:
         db.rollback()
         flash(f"{refused}: {error.message}", "error")

@@ -10,6 +10,7 @@ import copy
 import io
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from referencing.jsonschema import DRAFT202012
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from coi.core.access import Actor
+from coi.core.access import SCOPES, Actor
 from coi.core.clock import FrozenClock
 from coi.core.identifiers import ALPHABET
 from coi.core.phi import PatientIdentity
@@ -62,8 +63,10 @@ class World:
                      actors=copy.deepcopy(self.actors))
 
 
-# persona -> (site code, role). `outsider` is site staff at another hospital.
-PERSONAS = {
+# persona -> (site code, role), or None for a global administrator (no site role: their
+# reach is the global_admin flag). `outsider` is site staff at another hospital; `admin`
+# administers Boston only.
+PERSONAS: dict[str, tuple[str, str] | None] = {
     "staff": ("BOS", "site_staff"),
     "staff2": ("BOS", "site_staff"),
     "outsider": ("BER", "site_staff"),
@@ -71,6 +74,7 @@ PERSONAS = {
     "qa": ("MFG", "qa"),
     "courier": ("DEP", "courier"),
     "admin": ("BOS", "admin"),
+    "root": None,
 }
 
 
@@ -91,12 +95,16 @@ def build_world(session: Session, now: datetime) -> World:
     masterdata.add_route_version(session=session, now=now, actor=None, definition=ROUTE,
                                  reason="fixture")
     actors = {}
-    for persona, (code, role) in PERSONAS.items():
+    for persona, grant in PERSONAS.items():
         user = users.create_user(session=session, now=now, actor=None, username=persona,
                                  full_name=f"{persona.title()} Person", password=PASSWORD,
                                  reason="fixture")
-        users.grant_role(session=session, now=now, actor=None, user_id=user.id,  # type: ignore[arg-type]
-                         site_id=sites[code].id, role=role, reason="fixture")  # type: ignore[arg-type]
+        if grant is None:
+            users.set_global_admin(session=session, now=now, actor=None,
+                                   user_id=user.id, value=True, reason="fixture")  # type: ignore[arg-type]
+        else:
+            users.grant_role(session=session, now=now, actor=None, user_id=user.id,  # type: ignore[arg-type]
+                             site_id=sites[grant[0]].id, role=grant[1], reason="fixture")  # type: ignore[arg-type]
         actors[persona] = users.actor_for(session=session, user=user)
     session.commit()
     return World(sites=sites, actors=actors)
@@ -123,11 +131,12 @@ def post_form(client: FlaskClient, page_url: str, action: str, data: dict[str, s
     return client.post(action, data={**data, "csrf_token": token.group(1)})
 
 
-def api_token(session: Session, clock: FrozenClock, world: World, persona: str) -> str:
-    # Issued as the system: the persona's own site may have no admin among the personas.
+def api_token(session: Session, clock: FrozenClock, world: World, persona: str,
+              scopes: Iterable[str] = tuple(SCOPES)) -> str:
+    """A token acting as `persona`, with every scope unless told (issued as the system)."""
     text_, _row = tokens.issue_token(session=session, now=clock.now(), actor=None,
                                      user_id=world.actor(persona).user_id, name=f"{persona} device",
-                                     days=30, reason="test")
+                                     days=30, reason="test", scopes=scopes)
     session.commit()
     return text_
 

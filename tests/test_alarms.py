@@ -140,7 +140,7 @@ def test_qa_resolves_with_an_e_signature_bound_to_the_decision(session, world, c
     event = session.exec(select(AlarmEvent).where(AlarmEvent.alarm_id == alarm.id,
                                                   AlarmEvent.action == "resolved")).one()
     signature = session.get(Signature, event.signature_id)
-    assert (signature.meaning, signature.signer_name) == ("resolved", "Qa Person")
+    assert (signature.meaning, signature.signer_name) == ("resolved", "Qa Person (qa)")
     signed = {"alarm": alarm.id, "kind": "custody", "code": "late", "summary": "late happened",
               "rule": {"rule": "custody.late", "max_hours": 4}, "outcome": "quarantined",
               "comment": "Held pending investigation DEV-12", "at": clock.now().isoformat()}
@@ -275,7 +275,7 @@ def test_the_inbox_and_alarm_pages_acknowledge_and_resolve(app, client, session,
               {"outcome": "accepted", "comment": "Verified identity", "password": PASSWORD})
     page = client.get(f"/alarms/{alarm.id}").get_data(as_text=True)
     assert "Alarm resolved and signed" in page
-    assert re.search(r"Signed by Qa Person, meaning “resolved”", page)
+    assert re.search(r"Signed by Qa Person \(qa\), meaning “resolved”", page)
     session.rollback()  # end the snapshot read above
     session.expire_all()
     assert session.get(Alarm, alarm.id).outcome == "accepted"

@@ -62,7 +62,8 @@ def test_an_admin_of_one_site_cannot_grant_roles_at_another(session, world, cloc
 
 
 def test_issuing_and_revoking_a_token_is_audited_without_the_token(session, world, clock):
-    text, token = tokens.issue_token(session=session, now=clock.now(), actor=world.actor("admin"),
+    # Issued by the person it acts as; revoked by their administrator.
+    text, token = tokens.issue_token(session=session, now=clock.now(), actor=world.actor("staff2"),
                                      user_id=world.actor("staff2").user_id, name="handheld 7",
                                      days=90, reason="new scanner")
     tokens.revoke_token(session=session, now=clock.now(), actor=world.actor("admin"),
@@ -101,7 +102,7 @@ def test_a_signature_is_bound_to_the_hash_of_exactly_what_was_signed(session, wo
     assert len(signature.content_sha256) == 64
     assert signatures.matches(signature, dict(reversed(list(content.items()))))  # key order
     assert not signatures.matches(signature, content | {"temperature_ok": False})
-    assert signature.signer_name == "Qa Person" and signature.signed_at == clock.now()
+    assert signature.signer_name == "Qa Person (qa)" and signature.signed_at == clock.now()
 
 
 def test_an_unknown_meaning_is_refused(session, world, clock):
@@ -143,10 +144,10 @@ def test_a_correction_with_a_wrong_password_changes_nothing(app, client, world, 
 
 def test_an_admin_manages_only_the_people_of_their_own_sites(session, world, clock):
     berlin = world.actor("outsider").user_id
-    with pytest.raises(Forbidden, match="works at other sites"):
+    with pytest.raises(Forbidden, match="works at sites you do not administer"):
         users.set_active(session=session, now=clock.now(), actor=world.actor("admin"),
                          user_id=berlin, active=False, reason="not mine to do")
-    with pytest.raises(Forbidden, match="works at other sites"):
+    with pytest.raises(Forbidden, match="acts as the person who creates it"):
         tokens.issue_token(session=session, now=clock.now(), actor=world.actor("admin"),
                            user_id=berlin, name="x", days=1, reason="not mine to do")
     session.rollback()

@@ -29,7 +29,10 @@ except ImportError:  # pragma: no cover - the Makefile installs it; the browser 
 
 @pytest.fixture
 def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
-    return {**app_config, "MAX_CONTENT_LENGTH": 8 * 1024 * 1024, "LOGGER_UPLOAD_MAX_BYTES": 4 * 1024 * 1024}
+    # The courier logs in before the shipment travels; the tests jump the clock by hours
+    # where a person would have kept the page open, so the idle timeout is a day here.
+    return {**app_config, "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
+            "LOGGER_UPLOAD_MAX_BYTES": 4 * 1024 * 1024, "SESSION_IDLE_MINUTES": 24 * 60}
 
 
 @pytest.fixture

@@ -71,8 +71,8 @@ def test_collection_needs_a_second_person_who_signs(flow, session):
     assert [r.code for r in refused.verdict.refusals] == ["missing_verifier"]
     done = flow.scan("staff", flow.coi.text, flow.bag, signer="staff", verifier="staff2")
     signed = custody.signatures_of(session, done.event)
-    assert [(s.signer_name, s.meaning) for s in signed] == [("Staff Person", "collected"),
-                                                            ("Staff2 Person", "verified")]
+    assert [(s.signer_name, s.meaning) for s in signed] == [("Staff Person (staff)", "collected"),
+                                                            ("Staff2 Person (staff2)", "verified")]
     assert json.loads(done.event.body)["signed_sha256"] == signed[0].content_sha256
 
 

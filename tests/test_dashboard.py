@@ -20,7 +20,10 @@ REFRESH_SECONDS = 7
 
 @pytest.fixture
 def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
-    return {**app_config, "DASHBOARD_REFRESH_SECONDS": REFRESH_SECONDS}
+    # A wall screen's dashboard refreshes itself, which keeps its session alive; these tests
+    # jump the clock by hours or weeks between two looks instead, so sessions last 60 days.
+    return {**app_config, "DASHBOARD_REFRESH_SECONDS": REFRESH_SECONDS,
+            "SESSION_IDLE_MINUTES": 60 * 24 * 60, "SESSION_LIFETIME_HOURS": 60 * 24}
 
 
 def raise_on(session, clock, case: Case, severity: str, summary: str) -> Alarm:

@@ -151,9 +151,11 @@ def test_one_case_went_needle_to_needle_with_its_full_timeline(loaded, session):
                      "release", "pickup_return", "deliver_treatment", "thaw", "infuse"]
     meanings = [(s["signer"], s["meaning"]) for e in events
                 for s in json.loads(e.body).get("signatures", [])]
-    assert meanings == [("Alice Moreno", "collected"), ("Ben Okafor", "verified"),
-                        ("Eva Lindqvist", "released"),
-                        ("Alice Moreno", "administered"), ("Ben Okafor", "verified")]
+    # The printed name with the username (two people may share a name: 21 CFR 11.50).
+    alice, ben = "Alice Moreno (nurse.boston)", "Ben Okafor (nurse2.boston)"
+    assert meanings == [(alice, "collected"), (ben, "verified"),
+                        ("Eva Lindqvist (qa.mfg)", "released"),
+                        (alice, "administered"), (ben, "verified")]
     refused = [json.loads(e.body) for e in events if e.kind == "scan_refused"]
     assert [(r["step"], r["refusals"][0]["code"], r["scans"][0]["method"]) for r in refused] == [
         ("deliver_manufacturing", "bad_check", "typed")]

@@ -224,8 +224,8 @@ def test_an_edited_refusal_reason_is_found(engine, session, world, clock, case):
     from coi.core.workflow import Entry
     from coi.services import custody
 
-    custody.scan(session=session, now=clock.now(), actor=world.actor("courier"),
-                 entries=[Entry(coi_of(case).text)], step_name="pickup")
+    custody.scan(session=session, now=clock.now(), actor=world.actor("staff"),
+                 entries=[Entry(coi_of(case).text)], step_name="pack")  # before collection
     session.commit()
     behind_the_apps_back(engine, "UPDATE custody_event SET body = replace(body, 'out_of_order', "
                                  f"'ok') WHERE case_id = {case.id} AND kind = 'scan_refused'")

@@ -107,14 +107,14 @@ def test_bad_scan_input_is_refused_naming_the_field_and_records_nothing(
 
 def test_a_refused_scan_answers_with_its_reasons_and_is_on_the_timeline(client, session, clock,
                                                                         world, case):
-    token = api_token(session, clock, world, "courier")
-    response = scan(client, token, body("pickup", case["bag"]))
+    token = api_token(session, clock, world, "staff")
+    response = scan(client, token, body("pack", case["bag"]))  # before collection
     answer = response.get_json()
     assert response.status_code == 200 and not answer["accepted"] and answer["recorded"]
     assert "out_of_order" in [r["code"] for r in answer["refusals"]]
     login(client, "staff")
     page = client.get(f"/cases/{case['coi']}").get_data(as_text=True)
-    assert "Refused scan (Courier pickup at the clinic)" in page
+    assert "Refused scan (Pack fresh shipment (2-8 C))" in page
     assert "is out of order: the next step is" in page
 
 

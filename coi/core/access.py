@@ -47,6 +47,23 @@ POLICY: dict[str, frozenset[str]] = {
 }
 
 
+# Global administration is its own explicit role (app_user.global_admin), held by nobody by
+# default: it manages every site's accounts and reads every site's audit trail, never PHI.
+GLOBAL_ADMIN_PERMISSIONS = frozenset({"user.manage", "token.manage", "audit.view"})
+
+# What an API token may be used for. A token acts as the person who created it, and only
+# within its scopes; every other permission (administration, corrections, signatures at the
+# desk) is for people in a browser session.
+SCOPES: dict[str, frozenset[str]] = {
+    "read": frozenset({"case.list", "case.view", "patient.view", "shipment.view",
+                       "shipment.view_any", "alarm.view", "dashboard.view"}),
+    "scan": frozenset({"scan"}),
+    "upload": frozenset({"logger.upload"}),
+    "enrol": frozenset({"case.enrol", "unit.register"}),
+}
+DEFAULT_SCOPES = ("read", "scan", "upload")
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """The person (or machine, through a token) doing something, with their role grants."""
@@ -75,8 +92,19 @@ def allowed(actor: Actor | None, name: str, site_id: int | None = None) -> bool:
         return False
     if name == AUTHENTICATED:
         return True
+    if actor.global_admin and name in GLOBAL_ADMIN_PERMISSIONS:
+        return True
     roles = POLICY[name]
     return any(role in roles and site_id in (None, site) for site, role in actor.grants)
+
+
+def within_scopes(actor: Actor, name: str) -> bool:
+    """May the channel `actor` came through be used for permission `name`? A person in a
+    session: yes; a token: only within its scopes. Asked once per request, of the endpoint's
+    declared permission (the roles then decide, site by site, as for a person)."""
+    if actor.scopes is None or name in (PUBLIC, AUTHENTICATED):
+        return True
+    return any(name in SCOPES[scope] for scope in actor.scopes)
 
 
 def require(actor: Actor | None, name: str, site_id: int | None = None, *, doing: str) -> None:
@@ -85,7 +113,8 @@ def require(actor: Actor | None, name: str, site_id: int | None = None, *, doing
 
 
 def sites_for(actor: Actor, name: str) -> set[int]:
-    """The sites at which `actor` holds permission `name`."""
+    """The sites at which `actor` holds permission `name` through a site grant (a global
+    administrator's reach is `allowed`'s business: callers that list sites ask it)."""
     roles = POLICY[name]
     return {site for site, role in actor.grants if role in roles}
 

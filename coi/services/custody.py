@@ -47,6 +47,7 @@ from coi.models import (
     Site,
     Unit,
     User,
+    case_sites,
     coi_of,
 )
 from coi.services import alarms, audit, ledger, masterdata, shipments, users
@@ -110,7 +111,7 @@ def _case_and_route(session: Session, entries: list[Entry], coi_text: str | None
     # With its route version: one statement.
     found = session.exec(_case_query(lock), params={"coi": coi.compact}).first()
     if found is None:
-        raise NotFound(f"There is no case {coi.text}.")
+        raise CaseNotKnown(UNKNOWN_CODE)
     return found[0], masterdata.route_of(found[1])
 
 
@@ -126,6 +127,39 @@ def _case_query(lock: bool) -> Select[Case, ProductRoute]:
 @functools.cache
 def _units_query() -> SelectOfScalar[Unit]:
     return select(Unit).where(Unit.case_id == bindparam("case_id"))
+
+
+# The one answer for a code whose case does not exist and for a case the scanner has no part
+# in: no answer may tell an outsider whether a case exists (COI identifiers are sequential).
+UNKNOWN_CODE = ("No case of yours goes by this code: check that it is one of our labels and "
+                "that the case is one your site or your handoff takes part in.")
+
+
+class CaseNotKnown(NotFound):
+    """The scanned code names no case the scanner takes part in (or none at all). Nothing is
+    written to any case; `record_unplaced` keeps the attempt in the scanner's audit trail."""
+
+    code = "unknown_code"
+
+
+def takes_part(session: Session, actor: Actor, case: Case, route: Route,
+               state: CaseState) -> bool:
+    """Has `actor` a part in this case's route: staff of one of its sites (treating,
+    manufacturing), the holder of one of its units (a courier in transit), or the receiver a
+    handoff given and not yet received is waiting for?"""
+    sites = {site for site, _role in actor.grants}
+    if sites & set(case_sites(case)):
+        return True
+    if any(unit.custodian_site_id in sites for unit in state.units.values()):
+        return True
+    if state.pending is not None:
+        step = route.step(state.pending.step)
+        for site_id, role in actor.grants:
+            site = session.get(Site, site_id)
+            if (role in step.to_roles and site is not None
+                    and step.to_site_kind in site.kinds.split()):
+                return True
+    return False
 
 
 class NoCaseNamed(InvalidInput):
@@ -146,9 +180,10 @@ def _named_case(text: str) -> tuple[CoiId | None, bool]:
 
 
 def record_unplaced(*, session: Session, now: datetime, actor: Actor, entries: list[Entry],
-                    step_name: str | None, error: NoCaseNamed) -> None:
-    """A scan refused before any case could be named is still recorded: in the audit trail,
-    with what was scanned, by whom, and why."""
+                    step_name: str | None, error: NoCaseNamed | CaseNotKnown) -> None:
+    """A scan refused before it could be judged against a case (none named, none known to the
+    scanner) is still recorded: in the scanner's own audit trail (their sites), with what was
+    scanned, by whom, and why; never on the ledger of a case."""
     reasons = []
     for entry in entries:
         try:
@@ -157,7 +192,8 @@ def record_unplaced(*, session: Session, now: datetime, actor: Actor, entries: l
             reasons.append(f"{problem.code}: {problem.message}")
     audit.record(session=session, now=now, actor=actor, entity="scan", entity_id=step_name or "-",
                  action="refuse", reason=error.message + (" " + " ".join(reasons) if reasons else ""),
-                 changes={"scans": (None, [{"text": e.text, "method": e.method} for e in entries])})
+                 changes={"scans": (None, [{"text": e.text, "method": e.method} for e in entries])},
+                 sites=[site for site, _role in actor.grants])
 
 
 @dataclass(frozen=True)
@@ -261,6 +297,8 @@ def _scan(
     case, route = _case_and_route(session, entries, coi_text, lock=True)
     read = _read(session, case)
     state = read.state
+    if not takes_part(session, actor, case, route, state):
+        raise CaseNotKnown(UNKNOWN_CODE)
     step = route.step(step_name) if step_name and _has_step(route, step_name) else None
     if step is None and not step_name:
         step = next_step(route, state)
@@ -418,6 +456,8 @@ def _record(
         "scans": [{"text": e.text, "method": e.method} for e in entries],
         "units": list(verdict.units),
     }
+    if actor.via:  # the session or token the scan came through, on the chain
+        body["via"] = actor.via
     if verdict.accepted and step is not None and site is not None:
         kind = {"give": "handoff_give", "receive": "handoff_receive"}.get(verdict.phase, "step")
         if step.makes:

@@ -89,7 +89,7 @@ def enrol(
     ledger.append(session=session, now=now, case=case, kind="enrol", actor_id=actor.user_id,
                   site_id=site.id, body={"coi": coi.text, "product": product.code,
                                          "route_version": route.version,
-                                         "manufacturing_site": manufacturing.code})
+                                         "manufacturing_site": manufacturing.code} | _via(actor))
     return case
 
 
@@ -128,8 +128,13 @@ def register_unit(
     # The unit starts in the custody of the registering site: the first link of its chain.
     ledger.append(session=session, now=now, case=case, kind="register_unit",
                   actor_id=actor.user_id, site_id=holder,
-                  body={"unit": serial.text, "kind": kind, "custodian_site": holder})
+                  body={"unit": serial.text, "kind": kind, "custodian_site": holder} | _via(actor))
     return unit
+
+
+def _via(actor: Actor) -> dict[str, str]:
+    """The session or token a ledger event came through, in its (hashed) body."""
+    return {"via": actor.via} if actor.via else {}
 
 
 def _next_number(session: Session, facility_id: str, full_year: int) -> int:

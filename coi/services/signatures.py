@@ -56,7 +56,8 @@ def sign_checked(
     user = signer
     signature = Signature(
         signer_id=user.id,  # type: ignore[arg-type]
-        signer_name=user.full_name,
+        # 21 CFR 11.50: the printed name, with the username, since two people may share a name
+        signer_name=f"{user.full_name[:130]} ({user.username})",
         meaning=meaning,
         signed_at=now,
         subject_type=subject_type,

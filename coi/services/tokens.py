@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from coi.core.access import Actor
-from coi.core.errors import AuthenticationFailed, InvalidInput, NotFound
+from coi.core.access import DEFAULT_SCOPES, SCOPES, Actor
+from coi.core.errors import AuthenticationFailed, Forbidden, InvalidInput, NotFound
 from coi.models import ApiToken, User
 from coi.services import audit
 from coi.services.users import require_manager_of
@@ -24,15 +25,24 @@ def token_hash(token: str) -> str:
 
 def issue_token(
     *, session: Session, now: datetime, actor: Actor | None, user_id: int, name: str,
-    days: int, reason: str,
+    days: int, reason: str, scopes: Iterable[str] = DEFAULT_SCOPES,
 ) -> tuple[str, ApiToken]:
-    """A new token for `user_id`; returns the token text (shown once) and its record."""
+    """A new token for `user_id`, who must be the person asking (`actor`): a token acts as
+    the person who created it, never as someone else. `actor` None is the system (tests,
+    benchmarks, the operator's command line). Returns the token text (shown once) and its
+    record."""
     user = session.get(User, user_id)
     if user is None or not user.active:
         raise NotFound("No such active user.")
-    if actor is not None:
-        require_manager_of(session, actor, "token.manage", user_id,
-                           doing="issue API tokens for this person")
+    if actor is not None and actor.user_id != user_id:
+        raise Forbidden("A token acts as the person who creates it: that person issues their "
+                        "own tokens, logged in as themselves.")
+    if actor is not None and actor.scopes is not None:
+        raise Forbidden("A token cannot issue tokens: log in to issue one.")
+    chosen = sorted(set(scopes))
+    if not chosen or not set(chosen) <= set(SCOPES):
+        raise InvalidInput(f"Choose what the token may do: one or more of {', '.join(SCOPES)}.",
+                           [{"field": "scopes", "message": "Choose at least one scope."}])
     if not name.strip() or len(name) > 100:
         raise InvalidInput("Give the token a name (what device or system uses it).",
                            [{"field": "name", "message": "1-100 characters."}])
@@ -43,12 +53,13 @@ def issue_token(
     token = ApiToken(user_id=user_id, name=name.strip(), token_hash=token_hash(text),
                      prefix=text[:12], created_at=now,
                      created_by_id=actor.user_id if actor else user_id,
-                     expires_at=now + timedelta(days=days))
+                     expires_at=now + timedelta(days=days), scopes=" ".join(chosen))
     session.add(token)
     session.flush()
     audit.record(session=session, now=now, actor=actor, entity="api_token", entity_id=token.id,
                  action="create", reason=reason,
                  changes={"user": (None, user.username), "name": (None, token.name),
+                          "scopes": (None, token.scopes),
                           "expires_at": (None, token.expires_at)})
     return text, token
 
@@ -75,8 +86,9 @@ def revoke_token(
     token = session.get(ApiToken, token_id)
     if token is None:
         raise NotFound("No such token.")
-    require_manager_of(session, actor, "token.manage", token.user_id,
-                       doing="revoke this person's API tokens")
+    if token.user_id != actor.user_id:  # one's own tokens: always; others': their administrator
+        require_manager_of(session, actor, "token.manage", token.user_id,
+                           doing="revoke this person's API tokens")
     if token.revoked_at is None:
         audit.record(session=session, now=now, actor=actor, entity="api_token",
                      entity_id=token.id, action="update", reason=reason,
@@ -87,6 +99,22 @@ def revoke_token(
     return token
 
 
-def list_tokens(*, session: Session) -> list[tuple[ApiToken, User]]:
-    return list(session.exec(select(ApiToken, User).join(User, col(User.id) == ApiToken.user_id)
-                             .order_by(col(ApiToken.id).desc())).all())
+def list_tokens(*, session: Session, actor: Actor,
+                own: bool = False) -> list[tuple[ApiToken, User]]:
+    """The actor's own tokens (`own`), or those of the people the actor administers."""
+    query = select(ApiToken, User).join(User, col(User.id) == ApiToken.user_id)
+    if own:
+        query = query.where(ApiToken.user_id == actor.user_id)
+    rows = list(session.exec(query.order_by(col(ApiToken.id).desc())).all())
+    if own:
+        return rows
+    managed: dict[int, bool] = {}
+    for _token, user in rows:
+        if user.id not in managed:
+            try:
+                require_manager_of(session, actor, "token.manage", user.id,  # type: ignore[arg-type]
+                                   doing="see this person's tokens")
+                managed[user.id] = True  # type: ignore[index]
+            except Forbidden:
+                managed[user.id] = False  # type: ignore[index]
+    return [(token, user) for token, user in rows if managed[user.id]]  # type: ignore[index]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from coi.core.access import Actor, allowed, require
+from coi.core.access import GLOBAL_ADMIN_PERMISSIONS, Actor, allowed, require
 from coi.core.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound, Throttled
 from coi.db import keep
 from coi.models import ROLES, LoginAttempt, RoleGrant, Site, User
 from coi.passwords import hash_password, password_matches, password_problem
-from coi.services import audit
+from coi.services import audit, sessions
 
 USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
@@ -42,7 +43,7 @@ def create_user(
                        "Use 1-64 characters: lowercase letters, digits, '.', '_' or '-'."})
     if not full_name.strip() or len(full_name) > 200:
         errors.append({"field": "full_name", "message": "Give the person's full name."})
-    problem = password_problem(password)
+    problem = password_problem(password, username=username, full_name=full_name)
     if problem:
         errors.append({"field": "password", "message": problem})
     if errors:
@@ -50,7 +51,7 @@ def create_user(
     if session.exec(select(User).where(User.username == username)).first():
         raise Conflict(f"The username '{username}' is taken.")
     user = User(username=username, full_name=full_name.strip(), email=email or None,
-                password_hash=hash_password(password), created_at=now)
+                password_hash=hash_password(password), created_at=now, password_changed_at=now)
     session.add(user)
     session.flush()
     audit.record(session=session, now=now, actor=actor, entity="user", entity_id=user.id,
@@ -66,6 +67,8 @@ def grant_role(
 ) -> RoleGrant:
     if actor is not None:
         require(actor, "user.manage", site_id, doing="grant roles at this site")
+        require_manager_of(session, actor, "user.manage", user_id,
+                           doing="grant roles to this person")
     if role not in ROLES:
         raise InvalidInput(f"'{role}' is not a role; use one of: {', '.join(ROLES)}.",
                            [{"field": "role", "message": "Choose a role from the list."}])
@@ -92,6 +95,8 @@ def revoke_role(
     if grant is None:
         raise NotFound("No such role grant.")
     require(actor, "user.manage", grant.site_id, doing="revoke roles at this site")
+    require_manager_of(session, actor, "user.manage", grant.user_id,
+                       doing="revoke this person's roles")
     user, site = session.get(User, grant.user_id), session.get(Site, grant.site_id)
     assert user is not None and site is not None
     audit.record(session=session, now=now, actor=actor, entity="role_grant",
@@ -103,13 +108,22 @@ def revoke_role(
 
 def require_manager_of(session: Session, actor: Actor, permission: str, user_id: int,
                        *, doing: str) -> None:
-    """An administrator manages the people of their own sites: a user who holds a role at one
-    of them, or no role anywhere yet (a new account). Anyone else is another site's business."""
+    """An administrator manages the people of their own sites only: an account whose every
+    role grant is at a site the administrator administers, or a new account with no grant
+    yet. Never an account that also works elsewhere (that site's administrators decide for
+    it), and never a global administrator. A global administrator manages everyone."""
     require(actor, permission, doing=doing)
+    if actor.global_admin and permission in GLOBAL_ADMIN_PERMISSIONS:
+        return
+    user = session.get(User, user_id)
+    if user is not None and user.global_admin:
+        raise Forbidden(f"You are not allowed to {doing}: this is a global administrator.")
     sites = {grant.site_id for grant in session.exec(
         select(RoleGrant).where(RoleGrant.user_id == user_id))}
-    if sites and not any(allowed(actor, permission, site) for site in sites):
-        raise Forbidden(f"You are not allowed to {doing}: this person works at other sites.")
+    elsewhere = {site for site in sites if not allowed(actor, permission, site)}
+    if elsewhere:
+        raise Forbidden(f"You are not allowed to {doing}: this person also works at sites you "
+                        "do not administer; their administrators decide.")
 
 
 def set_active(
@@ -127,7 +141,85 @@ def set_active(
     user.active = active
     session.add(user)
     session.flush()
+    if not active:
+        sessions.end_all(session=session, now=now, user_id=user_id, reason="deactivated")
     return user
+
+
+def change_password(
+    *, session: Session, now: datetime, actor: Actor, current: str, new: str, repeated: str,
+) -> User:
+    """A person changes their own password: the current one first. Every session of theirs
+    ends (the caller starts a new one for the browser that asked)."""
+    user = session.get(User, actor.user_id)
+    if user is None or not user.active:
+        raise NotFound("No such active user.")
+    if not password_matches(user.password_hash, current):
+        raise AuthenticationFailed("Your current password is wrong: nothing was changed.")
+    if new != repeated:
+        raise InvalidInput("The new password and its repetition differ.",
+                           [{"field": "repeated", "message": "Type the same password twice."}])
+    if password_matches(user.password_hash, new):
+        raise InvalidInput("Choose a password other than your current one.",
+                           [{"field": "new", "message": "Same as the current password."}])
+    problem = password_problem(new, username=user.username, full_name=user.full_name)
+    if problem:
+        raise InvalidInput(problem, [{"field": "new", "message": problem}])
+    audit.record(session=session, now=now, actor=actor, entity="user", entity_id=user.id,
+                 action="update", reason="changed own password",
+                 changes={"password": ("(set)", "(changed)"),
+                          "must_change_password": (user.must_change_password, False)})
+    user.password_hash = hash_password(new)
+    user.must_change_password = False
+    user.password_changed_at = now
+    session.add(user)
+    session.flush()
+    sessions.end_all(session=session, now=now, user_id=user.id, reason="password_changed")  # type: ignore[arg-type]
+    return user
+
+
+def reset_password(
+    *, session: Session, now: datetime, actor: Actor, user_id: int, reason: str,
+) -> tuple[User, str]:
+    """An administrator resets a password: a one-time password is made (shown once to the
+    administrator), the person must choose their own at the next login, and their sessions
+    end. Returns the user and the one-time password."""
+    require_manager_of(session, actor, "user.manage", user_id, doing="reset this password")
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        raise NotFound("No such active user.")
+    if user.id == actor.user_id:
+        raise InvalidInput("Change your own password on your account page, not by a reset.")
+    temporary = "-".join(secrets.token_hex(3) for _ in range(4))  # 12 hex digits in 4 groups
+    audit.record(session=session, now=now, actor=actor, entity="user", entity_id=user.id,
+                 action="update", reason=reason,
+                 changes={"password": ("(set)", "(reset)"),
+                          "must_change_password": (user.must_change_password, True)})
+    user.password_hash = hash_password(temporary)
+    user.must_change_password = True
+    user.password_changed_at = now
+    session.add(user)
+    session.flush()
+    sessions.end_all(session=session, now=now, user_id=user_id, reason="password_changed")
+    return user, temporary
+
+
+def end_sessions(*, session: Session, now: datetime, actor: Actor, user_id: int,
+                 reason: str) -> int:
+    """An administrator ends every session of a person they manage; audited."""
+    require_manager_of(session, actor, "user.manage", user_id, doing="end this person's sessions")
+    if session.get(User, user_id) is None:
+        raise NotFound("No such user.")
+    return sessions.end_all(session=session, now=now, user_id=user_id, reason="ended_by_admin",
+                            actor=actor, audit_reason=reason)
+
+
+def password_expired(user: User, now: datetime, max_age_days: int) -> bool:
+    """Password aging (optional: 0 days is off)."""
+    if max_age_days <= 0:
+        return False
+    changed = user.password_changed_at or user.created_at
+    return now - changed >= timedelta(days=max_age_days)
 
 
 def authenticate(
@@ -156,7 +248,33 @@ def authenticate(
     return user
 
 
-def actor_for(*, session: Session, user: User, token_id: int | None = None) -> Actor:
+def set_global_admin(
+    *, session: Session, now: datetime, actor: Actor | None, user_id: int, value: bool,
+    reason: str,
+) -> User:
+    """Make or unmake a global administrator: only a global administrator may (or the
+    system: the command line of the installation's operator)."""
+    if actor is not None and not actor.global_admin:
+        raise Forbidden("Only a global administrator can change who is one.")
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        raise NotFound("No such active user.")
+    if actor is not None and user.id == actor.user_id and not value:
+        raise InvalidInput("You cannot give up your own global administration: ask another "
+                           "global administrator.")
+    audit.record(session=session, now=now, actor=actor, entity="user", entity_id=user.id,
+                 action="update", reason=reason,
+                 changes={"global_admin": (user.global_admin, value)})
+    user.global_admin = value
+    session.add(user)
+    session.flush()
+    return user
+
+
+def actor_for(
+    *, session: Session, user: User, token_id: int | None = None, via: str | None = None,
+    scopes: frozenset[str] | None = None,
+) -> Actor:
     rows = session.exec(
         select(RoleGrant, Site).join(Site, col(Site.id) == RoleGrant.site_id)
         .where(RoleGrant.user_id == user.id, col(Site.active).is_(True))
@@ -167,14 +285,15 @@ def actor_for(*, session: Session, user: User, token_id: int | None = None) -> A
     timezone = rows[0][1].timezone if rows else "UTC"
     return Actor(user_id=user.id, username=user.username,  # type: ignore[arg-type]
                  full_name=user.full_name, grants=grants, timezone=timezone,  # type: ignore[arg-type]
-                 token_id=token_id, site_names={site.id: site.name for _g, site in rows})  # type: ignore[misc]
+                 token_id=token_id, via=via, scopes=scopes, global_admin=user.global_admin,
+                 site_names={site.id: site.name for _g, site in rows})  # type: ignore[misc]
 
 
-def load_actor(*, session: Session, user_id: int) -> Actor | None:
+def load_actor(*, session: Session, user_id: int, via: str | None = None) -> Actor | None:
     user = session.get(User, user_id)
     if user is None or not user.active:
         return None
-    return actor_for(session=session, user=user)
+    return actor_for(session=session, user=user, via=via)
 
 
 def list_users(*, session: Session) -> list[tuple[User, list[tuple[RoleGrant, Site]]]]:
@@ -185,3 +304,16 @@ def list_users(*, session: Session) -> list[tuple[User, list[tuple[RoleGrant, Si
     for grant, site in grants:
         by_user.setdefault(grant.user_id, []).append((grant, site))
     return [(user, by_user.get(user.id, [])) for user in users]  # type: ignore[arg-type]
+
+
+def managed_users(*, session: Session, actor: Actor) -> list[tuple[User, list[tuple[RoleGrant, Site]]]]:
+    """The people `actor` administers (with their grants): see `require_manager_of`."""
+    managed = []
+    for user, grants in list_users(session=session):
+        try:
+            require_manager_of(session, actor, "user.manage", user.id,  # type: ignore[arg-type]
+                               doing="manage this account")
+        except Forbidden:
+            continue
+        managed.append((user, grants))
+    return managed

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from coi.core.access import permission, sites_for
+from coi.core.access import allowed, permission
 from coi.core.errors import DomainError, InvalidInput
 from coi.models import ROLES, User
 from coi.services import audit, masterdata, tokens, users
@@ -41,9 +41,48 @@ def user_list() -> Any:
             db.commit()
             flash(f"Account {form.get('username', '').strip().lower()} created.", "success")
             return redirect(url_for("admin.user_list"))
-    return render_template("admin/users.html", people=users.list_users(session=db), roles=ROLES,
-                           values=values, sites=[s for s in masterdata.active_sites(session=db)
-                                                 if s.id in sites_for(me, "user.manage")]), status
+    return render_template("admin/users.html", people=users.managed_users(session=db, actor=me),
+                           roles=ROLES, values=values,
+                           sites=[s for s in masterdata.active_sites(session=db)
+                                  if allowed(me, "user.manage", s.id)]), status
+
+
+@blueprint.route("/users/<int:user_id>/password", methods=["POST"])
+@permission("user.manage")
+def reset_password(user_id: int) -> Any:
+    def reset() -> tuple[User, str]:
+        return users.reset_password(session=request_session(), now=now(), actor=actor(),
+                                    user_id=user_id, reason=request.form.get("reason", ""))
+
+    return carry_out(reset, back=url_for("admin.user_list"), refused=NOTHING_CHANGED,
+                     done=lambda done: f"Password of {done[0].username} reset. Give them this "
+                                       f"one-time password in person: {done[1]} (shown once; "
+                                       "they must choose their own at login).")
+
+
+@blueprint.route("/users/<int:user_id>/sessions/end", methods=["POST"])
+@permission("user.manage")
+def end_sessions(user_id: int) -> Any:
+    def end() -> int:
+        return users.end_sessions(session=request_session(), now=now(), actor=actor(),
+                                  user_id=user_id, reason=request.form.get("reason", ""))
+
+    return carry_out(end, back=url_for("admin.user_list"), refused=NOTHING_CHANGED,
+                     done=lambda count: f"{count} session(s) ended.")
+
+
+@blueprint.route("/users/<int:user_id>/global-admin", methods=["POST"])
+@permission("user.manage")
+def set_global_admin(user_id: int) -> Any:
+    def change() -> User:
+        return users.set_global_admin(session=request_session(), now=now(), actor=actor(),
+                                      user_id=user_id, value=request.form.get("value") == "1",
+                                      reason=request.form.get("reason", ""))
+
+    return carry_out(change, back=url_for("admin.user_list"), refused=NOTHING_CHANGED,
+                     done=lambda user: f"{user.username} is "
+                                       f"{'now' if user.global_admin else 'no longer'} a global "
+                                       "administrator.")
 
 
 @blueprint.route("/users/<int:user_id>/grants", methods=["POST"])
@@ -84,26 +123,13 @@ def set_active(user_id: int) -> Any:
                      done=lambda user: f"{user.username} is now {_state(user)}.")
 
 
-@blueprint.route("/tokens", methods=["GET", "POST"])
+@blueprint.route("/tokens")
 @permission("token.manage")
 def token_list() -> Any:
-    db, form = request_session(), request.form
-    issued = None
-    if request.method == "POST":
-        try:
-            issued, _token = tokens.issue_token(
-                session=db, now=now(), actor=actor(), user_id=_int(form.get("user"), "user"),
-                name=form.get("name", ""), days=_int(form.get("days"), "days"),
-                reason=form.get("reason", ""))
-        except DomainError as error:
-            db.rollback()
-            flash(f"{NOTHING_CHANGED}: {error.message}", "error")
-            return redirect(url_for("admin.token_list"))
-        db.commit()
-        flash("Token issued. Copy it now: it is shown only once.", "success")
-    return render_template("admin/tokens.html", issued=issued,
-                           tokens=tokens.list_tokens(session=db), now=now(),
-                           people=[u for u, _g in users.list_users(session=db) if u.active])
+    # Tokens are issued by the people they act as (account.token_list); administrators see
+    # and revoke those of the people they administer.
+    return render_template("admin/tokens.html", now=now(),
+                           tokens=tokens.list_tokens(session=request_session(), actor=actor()))
 
 
 @blueprint.route("/tokens/<int:token_id>/revoke", methods=["POST"])

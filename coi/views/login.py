@@ -6,6 +6,7 @@ from flask import (
     Blueprint,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -15,7 +16,7 @@ from flask import (
 
 from coi.core.access import AUTHENTICATED, PUBLIC, permission
 from coi.core.errors import AuthenticationFailed, Throttled
-from coi.services import users
+from coi.services import sessions, users
 from coi.web import now, request_session
 
 blueprint = Blueprint("auth", __name__)
@@ -39,16 +40,25 @@ def login() -> Any:
         db.commit()  # the failed attempt is evidence, and it counts towards the lock
         flash(error.message, "error")
         return render_template("login.html", next=target, username=username), error.status
+    key, _row = sessions.start(session=db, now=now(), user=user, remote_addr=request.remote_addr,
+                               user_agent=request.user_agent.string)
     db.commit()
-    session.clear()  # a fresh session on login: no fixation
-    session["uid"] = user.id
+    session.clear()  # a fresh cookie on login: no fixation
+    session["sid"] = key
     session.permanent = True
+    if user.must_change_password:
+        flash("An administrator reset your password: choose a new one.", "info")
+        return redirect(url_for("account.password", next=target))
     return redirect(target or url_for("home.index"))
 
 
 @blueprint.route("/logout", methods=["POST"])
 @permission(AUTHENTICATED)
 def logout() -> Any:
+    row = g.get("web_session")
+    if row is not None:
+        sessions.end(session=request_session(), now=now(), row=row, reason="logout")
+        request_session().commit()
     session.clear()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
