@@ -1,13 +1,220 @@
-"""The login page sends people on only to paths of this site."""
+"""What every response tells the browser (coi/security.py): a Content-Security-Policy that runs
+no inline script or style, no framing, no sniffing, referrers kept on the site, the camera and
+nothing else, HSTS in production. The pages keep to that policy: no inline script, style or
+event handler in any of them. The login page sends people on only to paths of this site."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from tests.helpers import CSRF, PASSWORD
+from coi.app import create_app
+from coi.core.access import PUBLIC, permission
+from coi.labels import payload
+from coi.models import coi_of
+from coi.services import alarms, enrolment, labels
+from tests.helpers import CSRF, PASSWORD, csv_file, login, make_case, open_for, store
+
+EXPECTED = {
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                                "object-src 'none'; base-uri 'none'; form-action 'self'; "
+                                "frame-ancestors 'none'"),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+# One of each kind of answer: a page, an API answer, an API problem, an error page, a redirect,
+# a static file, a public page.
+ANSWERS = {
+    "login page": ("/login", 200),
+    "API answer": ("/api/v1/openapi.json", 200),
+    "API problem": ("/api/v1/cases", 401),
+    "error page": ("/no-such-page", 404),
+    "redirect to login": ("/cases", 302),
+    "static file": ("/static/scan.js", 200),
+    "public verify page": ("/verify", 200),
+}
+
+
+def directives(policy: str) -> dict[str, list[str]]:
+    """'a x y; b z' -> {"a": ["x", "y"], "b": ["z"]}"""
+    parsed = {}
+    for part in filter(None, (piece.strip() for piece in policy.split(";"))):
+        name, *values = part.split()
+        parsed[name] = values
+    return parsed
+
+
+def permissions(policy: str) -> dict[str, str]:
+    """'camera=(self), microphone=()' -> {"camera": "(self)", "microphone": "()"}"""
+    return dict(item.strip().split("=", 1) for item in policy.split(","))
+
+
+# ---------------------------------------------------------------- the headers
+
+
+@pytest.mark.parametrize("kind", ANSWERS)
+def test_every_kind_of_answer_carries_the_security_headers(client, kind):
+    url, status = ANSWERS[kind]
+    response = client.get(url)
+
+    assert response.status_code == status
+    for name, value in EXPECTED.items():
+        assert response.headers.get(name) == value, name
+    assert permissions(response.headers["Permissions-Policy"])["camera"] == "(self)"
+    assert "Strict-Transport-Security" not in response.headers  # not in production
+
+
+def test_a_page_that_fails_unexpectedly_still_carries_them(app, client):
+    @app.route("/boom")
+    @permission(PUBLIC)
+    def boom() -> Any:
+        raise RuntimeError("kaput")
+
+    response = client.get("/boom")
+
+    assert response.status_code == 500
+    assert response.headers["Content-Security-Policy"] == EXPECTED["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_the_policy_runs_no_inline_script_or_style_and_allows_no_other_origin(client):
+    policy = directives(client.get("/login").headers["Content-Security-Policy"])
+
+    for name in ("default-src", "script-src", "style-src", "img-src"):
+        assert policy[name] == ["'self'"], name
+        assert not {"'unsafe-inline'", "'unsafe-eval'", "data:", "*", "https:"} & set(policy[name])
+    assert policy["object-src"] == policy["base-uri"] == policy["frame-ancestors"] == ["'none'"]
+    assert policy["form-action"] == ["'self'"]
+
+
+def test_the_camera_is_the_only_feature_granted_and_only_to_the_site(client):
+    granted = permissions(client.get("/scan").headers["Permissions-Policy"])
+
+    assert granted.pop("camera") == "(self)"
+    assert granted and set(granted.values()) == {"()"}  # the others are denied by name
+    assert "microphone" in granted and "geolocation" in granted
+
+
+def test_hsts_is_sent_in_production_only(app_config):
+    production = create_app(dict(app_config, MODE="production"))
+    try:
+        for url in ("/login", "/api/v1/openapi.json", "/no-such-page"):
+            response = production.test_client().get(url, base_url="https://coi.example.org")
+            assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+            assert response.headers["Content-Security-Policy"] == EXPECTED["Content-Security-Policy"]
+    finally:
+        production.extensions["coi.engine"].dispose()
+
+
+# ---------------------------------------------------------------- the pages keep to the policy
+
+
+class InlineFinder(HTMLParser):
+    """Everything in a page that a CSP without 'unsafe-inline' blocks (or that a URL runs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = {name: value or "" for name, value in attrs}
+        if tag == "script" and not names.get("src"):
+            self.found.append("<script> without src")
+        if tag == "style":
+            self.found.append("<style> block")
+        if "style" in names:
+            self.found.append(f"style= on <{tag}>")
+        self.found += [f"{name}= on <{tag}>" for name in names if name.startswith("on")]
+        self.found += [f"{name}=javascript: on <{tag}>" for name, value in names.items()
+                       if value.strip().lower().startswith("javascript:")]
+
+    handle_startendtag = handle_starttag
+
+
+@dataclass
+class Records:
+    coi: str
+    shipment_id: int
+    alarm_id: int
+    verify_token: str
+
+
+@pytest.fixture
+def records(app, session, world, clock) -> Records:
+    """A case with a labelled unit, a shipment whose logger went out of range, an alarm."""
+    case = make_case(app, session, world, clock)
+    coi = coi_of(case).text
+    enrolment.register_unit(session=session, now=clock.now(), actor=world.actor("staff"),
+                            coi_text=coi, kind="apheresis_bag")
+    job = labels.print_set(session=session, now=clock.now(), actor=world.actor("staff"),
+                           signer=app.extensions["coi.signer"], coi_text=coi, output="png",
+                           size="4x2", include_wristband=True, reason=None)
+    session.commit()
+    shipment = open_for(session, world, clock, case)
+    clock.advance(hours=2)
+    store(session, world, clock, shipment,
+          csv_file([5.0, 5.2, 9.9, 9.8, 9.9, 9.7, 9.9, 5.1], start=shipment.opened_at))
+    alarm = alarms.raise_alarm(session=session, now=clock.now(), kind="temperature",
+                               code="excursion_single", severity="critical",
+                               summary="Shipper at 9.9 °C", rule={"rule": "test"}, case_id=case.id,
+                               site_id=world.sites["BOS"].id, shipment_id=shipment.id)
+    session.commit()
+    assert alarm is not None
+    token = payload.token_from_text(job.labels[0].qr)
+    assert token
+    return Records(coi=coi, shipment_id=shipment.id, alarm_id=alarm.id, verify_token=token)  # type: ignore[arg-type]
+
+
+def pages(records: Records) -> list[tuple[str | None, str]]:
+    """(persona, url) of every kind of page; None: nobody logged in."""
+    return [
+        (None, "/login"), (None, "/verify"), (None, f"/V/{records.verify_token}"), (None, "/no-such-page"),
+        ("staff", "/"), ("staff", "/cases"), ("staff", "/cases/new"), ("staff", f"/cases/{records.coi}"),
+        ("staff", f"/cases/{records.coi}/labels"), ("staff", "/scan"), ("staff", f"/scan?case={records.coi}"),
+        ("staff", "/shipments"), ("staff", f"/shipments/{records.shipment_id}"), ("staff", "/alarms"),
+        ("staff", f"/alarms/{records.alarm_id}"), ("staff", "/dashboard"), ("staff", "/dashboard?part=body"),
+        ("staff", "/no-such-page"),
+        ("admin", "/admin/users"), ("admin", "/admin/tokens"), ("admin", "/admin/audit"),
+    ]
+
+
+def test_no_page_holds_inline_script_style_or_event_handlers(app, world, records):
+    shown = []
+    for persona, url in pages(records):
+        client = app.test_client()
+        if persona:
+            assert login(client, persona).status_code == 302
+        response = client.get(url)
+        assert response.status_code == (404 if url == "/no-such-page" else 200), (persona, url)
+        assert response.mimetype == "text/html"
+        html = response.get_data(as_text=True)
+        finder = InlineFinder()
+        finder.feed(html)
+        assert finder.found == [], (persona, url, finder.found)
+        assert "<script>" not in html and " style=" not in html and "<style" not in html, (persona, url)
+        shown.append(html)
+    # The pages under test are the ones that carry what a policy could break.
+    everything = "\n".join(shown)
+    assert "<svg" in everything and '<script src="/static/scan.js">' in everything
+    assert '<script src="/static/dashboard.js">' in everything and 'id="camera"' in everything
+
+
+def test_the_shipment_chart_as_its_own_file_carries_no_inline_style(app, client, world, records):
+    login(client, "staff")
+    response = client.get(f"/shipments/{records.shipment_id}/chart.svg")
+
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+    finder = InlineFinder()
+    finder.feed(response.get_data(as_text=True))
+    assert finder.found == []
+    assert response.headers["Content-Security-Policy"] == EXPECTED["Content-Security-Policy"]
+
 
 # ---------------------------------------------------------------- where the login sends people
 
