@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "PERMANENT_SESSION_LIFETIME": 8 * 3600,
+    # Reverse proxies trusted for X-Forwarded-*: "x_for=1,x_proto=1,x_host=1" (coi/security.py).
+    # Off by default: without a proxy those headers come from the client and are ignored.
+    "PROXY_FIX": "",
     "WTF_CSRF_TIME_LIMIT": 8 * 3600,
     "DEFAULT_TIMEZONE": "UTC",
     "API_TOKEN_DAYS": 365,

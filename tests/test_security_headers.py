@@ -1,21 +1,26 @@
 """What every response tells the browser (coi/security.py): a Content-Security-Policy that runs
 no inline script or style, no framing, no sniffing, referrers kept on the site, the camera and
 nothing else, HSTS in production. The pages keep to that policy: no inline script, style or
-event handler in any of them. The login page sends people on only to paths of this site."""
+event handler in any of them. The login page sends people on only to paths of this site, and
+behind a reverse proxy (COI_PROXY_FIX) the app sees the client as the proxy forwarded it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from flask import Flask
+from sqlmodel import select
 
 from coi.app import create_app
+from coi.config import ConfigError
 from coi.core.access import PUBLIC, permission
 from coi.labels import payload
-from coi.models import coi_of
+from coi.models import LoginAttempt, coi_of
 from coi.services import alarms, enrolment, labels
 from tests.helpers import CSRF, PASSWORD, csv_file, login, make_case, open_for, store
 
@@ -272,3 +277,71 @@ def login_to(client: Any, login_url: str) -> Any:
     assert token
     return client.post(login_url, data={"username": "staff", "password": PASSWORD,
                                         "csrf_token": token.group(1)})
+
+
+# ---------------------------------------------------------------- behind a reverse proxy
+
+
+def failed_login_address(app: Any, session: Any, forwarded_for: str) -> str | None:
+    client = app.test_client()
+    page = client.get("/login")
+    token = CSRF.search(page.get_data(as_text=True))
+    assert token
+    client.post("/login", data={"username": "staff", "password": "wrong", "csrf_token": token.group(1)},
+                headers={"X-Forwarded-For": forwarded_for, "X-Forwarded-Proto": "http"})
+    session.rollback()
+    return session.exec(select(LoginAttempt)).one().remote_addr
+
+
+def test_without_proxy_fix_a_forwarded_address_is_not_believed(app, session, world):
+    assert failed_login_address(app, session, "203.0.113.7") == "127.0.0.1"
+
+
+@pytest.fixture
+def behind_one_proxy(app_config):
+    return app_config | {"PROXY_FIX": "x_for=1, x_proto=1,x_host=1"}
+
+
+@pytest.fixture
+def proxied(behind_one_proxy) -> Iterator[Flask]:
+    app = create_app(behind_one_proxy)
+    yield app
+    app.extensions["coi.engine"].dispose()
+
+
+def test_behind_the_configured_proxy_the_client_address_is_the_forwarded_one(proxied, session, world):
+    # The last address is the one the proxy saw; what comes before it, the client wrote itself.
+    assert failed_login_address(proxied, session, "198.51.100.1, 203.0.113.7") == "203.0.113.7"
+
+
+def test_behind_the_proxy_a_form_sent_over_https_needs_a_referer_of_the_public_host(proxied, world):
+    # The app sees the scheme and host the proxy forwards: over HTTPS Flask-WTF then checks the
+    # Referer against that host, which is why the Referrer-Policy keeps it on the site.
+    client = proxied.test_client()
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "coi.example.org"}
+    token = CSRF.search(client.get("/login", headers=forwarded).get_data(as_text=True))
+    assert token
+    form = {"username": "staff", "password": PASSWORD, "csrf_token": token.group(1)}
+
+    without = client.post("/login", data=form, headers=forwarded)
+    elsewhere = client.post("/login", data=form, headers=forwarded | {"Referer": "https://evil.example/"})
+    ours = client.post("/login", data=form, headers=forwarded | {"Referer": "https://coi.example.org/login"})
+
+    assert (without.status_code, elsewhere.status_code) == (400, 400)
+    assert ours.status_code == 302 and ours.headers["Location"] == "/"
+
+
+def test_the_proxy_setting_is_read_from_the_environment(monkeypatch, app_config, session, world):
+    monkeypatch.setenv("COI_PROXY_FIX", "x_for=1")
+    app = create_app(app_config)
+    try:
+        assert failed_login_address(app, session, "203.0.113.9") == "203.0.113.9"
+    finally:
+        app.extensions["coi.engine"].dispose()
+
+
+@pytest.mark.parametrize("setting", ["x_for", "x_for=one", "x_forwarded=1", "x_for=-1", "1"])
+def test_a_proxy_setting_that_cannot_be_read_stops_the_app(app_config, setting):
+    with pytest.raises(ConfigError, match=r"COI_PROXY_FIX entry .* is not name=count"):
+        create_app(app_config | {"PROXY_FIX": setting})
+
