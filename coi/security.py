@@ -73,8 +73,9 @@ def _add_headers(response: Response) -> Response:
 
 
 def proxy_fix_counts(text: str) -> dict[str, int]:
-    """'x_for=1,x_proto=1' -> {"x_for": 1, "x_proto": 1}: how many proxies in front of the app
-    set each X-Forwarded-* header. Empty: no proxy is trusted and those headers are ignored."""
+    """'x_for=1,x_proto=1' -> {"x_for": 1, "x_proto": 1, "x_host": 0, ...}: how many proxies
+    in front of the app set each X-Forwarded-* header. Empty: no proxy is trusted and those
+    headers are ignored."""
     counts: dict[str, int] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, value = (piece.strip() for piece in item.partition("="))
@@ -84,4 +85,5 @@ def proxy_fix_counts(text: str) -> dict[str, int]:
                 f"{', '.join(PROXY_FIX_NAMES)}, each with the number of proxies that set the header, "
                 "e.g. COI_PROXY_FIX=x_for=1,x_proto=1,x_host=1 behind one reverse proxy.")
         counts[name] = int(value)
-    return counts
+    # A header not named is not trusted: ProxyFix on its own would trust x_for and x_proto.
+    return dict.fromkeys(PROXY_FIX_NAMES, 0) | counts if counts else {}

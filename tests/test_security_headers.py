@@ -331,11 +331,21 @@ def test_behind_the_proxy_a_form_sent_over_https_needs_a_referer_of_the_public_h
     assert ours.status_code == 302 and ours.headers["Location"] == "/"
 
 
-def test_the_proxy_setting_is_read_from_the_environment(monkeypatch, app_config, session, world):
+def test_the_proxy_setting_is_read_from_the_environment_and_trusts_only_what_it_names(
+        monkeypatch, app_config, session, world):
     monkeypatch.setenv("COI_PROXY_FIX", "x_for=1")
     app = create_app(app_config)
     try:
         assert failed_login_address(app, session, "203.0.113.9") == "203.0.113.9"
+        # X-Forwarded-Proto is not named, so a request saying "https" is still seen as http:
+        # no Referer is asked for.
+        client = app.test_client()
+        forwarded = {"X-Forwarded-Proto": "https"}
+        token = CSRF.search(client.get("/login", headers=forwarded).get_data(as_text=True))
+        assert token
+        answer = client.post("/login", headers=forwarded, data={
+            "username": "staff", "password": PASSWORD, "csrf_token": token.group(1)})
+        assert answer.status_code == 302
     finally:
         app.extensions["coi.engine"].dispose()
 
