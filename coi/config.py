@@ -29,14 +29,14 @@ DEFAULTS: dict[str, Any] = {
     "PHI_KEYS": None,  # Fernet keys, newest first; comma-separated in the environment
     "PHI_INDEX_KEY": None,  # key of the keyed hash that makes MRNs unique per site
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # bytes; larger requests get 413
+    # Reverse proxies trusted for X-Forwarded-*: "x_for=1,x_proto=1,x_host=1" (coi/security.py).
+    # Off by default: without a proxy those headers come from the client and are ignored.
+    "PROXY_FIX": "",
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_LOCK_MINUTES": 15,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "PERMANENT_SESSION_LIFETIME": 8 * 3600,
-    # Reverse proxies trusted for X-Forwarded-*: "x_for=1,x_proto=1,x_host=1" (coi/security.py).
-    # Off by default: without a proxy those headers come from the client and are ignored.
-    "PROXY_FIX": "",
     "WTF_CSRF_TIME_LIMIT": 8 * 3600,
     "DEFAULT_TIMEZONE": "UTC",
     "API_TOKEN_DAYS": 365,
