@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from flask_wtf import CSRFProtect
 
-from coi import auth, config, problems, templating
+from coi import auth, config, problems, security, templating
 from coi.api.v1 import blueprint as api_v1
 from coi.cli import cli
 from coi.config import signing_key_from
@@ -50,6 +50,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     auth.install(app)
     problems.install(app)
     templating.install(app)
+    security.install(app)
     app.cli.add_command(cli)
     log_availability()
     return app

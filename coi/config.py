@@ -12,6 +12,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -28,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     "PHI_KEYS": None,  # Fernet keys, newest first; comma-separated in the environment
     "PHI_INDEX_KEY": None,  # key of the keyed hash that makes MRNs unique per site
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # bytes; larger requests get 413
+    # Reverse proxies trusted for X-Forwarded-*: "x_for=1,x_proto=1,x_host=1" (coi/security.py).
+    # Off by default: without a proxy those headers come from the client and are ignored.
+    "PROXY_FIX": "",
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_LOCK_MINUTES": 15,
     "SESSION_COOKIE_HTTPONLY": True,
@@ -97,6 +101,9 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
             raise ConfigError("COI_LABEL_VERIFY_BASE_URL is not set: labels carry a link to the "
                               "public verify page, e.g. https://coi.example.org")
         config["LABEL_VERIFY_BASE_URL"] = "http://127.0.0.1:5000"
+    if mode == "production":
+        _check_secret_key(config["SECRET_KEY"])
+        _check_verify_base_url(config["LABEL_VERIFY_BASE_URL"])
     config["ZPL_PRINTERS"] = _printers(config["ZPL_PRINTERS"])
     secure = config.get("SESSION_COOKIE_SECURE", mode == "production")
     config["SESSION_COOKIE_SECURE"] = (secure.lower() in ("1", "true", "yes", "on")
@@ -168,6 +175,42 @@ def _check_signing_key(text: str) -> None:
             "COI_INSTALLATION_SIGNING_KEY is not an Ed25519 private key (32 url-safe base64-encoded "
             "bytes). Generate one with: python -c \"import base64, os; "
             "print(base64.urlsafe_b64encode(os.urandom(32)).decode())\"") from exc
+
+
+# Fewer distinct characters than this is no random key. Not 16: a random key in hex has at
+# most 16, and `secrets.token_hex(16)` shows fewer than 10 in about 1 of 10,000 draws.
+SECRET_KEY_MIN_DISTINCT = 10
+SECRET_KEY_MIN_BYTES = 32
+
+
+def _check_secret_key(key: str | bytes) -> None:
+    """Production signs session cookies with a key that cannot be guessed: at least 32 bytes,
+    not one character or one short piece repeated, not a handful of characters."""
+    raw = key.encode() if isinstance(key, str) else bytes(key)
+    if len(raw) < SECRET_KEY_MIN_BYTES:
+        problem = f"is {len(raw)} bytes long; it must be at least {SECRET_KEY_MIN_BYTES}"
+    elif len(set(raw)) < SECRET_KEY_MIN_DISTINCT or _repeats(raw):
+        problem = "is not random (too few different characters, or a short piece repeated)"
+    else:
+        return
+    raise ConfigError(f"Refusing to start in production mode: COI_SECRET_KEY {problem}. It signs the "
+                      f"session cookies: set it to at least {SECRET_KEY_MIN_BYTES} random bytes, "
+                      "e.g. the output of: python -c \"import secrets; print(secrets.token_urlsafe(48))\"")
+
+
+def _repeats(raw: bytes) -> bool:
+    """`raw` is a shorter piece written again and again ("abcabcabc", "password" * 4)."""
+    return any(raw == (raw[:period] * (len(raw) // period + 1))[:len(raw)]
+               for period in range(1, len(raw) // 2 + 1))
+
+
+def _check_verify_base_url(url: str) -> None:
+    parts = urlsplit(str(url))
+    if parts.scheme != "https" or not parts.netloc:
+        raise ConfigError(f"Refusing to start in production mode: COI_LABEL_VERIFY_BASE_URL is {url!r}; "
+                          "it must be the https:// address of this installation's public verify "
+                          "page, e.g. https://coi.example.org: labels and alarm messages link to "
+                          "it, and a link over plain http can be read and altered on the way.")
 
 
 def _printers(value: str | dict[str, tuple[str, int]]) -> dict[str, tuple[str, int]]:

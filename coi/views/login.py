@@ -65,7 +65,14 @@ def logout() -> Any:
 
 
 def _safe_next(target: str | None) -> str | None:
-    # Only local paths: an absolute or protocol-relative URL would be an open redirect.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """`target` if it is a path of this site ("/cases?state=enrolled"), else None (the home page)."""
+    # Anything else is an open redirect: "//evil.example" and "https://..." leave the site;
+    # browsers read "\\" as "/" and drop tabs and newlines, so "/\\evil.example" and
+    # "/%09/evil.example" ("/", tab, "/evil.example") become "//evil.example"; and CR/LF in a
+    # Location header would split it (werkzeug refuses it with a 500).
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    # isprintable() is False for every control, format and separator character but " ".
+    if not target.isprintable() or any(character.isspace() for character in target):
+        return None
+    return target
