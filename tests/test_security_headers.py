@@ -186,6 +186,7 @@ def pages(records: Records) -> list[tuple[str | None, str]]:
         ("staff", f"/alarms/{records.alarm_id}"), ("staff", "/dashboard"), ("staff", "/dashboard?part=body"),
         ("staff", "/no-such-page"),
         ("admin", "/admin/users"), ("admin", "/admin/tokens"), ("admin", "/admin/audit"),
+        ("staff", "/account/password"), ("staff", "/account/tokens"),
     ]
 
 

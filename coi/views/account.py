@@ -19,7 +19,7 @@ from flask import (
 from coi.core.access import AUTHENTICATED, DEFAULT_SCOPES, SCOPES, permission
 from coi.core.errors import DomainError, InvalidInput
 from coi.services import sessions, tokens, users
-from coi.views.login import _safe_next as safe_next  # one rule for where a login may lead
+from coi.views.login import safe_next  # one rule for where a login may lead
 from coi.web import actor, carry_out, now, request_session
 
 blueprint = Blueprint("account", __name__, url_prefix="/account")

@@ -25,7 +25,7 @@ blueprint = Blueprint("auth", __name__)
 @blueprint.route("/login", methods=["GET", "POST"])
 @permission(PUBLIC)
 def login() -> Any:
-    target = _safe_next(request.values.get("next"))
+    target = safe_next(request.values.get("next"))
     if request.method == "GET":
         return render_template("login.html", next=target)
     db = request_session()
@@ -64,7 +64,7 @@ def logout() -> Any:
     return redirect(url_for("auth.login"))
 
 
-def _safe_next(target: str | None) -> str | None:
+def safe_next(target: str | None) -> str | None:
     """`target` if it is a path of this site ("/cases?state=enrolled"), else None (the home page)."""
     # Anything else is an open redirect: "//evil.example" and "https://..." leave the site;
     # browsers read "\\" as "/" and drop tabs and newlines, so "/\\evil.example" and
