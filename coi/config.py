@@ -28,8 +28,14 @@ DEFAULTS: dict[str, Any] = {
     "PHI_KEYS": None,  # Fernet keys, newest first; comma-separated in the environment
     "PHI_INDEX_KEY": None,  # key of the keyed hash that makes MRNs unique per site
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # bytes; larger requests get 413
-    "LOGIN_MAX_FAILURES": 5,
-    "LOGIN_LOCK_MINUTES": 15,
+    # Passwords (logins and signatures) and rate limits: coi/throttle.py.
+    "LOGIN_MAX_FAILURES": 5,  # failures of one account before its delays start
+    "LOGIN_ADDRESS_MAX_FAILURES": 20,  # failures from one address (any accounts) before delays
+    "LOGIN_MAX_DELAY_SECONDS": 900,  # the delays double from 1 s up to this
+    "LOGIN_FAILURES_KEPT_MINUTES": 60,  # a counter starts again this long after its last failure
+    "LOGIN_LOCK_MINUTES": 15,  # no longer read: accounts are delayed, not locked
+    "RATE_LIMIT_STORAGE": "",  # memory:// or redis://host:6379/0; empty: memory, except production
+    "RATE_LIMIT_KEY_PREFIX": "coi:",  # Redis keys start with this (installations sharing a server)
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "PERMANENT_SESSION_LIFETIME": 8 * 3600,
@@ -96,7 +102,14 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
         config["LABEL_VERIFY_BASE_URL"] = "http://127.0.0.1:5000"
     config["ZPL_PRINTERS"] = _printers(config["ZPL_PRINTERS"])
     config["SESSION_COOKIE_SECURE"] = config.get("SESSION_COOKIE_SECURE", mode == "production")
+    _check_rate_limit_storage(config["RATE_LIMIT_STORAGE"])
     return config
+
+
+def _check_rate_limit_storage(url: str) -> None:
+    if url and url != "memory://" and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"COI_RATE_LIMIT_STORAGE is {url!r}; use memory:// or a Redis URL "
+                          "such as redis://127.0.0.1:6379/0.")
 
 
 def _take_old_names(config: dict[str, Any]) -> None:
