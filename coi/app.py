@@ -48,7 +48,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     csrf.exempt(api_v1)  # machines authenticate with bearer tokens, not cookies
     auth.install(app)
-    ratelimits.install(app)
+    ratelimits.install(app)  # after auth: the per-token limit knows the token
     problems.install(app)
     templating.install(app)
     app.cli.add_command(cli)

@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_LOCK_MINUTES": 15,  # no longer read: accounts are delayed, not locked
     "RATE_LIMIT_STORAGE": "",  # memory:// or redis://host:6379/0; empty: memory, except production
     "RATE_LIMIT_KEY_PREFIX": "coi:",  # Redis keys start with this (installations sharing a server)
+    "VERIFY_REQUESTS_PER_MINUTE": 30,  # per address, /verify and /V/... together; 0: no limit
+    "API_TOKEN_REQUESTS_PER_MINUTE": 600,  # per API token; 0: no limit
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "PERMANENT_SESSION_LIFETIME": 8 * 3600,
