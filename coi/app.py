@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from flask_wtf import CSRFProtect
 
-from coi import auth, config, problems, security, templating
+from coi import auth, config, problems, ratelimits, security, templating
 from coi.api.v1 import blueprint as api_v1
 from coi.cli import cli
 from coi.config import signing_key_from
@@ -48,6 +48,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     csrf.exempt(api_v1)  # machines authenticate with bearer tokens, not cookies
     auth.install(app)
+    ratelimits.install(app)  # after auth: the per-token limit knows the token
     problems.install(app)
     templating.install(app)
     security.install(app)

@@ -32,8 +32,16 @@ DEFAULTS: dict[str, Any] = {
     # Reverse proxies trusted for X-Forwarded-*: "x_for=1,x_proto=1,x_host=1" (coi/security.py).
     # Off by default: without a proxy those headers come from the client and are ignored.
     "PROXY_FIX": "",
-    "LOGIN_MAX_FAILURES": 5,
-    "LOGIN_LOCK_MINUTES": 15,
+    # Passwords (logins and signatures) and rate limits: coi/throttle.py.
+    "LOGIN_MAX_FAILURES": 5,  # failures of one account before its delays start
+    "LOGIN_ADDRESS_MAX_FAILURES": 20,  # failures from one address (any accounts) before delays
+    "LOGIN_MAX_DELAY_SECONDS": 900,  # the delays double from 1 s up to this
+    "LOGIN_FAILURES_KEPT_MINUTES": 60,  # a counter starts again this long after its last failure
+    "LOGIN_LOCK_MINUTES": 15,  # no longer read: accounts are delayed, not locked
+    "RATE_LIMIT_STORAGE": "",  # memory:// or redis://host:6379/0; empty: memory, except production
+    "RATE_LIMIT_KEY_PREFIX": "coi:",  # Redis keys start with this (installations sharing a server)
+    "VERIFY_REQUESTS_PER_MINUTE": 30,  # per address, /verify and /V/... together; 0: no limit
+    "API_TOKEN_REQUESTS_PER_MINUTE": 600,  # per API token; 0: no limit
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     # Browser sessions live on the server (coi/services/sessions.py): they end after this long
@@ -111,7 +119,14 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
     # The cookie and its CSRF token last no longer than the server-side session may.
     lifetime = int(config["SESSION_LIFETIME_HOURS"]) * 3600
     config["PERMANENT_SESSION_LIFETIME"] = config["WTF_CSRF_TIME_LIMIT"] = lifetime
+    _check_rate_limit_storage(config["RATE_LIMIT_STORAGE"])
     return config
+
+
+def _check_rate_limit_storage(url: str) -> None:
+    if url and url != "memory://" and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"COI_RATE_LIMIT_STORAGE is {url!r}; use memory:// or a Redis URL "
+                          "such as redis://127.0.0.1:6379/0.")
 
 
 def _take_old_names(config: dict[str, Any]) -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from coi.auth import is_api_request
-from coi.core.errors import DomainError, InvalidInput
+from coi.core.errors import DomainError, InvalidInput, Throttled
 from coi.core.identifiers import IdentifierError
 from coi.db import request_session
 
@@ -56,7 +56,10 @@ def _asks_for_json() -> bool:
 
 def _domain_error(error: DomainError) -> Any:
     extra = {"errors": error.errors} if isinstance(error, InvalidInput) and error.errors else {}
-    return render(error.status, error.title, error.message, error.code, **extra)
+    response = make_response(render(error.status, error.title, error.message, error.code, **extra))
+    if isinstance(error, Throttled) and error.retry_after:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _identifier_error(error: IdentifierError) -> Any:

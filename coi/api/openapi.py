@@ -39,7 +39,10 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
 
 _PROBLEM = {"description": "Problem (RFC 9457)",
             "content": {"application/problem+json": {"schema": _ref("Problem")}}}
-_ERRORS = {str(code): _PROBLEM for code in (401, 403, 404, 413, 422)}
+_ERRORS = {str(code): _PROBLEM for code in (401, 403, 404, 413, 422)} | {"429": {
+    **_PROBLEM, "description": "Too many requests for this token this minute: Problem (RFC 9457)",
+    "headers": {"Retry-After": {"description": "Seconds until the token may send again",
+                                "schema": {"type": "integer"}}}}}
 
 _STR = {"type": "string"}
 _OUTPUT_SCHEMAS: dict[str, Any] = {

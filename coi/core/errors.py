@@ -53,6 +53,12 @@ class AuthenticationFailed(DomainError):
 
 
 class Throttled(DomainError):
+    """Refused for now: `retry_after` says in how many seconds to try again (Retry-After)."""
+
     code = "throttled"
     status = 429
     title = "Too many attempts"
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

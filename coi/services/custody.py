@@ -428,14 +428,18 @@ def _acting_site(session: Session, actor: Actor, step: Step, receiving: bool,
 def _check_password(session: Session, now: datetime, username: str, password: str, whose: str,
                     remote_addr: str | None, max_failures: int,
                     lock_minutes: int) -> tuple[User | None, Reason | None]:
-    """Check a signer's password through the login throttle, so the signature fields cannot
-    be used to guess passwords; the attempt is recorded either way."""
+    """Check a signer's password through the login throttle (the same counters as logins,
+    recorded as a signing attempt, kept even if this scan is rolled back), so the signature
+    fields cannot be used to guess passwords. `max_failures` and `lock_minutes` are not
+    read: the throttle attached to the session has the policy (coi.throttle)."""
+    del max_failures, lock_minutes
     try:
         return users.authenticate(session=session, now=now, username=username, password=password,
-                                  remote_addr=remote_addr, max_failures=max_failures,
-                                  lock_minutes=lock_minutes), None
+                                  remote_addr=remote_addr, kind="signing"), None
     except Throttled as error:
-        return None, Reason("signer_locked", error.message)
+        # The code is older than the delays that replaced the lock; clients know it.
+        return None, Reason("signer_locked", f"{error.message} Nothing was signed ({whose} "
+                                             "signature).")
     except AuthenticationFailed:
         return None, Reason("signature_failed", f"The username or password is wrong ({whose} "
                                                 "signature): nothing was signed.")

@@ -13,7 +13,7 @@ from coi.core.access import Actor
 from coi.core.canonical import canonical_json
 from coi.core.errors import AuthenticationFailed, InvalidInput
 from coi.models import MEANINGS, Signature, User
-from coi.passwords import password_matches
+from coi.services import users
 
 
 def content_hash(content: Any) -> str:
@@ -30,16 +30,23 @@ def sign(
     subject_type: str,
     subject_id: object,
     content: Any,
+    remote_addr: str | None = None,
 ) -> Signature:
-    """Sign `content` as `signer`. Raises AuthenticationFailed if the password is wrong."""
+    """Sign `content` as `signer`. Raises AuthenticationFailed if the password is wrong, and
+    Throttled while the account must wait after repeated failures: the password is checked
+    through the login throttle and recorded as a signing attempt (coi.services.users)."""
     if meaning not in MEANINGS:
         raise InvalidInput(f"'{meaning}' is not a signature meaning; use one of: "
                            + ", ".join(MEANINGS))
-    user = session.get(User, signer.user_id)
-    if user is None or not user.active or not password_matches(user.password_hash, password):
+    try:
+        user = users.authenticate(session=session, now=now, username=signer.username,
+                                  password=password, remote_addr=remote_addr, kind="signing")
+    except AuthenticationFailed:
         raise AuthenticationFailed(
             "The password does not match: the signature was not applied and nothing was saved."
-        )
+        ) from None
+    if user.id != signer.user_id:
+        raise AuthenticationFailed("The signer's account has changed: nothing was signed.")
     return sign_checked(session=session, now=now, signer=user, meaning=meaning,
                         subject_type=subject_type, subject_id=subject_id, content=content)
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from coi import throttle
 from coi.core.access import GLOBAL_ADMIN_PERMISSIONS, Actor, allowed, require
 from coi.core.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound, Throttled
 from coi.db import keep
-from coi.models import ROLES, LoginAttempt, RoleGrant, Site, User
+from coi.models import ROLES, RoleGrant, Site, User
 from coi.passwords import hash_password, password_matches, password_problem
-from coi.services import audit, sessions
+from coi.services import attempts, audit, sessions
 
 USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
@@ -148,14 +148,19 @@ def set_active(
 
 def change_password(
     *, session: Session, now: datetime, actor: Actor, current: str, new: str, repeated: str,
+    remote_addr: str | None = None,
 ) -> User:
-    """A person changes their own password: the current one first. Every session of theirs
-    ends (the caller starts a new one for the browser that asked)."""
+    """A person changes their own password: the current one first, checked through the
+    password throttle like a login. Every session of theirs ends (the caller starts a new one
+    for the browser that asked)."""
     user = session.get(User, actor.user_id)
     if user is None or not user.active:
         raise NotFound("No such active user.")
-    if not password_matches(user.password_hash, current):
-        raise AuthenticationFailed("Your current password is wrong: nothing was changed.")
+    try:
+        authenticate(session=session, now=now, username=user.username, password=current,
+                     remote_addr=remote_addr)
+    except AuthenticationFailed:
+        raise AuthenticationFailed("Your current password is wrong: nothing was changed.") from None
     if new != repeated:
         raise InvalidInput("The new password and its repetition differ.",
                            [{"field": "repeated", "message": "Type the same password twice."}])
@@ -224,27 +229,29 @@ def password_expired(user: User, now: datetime, max_age_days: int) -> bool:
 
 def authenticate(
     *, session: Session, now: datetime, username: str, password: str, remote_addr: str | None,
-    max_failures: int, lock_minutes: int,
+    kind: str = "login", guard: throttle.Throttle | None = None,
 ) -> User:
-    """Check a login. After `max_failures` failures within `lock_minutes`, refuse even a right
-    password until the window has passed. Every attempt is recorded."""
+    """Check a password: a login, or a password given to sign (`kind` "signing"). While the
+    account or the address must wait after repeated failures (coi.throttle; `guard`, default
+    the one attached to the session), the attempt is refused with Throttled without checking
+    the password. An unknown username costs one hash check like a real one. Every attempt is
+    recorded, even if the caller's transaction is then rolled back (coi.services.attempts)."""
     username = normalise_username(username)[:64]
-    since = now - timedelta(minutes=lock_minutes)
-    failures = session.exec(
-        select(func.count()).select_from(LoginAttempt).where(
-            LoginAttempt.username == username, col(LoginAttempt.succeeded).is_(False),
-            LoginAttempt.at > since)
-    ).one()
+    guard = guard or throttle.of(session)
+    wait = guard.wait(now=now, username=username, address=remote_addr)
+    if wait:
+        attempts.record(session=session, now=now, username=username, succeeded=False,
+                        remote_addr=remote_addr, kind=kind)
+        raise Throttled(f"Too many attempts: wait {throttle.seconds(wait)}.", retry_after=wait)
     user = session.exec(select(User).where(User.username == username)).first()
-    good = (user is not None and user.active and failures < max_failures
-            and password_matches(user.password_hash, password))
-    session.add(LoginAttempt(username=username, at=now, succeeded=good, remote_addr=remote_addr))
-    session.flush()
-    if failures >= max_failures:
-        raise Throttled(f"Too many failed logins for this account. Try again in "
-                        f"{lock_minutes} minutes, or ask an administrator.")
+    matched = password_matches(user.password_hash if user is not None else None, password)
+    good = matched and user is not None and user.active
+    attempts.record(session=session, now=now, username=username, succeeded=good,
+                    remote_addr=remote_addr, kind=kind)
     if not good or user is None:
+        guard.failed(now=now, username=username, address=remote_addr)
         raise AuthenticationFailed("Unknown username or wrong password.")
+    guard.succeeded(username=username)
     return user
 
 

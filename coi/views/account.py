@@ -43,7 +43,8 @@ def password() -> Any:
     try:
         user = users.change_password(session=db, now=now(), actor=actor(),
                                      current=form.get("current", ""), new=form.get("new", ""),
-                                     repeated=form.get("repeated", ""))
+                                     repeated=form.get("repeated", ""),
+                                     remote_addr=request.remote_addr)
     except DomainError as error:
         db.rollback()
         flash(f"Nothing was changed: {error.message}", "error")

@@ -9,7 +9,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from coi.core.access import allowed, permission
 from coi.core.errors import DomainError, InvalidInput
 from coi.models import ROLES, User
-from coi.services import audit, masterdata, tokens, users
+from coi.ratelimits import the_throttle
+from coi.services import audit, masterdata, throttling, tokens, users
 from coi.web import actor, carry_out, now, request_session
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
@@ -41,10 +42,13 @@ def user_list() -> Any:
             db.commit()
             flash(f"Account {form.get('username', '').strip().lower()} created.", "success")
             return redirect(url_for("admin.user_list"))
-    return render_template("admin/users.html", people=users.managed_users(session=db, actor=me),
-                           roles=ROLES, values=values,
+    people = users.managed_users(session=db, actor=me)
+    return render_template("admin/users.html", people=people, roles=ROLES, values=values,
                            sites=[s for s in masterdata.active_sites(session=db)
-                                  if allowed(me, "user.manage", s.id)]), status
+                                  if allowed(me, "user.manage", s.id)],
+                           delays=throttling.delays(guard=the_throttle(), now=now(),
+                                                    people=[user for user, _g in people]),
+                           now_seconds=now().timestamp()), status
 
 
 @blueprint.route("/users/<int:user_id>/password", methods=["POST"])
@@ -121,6 +125,19 @@ def set_active(user_id: int) -> Any:
 
     return carry_out(change, back=url_for("admin.user_list"), refused=NOTHING_CHANGED,
                      done=lambda user: f"{user.username} is now {_state(user)}.")
+
+
+@blueprint.route("/users/<int:user_id>/unlock", methods=["POST"])
+@permission("user.manage")
+def unlock(user_id: int) -> Any:
+    def clear() -> User:
+        return throttling.unlock(session=request_session(), now=now(), actor=actor(),
+                                 guard=the_throttle(), user_id=user_id,
+                                 reason=request.form.get("reason", ""))
+
+    return carry_out(clear, back=url_for("admin.user_list"), refused=NOTHING_CHANGED,
+                     done=lambda user: f"{user.username}'s failed attempts are cleared: "
+                                       "they can log in now.")
 
 
 @blueprint.route("/tokens")

@@ -4,7 +4,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     g,
     redirect,
@@ -33,13 +32,13 @@ def login() -> Any:
     try:
         user = users.authenticate(
             session=db, now=now(), username=username, password=request.form.get("password", ""),
-            remote_addr=request.remote_addr,
-            max_failures=current_app.config["LOGIN_MAX_FAILURES"],
-            lock_minutes=current_app.config["LOGIN_LOCK_MINUTES"])
+            remote_addr=request.remote_addr)
     except (AuthenticationFailed, Throttled) as error:
-        db.commit()  # the failed attempt is evidence, and it counts towards the lock
+        db.commit()  # the failed attempt is evidence
         flash(error.message, "error")
-        return render_template("login.html", next=target, username=username), error.status
+        headers = ({"Retry-After": str(error.retry_after)}
+                   if isinstance(error, Throttled) and error.retry_after else {})
+        return render_template("login.html", next=target, username=username), error.status, headers
     key, _row = sessions.start(session=db, now=now(), user=user, remote_addr=request.remote_addr,
                                user_agent=request.user_agent.string)
     db.commit()
