@@ -16,7 +16,6 @@ from coi.web import actor, carry_out, now, request_session
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
 NOTHING_CHANGED = "Nothing was changed"
-AUDIT_ENTITIES = ("user", "role_grant", "site", "product", "patient", "unit", "api_token")
 
 
 @blueprint.route("/users", methods=["GET", "POST"])
@@ -163,12 +162,18 @@ def revoke_token(token_id: int) -> Any:
 @blueprint.route("/audit")
 @permission("audit.view")
 def audit_trail() -> Any:
-    entity = request.args.get("entity") or None
-    if entity and entity not in AUDIT_ENTITIES:
-        raise InvalidInput(f"'{entity}' is not a kind of record in the audit trail.")
-    entries = audit.recent(session=request_session(), entity=entity)
-    return render_template("admin/audit.html", entries=entries, entity=entity,
-                           entities=AUDIT_ENTITIES)
+    db, me = request_session(), actor()
+    wanted = audit.read_filter(request.args, zone=me.timezone)
+    before, after = audit.read_cursor(request.args)
+    shown = audit.page(session=db, actor=me, wanted=wanted, before=before, after=after)
+    return render_template("admin/audit.html", page=shown, query=_filter_query(), zone=me.timezone,
+                           entities=audit.entities(session=db),
+                           sites=audit.readable_sites(session=db, actor=me))
+
+
+def _filter_query() -> dict[str, str]:
+    """The filter's own parameters of this request, for the page's links."""
+    return {name: request.args[name] for name in audit.FILTER_PARAMETERS if request.args.get(name)}
 
 
 def _state(user: User) -> str:
