@@ -1,12 +1,15 @@
 """The audit trail as its readers meet it: each row concerns the sites it was written for,
 readers see their own sites' rows (and their own doings), global readers everything; every
-kind of record can be filtered, pages of 50 with a total."""
+kind of record can be filtered, pages of 50 with a total, and an export holding all of a
+filter's rows, itself kept in the trail."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import html
 import io
+import json
 import re
 from typing import Any
 
@@ -20,6 +23,7 @@ from coi.models import AuditEntry, coi_of, serial_of
 from coi.services import (
     alarms,
     audit,
+    audit_export,
     custody,
     enrolment,
     masterdata,
@@ -277,7 +281,7 @@ BAD_PAGES = [
 
 
 @pytest.mark.parametrize("path, query, message", [
-    (path, query, message) for path in ("/admin/audit",)
+    (path, query, message) for path in ("/admin/audit", "/admin/audit.csv", "/admin/audit.json")
     for query, message in BAD_FILTERS] + [("/admin/audit", q, m) for q, m in BAD_PAGES])
 def test_a_bad_filter_is_refused_with_a_clear_400(client, session, world, path, query, message):
     login(client, "admin")
@@ -286,7 +290,7 @@ def test_a_bad_filter_is_refused_with_a_clear_400(client, session, world, path, 
     assert response.status_code == 400
     assert message in html.unescape(response.get_data(as_text=True))
     session.rollback()
-    assert len(session.exec(select(AuditEntry)).all()) == before
+    assert len(session.exec(select(AuditEntry)).all()) == before  # no export recorded
 
 
 # ------------------------------------------------------------------ pages
@@ -330,3 +334,87 @@ def test_a_page_shows_the_channel_and_the_sites_of_each_row(client, session, wor
     login(client, "admin")
     page = client.get("/admin/audit?q=renamed").get_data(as_text=True)
     assert "token 7 (handheld)" in page and "<td>BOS</td>" in page
+
+
+# ------------------------------------------------------------------ exports
+
+def csv_rows(response: Any) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(response.get_data().decode("utf-8-sig"))))
+
+
+def test_the_exports_hold_every_row_of_the_filter(client, session, world, clock):
+    note(session, clock, 120)
+    note(session, clock, 3, site="BOS")
+    berlin_admin = person(session, clock, world, "berlin.admin", "BER", "admin")
+    expected = read_all(session, berlin_admin, text="paging note")
+    assert len(expected) == 120
+    login(client, "berlin.admin")
+
+    response = client.get("/admin/audit.csv?q=paging+note")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    rows = csv_rows(response)
+    assert [int(row["id"]) for row in rows] == [row.id for row in expected]
+    assert {(row["at"], row["sites"], row["entity"]) for row in rows} == {
+        ("2026-11-22T09:00:00+00:00", "BER", "site")}
+
+    document = client.get("/admin/audit.json?q=paging+note").get_json()
+    assert document["count"] == 120 and document["filter"] == {"text": "paging note"}
+    assert document["exported_by"] == "berlin.admin"
+    assert [entry["id"] for entry in document["entries"]] == [row.id for row in expected]
+    assert document["entries"][0] | {"id": 0} == {
+        "id": 0, "at": "2026-11-22T09:00:00+00:00", "actor": "system", "actor_id": None,
+        "via": None, "entity": "site", "entity_id": "BER", "action": "update", "field": "note",
+        "old_value": None, "new_value": "119", "reason": "paging note 119", "sites": ["BER"]}
+
+
+def test_an_export_is_read_in_batches_and_ends_where_the_trail_ended(app, session, world, clock):
+    note(session, clock, 23)
+    reader = global_reader(world)
+    export = audit_export.begin_export(session=session, now=clock.now(), actor=reader,
+                                wanted=AuditFilter(text="paging"), kind="json")
+    session.commit()
+    note(session, clock, 5)  # after the export began: not part of it
+    engine = app.extensions["coi.engine"]
+    small = list(audit_export.exported_rows(engine=engine, actor=reader, export=export, batch=4))
+    whole = list(audit_export.exported_rows(engine=engine, actor=reader, export=export))
+    assert small == whole and len(whole) == export.total == 23
+
+
+def test_the_csv_cannot_run_formulas_in_a_spreadsheet(client, session, world, clock):
+    audit.record(session=session, now=clock.now(), actor=None, entity="site", entity_id="BOS",
+                 action="update", changes={"name": ("-2+3", "+cmd|' /C calc'!A0"),
+                                           "note": ("@SUM(A1)", "plain")},
+                 reason='=HYPERLINK("http://example.com","details")')
+    session.commit()
+    login(client, "admin")
+    rows = csv_rows(client.get("/admin/audit.csv?q=hyperlink"))
+    assert [(row["old_value"], row["new_value"], row["reason"][:3]) for row in rows] == [
+        ("'@SUM(A1)", "plain", "'=H"), ("'-2+3", "'+cmd|' /C calc'!A0", "'=H")]
+    document = client.get("/admin/audit.json?q=hyperlink").get_json()  # not a spreadsheet
+    assert document["entries"][0]["reason"].startswith("=HYPERLINK")
+
+
+def test_exports_never_carry_sealed_patient_data(app, client, session, world, clock):
+    case = make_case(app, session, world, clock)
+    correct_patient(app, session, world, clock, case, "typo")
+    login(client, "admin")
+    text = client.get("/admin/audit.csv?entity=patient").get_data(as_text=True)
+    assert "phi:" not in text and "[PHI, encrypted]" in text and "Anne" not in text
+
+
+def test_an_export_is_kept_in_the_trail_with_its_filter(client, session, world, clock):
+    login(client, "admin")
+    client.get("/admin/audit.csv?entity=role_grant&from=2026-11-22")
+    session.rollback()
+    exports = session.exec(select(AuditEntry).where(AuditEntry.action == "export")).all()
+    assert {(e.entity, e.entity_id, e.actor_name) for e in exports} == {
+        ("audit_trail", "csv", "Admin Person (admin)")}
+    recorded = {e.field: e.new_value for e in exports}
+    assert json.loads(recorded["filter"]) == {"entity": "role_grant",
+                                              "since": "2026-11-22T05:00:00+00:00"}
+    assert int(recorded["rows"]) == len(read_all(session, world.actor("admin"), entity="role_grant"))
+    assert {row.sites for row in read_all(session, world.actor("admin"), action="export")} == {
+        ("BOS",)}
+    boston_qa = person(session, clock, world, "boston.qa", "BOS", "qa")
+    assert len(read_all(session, boston_qa, entity="audit_trail")) == 2  # its site's readers
