@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, or_, text
+from sqlalchemy import select as select_columns
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
@@ -299,6 +300,8 @@ class BadFilter(InvalidInput):
 # The query parameters of a filter, as the page's form and links write them.
 FILTER_PARAMETERS = ("entity", "entity_id", "actor", "site", "from", "to", "action", "q")
 _LIMITS = {"entity": 32, "entity_id": 64, "actor": 64, "site": 32, "action": 16, "q": 200}
+_SHOWN = ("id", "at", "actor_id", "actor_name", "via", "entity", "entity_id", "action", "field",
+          "old_value", "new_value", "reason")  # the columns of AuditRow
 _LOCAL_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2})(:\d{2})?)?")
 
 
@@ -441,20 +444,17 @@ def page(*, session: Session, actor: Actor, wanted: AuditFilter, before: int | N
     do not shift as new rows arrive): the newest, those older than row `before`, or those
     newer than row `after` (the newest page, when fewer than a page are newer)."""
     conditions = conditions_for(session, actor, wanted)
-    query = select(AuditEntry).where(*conditions)
-    entries: list[AuditEntry] = []
+    rows: list[AuditRow] = []
     if after is not None:
-        entries = list(session.exec(query.where(col(AuditEntry.id) > after)
-                                    .order_by(col(AuditEntry.id)).limit(size)))[::-1]
-    if len(entries) < size:
-        if before is not None:
-            query = query.where(col(AuditEntry.id) < before)
-        entries = list(session.exec(query.order_by(col(AuditEntry.id).desc()).limit(size)))
+        rows = rows_where(session, [*conditions, col(AuditEntry.id) > after], limit=size,
+                          newest_first=False)[::-1]
+    if len(rows) < size:
+        older = [col(AuditEntry.id) < before] if before is not None else []
+        rows = rows_where(session, [*conditions, *older], limit=size)
     total = count_of(session, conditions)
-    if not entries:
+    if not rows:
         return AuditPage([], total, 0, None, None)
-    first = count_of(session, [*conditions, col(AuditEntry.id) > entries[0].id]) + 1
-    rows = rows_of(session, entries)
+    first = count_of(session, [*conditions, col(AuditEntry.id) > rows[0].id]) + 1
     return AuditPage(rows, total, first, rows[0].id if first > 1 else None,
                      rows[-1].id if first + len(rows) - 1 < total else None)
 
@@ -513,21 +513,26 @@ def count_of(session: Session, conditions: list[ColumnElement[bool]]) -> int:
     return session.exec(select(func.count()).select_from(AuditEntry).where(*conditions)).one()
 
 
-def rows_of(session: Session, entries: list[AuditEntry]) -> list[AuditRow]:
+def rows_where(session: Session, conditions: list[ColumnElement[bool]], *, limit: int,
+               newest_first: bool = True) -> list[AuditRow]:
+    """Up to `limit` rows meeting `conditions`, by row id, as readers see them. Read as plain
+    columns, not as ORM objects: an export reads a million of them."""
+    order = col(AuditEntry.id).desc() if newest_first else col(AuditEntry.id)
+    found = session.execute(select_columns(*(col(getattr(AuditEntry, name)) for name in _SHOWN))
+                            .where(*conditions).order_by(order).limit(limit)).all()
     codes: dict[int, list[str]] = {}
-    if entries:
+    if found:
         for entry_id, code in session.exec(
                 select(AuditEntrySite.entry_id, Site.code)
                 .join(Site, col(Site.id) == AuditEntrySite.site_id)
-                .where(col(AuditEntrySite.entry_id).in_([e.id for e in entries]))
+                .where(col(AuditEntrySite.entry_id).in_([e.id for e in found]))
                 .order_by(col(Site.code))):
             codes.setdefault(entry_id, []).append(code)
-    return [AuditRow(id=e.id, at=e.at, actor_id=e.actor_id,  # type: ignore[arg-type]
-                     actor_name=e.actor_name, via=e.via, entity=e.entity, entity_id=e.entity_id,
-                     action=e.action, field=e.field, old_value=_masked(e.old_value),
-                     new_value=_masked(e.new_value), reason=e.reason,
-                     sites=tuple(codes.get(e.id, ())))  # type: ignore[arg-type]
-            for e in entries]
+    return [AuditRow(id=e.id, at=e.at, actor_id=e.actor_id, actor_name=e.actor_name, via=e.via,
+                     entity=e.entity, entity_id=e.entity_id, action=e.action, field=e.field,
+                     old_value=_masked(e.old_value), new_value=_masked(e.new_value),
+                     reason=e.reason, sites=tuple(codes.get(e.id, ())))
+            for e in found]
 
 
 def _masked(value: str | None) -> str | None:

@@ -76,11 +76,8 @@ def exported_rows(*, engine: Engine, actor: Actor, export: Export,
         conditions = audit.conditions_for(own, actor, export.wanted)
         below = export.upto + 1
         while True:
-            entries = list(own.exec(select(AuditEntry).where(*conditions, col(AuditEntry.id) < below)
-                                    .order_by(col(AuditEntry.id).desc()).limit(batch)))
-            rows = audit.rows_of(own, entries)
+            rows = audit.rows_where(own, [*conditions, col(AuditEntry.id) < below], limit=batch)
             own.rollback()
-            own.expunge_all()
             yield from rows
             if len(rows) < batch:
                 return
