@@ -129,6 +129,14 @@ def test_a_global_admin_sees_every_sites_rows_and_those_of_no_site(session, worl
     assert not [row for row in read_all(session, world.actor("admin")) if row.entity == "product"]
 
 
+def test_a_global_administrator_signed_in_reads_every_site_and_the_global_rows(client, world):
+    login(client, "root")
+    products = client.get("/admin/audit?entity=product").get_data(as_text=True)
+    assert "route_sha256" in products and "<td>(global)</td>" in products
+    grants = client.get("/admin/audit?entity=role_grant").get_data(as_text=True)
+    assert "outsider@BER" in grants and "staff@BOS" in grants and "qa@MFG" in grants
+
+
 def test_readers_see_their_own_doings_even_where_no_site_is_concerned(session, world, clock):
     masterdata.create_product(session=session, now=clock.now(), actor=world.actor("admin"),
                               code="CARTY", name="CAR-T two", description="", reason="new program")
