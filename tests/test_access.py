@@ -67,6 +67,8 @@ EXPECTED: dict[str, frozenset[str]] = {
     "admin.end_sessions": ADMIN,
     "admin.set_global_admin": frozenset({"root"}),  # only a global administrator
     "admin.audit_trail": frozenset({"admin", "root", "qa"}),
+    "admin.audit_csv": frozenset({"admin", "root", "qa"}),
+    "admin.audit_json": frozenset({"admin", "root", "qa"}),
     "account.password": LOGGED_IN,
     "account.token_list": LOGGED_IN,
     # A token is revoked by the person it acts as (staff2 here) or their administrator.

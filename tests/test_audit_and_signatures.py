@@ -79,7 +79,7 @@ def test_admin_sees_the_audit_trail_filtered_by_record(client, world):
     login(client, "admin")
     page = client.get("/admin/audit?entity=role_grant").get_data(as_text=True)
     assert "staff@BOS" in page and "fixture" in page
-    assert "Boston Hospital" not in page  # site entries are filtered out
+    assert "site <code>BOS</code>" not in page  # site entries are filtered out
 
 
 # ------------------------------------------------------------------ e-signatures

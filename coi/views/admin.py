@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 
 from coi.core.access import allowed, permission
 from coi.core.errors import DomainError, InvalidInput
+from coi.db import session_scope
 from coi.models import ROLES, User
 from coi.ratelimits import the_throttle
-from coi.services import audit, masterdata, throttling, tokens, users
+from coi.services import audit, audit_export, masterdata, throttling, tokens, users
 from coi.web import actor, carry_out, now, request_session
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
 NOTHING_CHANGED = "Nothing was changed"
-AUDIT_ENTITIES = ("user", "role_grant", "site", "product", "patient", "unit", "api_token")
 
 
 @blueprint.route("/users", methods=["GET", "POST"])
@@ -163,12 +163,43 @@ def revoke_token(token_id: int) -> Any:
 @blueprint.route("/audit")
 @permission("audit.view")
 def audit_trail() -> Any:
-    entity = request.args.get("entity") or None
-    if entity and entity not in AUDIT_ENTITIES:
-        raise InvalidInput(f"'{entity}' is not a kind of record in the audit trail.")
-    entries = audit.recent(session=request_session(), entity=entity)
-    return render_template("admin/audit.html", entries=entries, entity=entity,
-                           entities=AUDIT_ENTITIES)
+    db, me = request_session(), actor()
+    wanted = audit.read_filter(request.args, zone=me.timezone)
+    before, after = audit.read_cursor(request.args)
+    shown = audit.page(session=db, actor=me, wanted=wanted, before=before, after=after)
+    return render_template("admin/audit.html", page=shown, query=_filter_query(), zone=me.timezone,
+                           entities=audit.entities(session=db),
+                           sites=audit.readable_sites(session=db, actor=me))
+
+
+@blueprint.route("/audit.csv")
+@permission("audit.view")
+def audit_csv() -> Any:
+    return _audit_export("csv")
+
+
+@blueprint.route("/audit.json")
+@permission("audit.view")
+def audit_json() -> Any:
+    return _audit_export("json")
+
+
+def _audit_export(kind: str) -> Response:
+    """The whole of a filter, every page, sent as it is read. The export is recorded (and
+    committed, in a writing transaction of its own) before the first row is sent."""
+    me, engine = actor(), current_app.extensions["coi.engine"]
+    wanted = audit.read_filter(request.args, zone=me.timezone)
+    with session_scope(engine) as db:
+        export = audit_export.begin_export(session=db, now=now(), actor=me, wanted=wanted, kind=kind)
+    rows = audit_export.exported_rows(engine=engine, actor=me, export=export)
+    name = f"audit-trail-{export.at:%Y%m%dT%H%M%SZ}.{kind}"
+    return Response(audit_export.WRITERS[kind](export, rows), mimetype=audit_export.MEDIA_TYPES[kind],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _filter_query() -> dict[str, str]:
+    """The filter's own parameters of this request, for the page's links (pages, exports)."""
+    return {name: request.args[name] for name in audit.FILTER_PARAMETERS if request.args.get(name)}
 
 
 def _state(user: User) -> str:
