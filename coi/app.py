@@ -13,6 +13,7 @@ from coi import auth, config, problems, templating
 from coi.api.v1 import blueprint as api_v1
 from coi.cli import cli
 from coi.config import signing_key_from
+from coi.converters import CONVERTERS
 from coi.core.clock import SystemClock
 from coi.core.phi import PhiCipher
 from coi.db import close_request_session, make_engine
@@ -41,6 +42,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.extensions["coi.alerting"] = config.alerting_settings(app.config)
     app.teardown_appcontext(close_request_session)
 
+    app.url_map.converters.update(CONVERTERS)  # before the blueprints' rules are made
     for module in (login, home, cases, labels, admin, health, scan, shipments, alarms, dashboard):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(api_v1)

@@ -10,7 +10,7 @@ from coi.core.access import permission, sites_for
 from coi.core.errors import DomainError, InvalidInput
 from coi.models import ROLES, User
 from coi.services import audit, masterdata, tokens, users
-from coi.web import actor, carry_out, now, request_session
+from coi.web import actor, carry_out, now, request_session, whole_number
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -93,7 +93,8 @@ def token_list() -> Any:
         try:
             issued, _token = tokens.issue_token(
                 session=db, now=now(), actor=actor(), user_id=_int(form.get("user"), "user"),
-                name=form.get("name", ""), days=_int(form.get("days"), "days"),
+                name=form.get("name", ""),
+                days=whole_number(form.get("days"), field="days", message="A token lives 1 to 730 days."),
                 reason=form.get("reason", ""))
         except DomainError as error:
             db.rollback()
@@ -133,8 +134,4 @@ def _state(user: User) -> str:
 
 
 def _int(value: str | None, field: str) -> int:
-    try:
-        return int(value or "")
-    except ValueError:
-        raise InvalidInput(f"Choose a {field} from the list.",
-                           [{"field": field, "message": "Choose one from the list."}]) from None
+    return whole_number(value, field=field, message=f"Choose a {field} from the list.")

@@ -58,7 +58,7 @@ def print_labels(coi: str) -> Any:
         return redirect(url_for("labels.case_labels", coi=coi))
 
 
-@blueprint.route("/labels/<int:label_id>/reprint", methods=["POST"])
+@blueprint.route("/labels/<bigint:label_id>/reprint", methods=["POST"])
 @permission("label.print")
 def reprint(label_id: int) -> Any:
     db, form = request_session(), request.form
@@ -74,7 +74,7 @@ def reprint(label_id: int) -> Any:
         return redirect(url_for("labels.case_labels", coi=coi) if coi else url_for("home.index"))
 
 
-@blueprint.route("/labels/<int:label_id>/revoke", methods=["POST"])
+@blueprint.route("/labels/<bigint:label_id>/revoke", methods=["POST"])
 @permission("label.revoke")
 def revoke(label_id: int) -> Any:
     coi = request.form.get("coi", "")
