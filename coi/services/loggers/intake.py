@@ -378,6 +378,9 @@ def check_readings_document(body: bytes) -> None:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
         raise InvalidInput(f"The body is not JSON: {error}.") from None
+    except RecursionError:  # the decoder gives up on deep nesting: bad input, not a crash
+        raise InvalidInput("The body is nested too deeply; send {\"logger\": \"serial\", "
+                           "\"readings\": [...]}.") from None
     if not isinstance(document, dict) or not isinstance(document.get("readings"), list):
         raise InvalidInput("Send {\"logger\": \"serial\", \"readings\": [{\"at\": ..., \"celsius\": ...}]}.",
                            [{"field": "readings", "message": "A list of readings is required."}])
