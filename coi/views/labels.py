@@ -18,7 +18,7 @@ from flask import (
 )
 
 from coi.core.access import PUBLIC, permission
-from coi.core.errors import DomainError, InvalidInput
+from coi.core.errors import DomainError
 from coi.labels.layout import SIZES
 from coi.labels.photo import PhotoError
 from coi.labels.printer import PrinterError, send_zpl
@@ -114,13 +114,18 @@ def verify_photo() -> Any:
         return render_template("labels/verify.html", results=None, photo=None)
     upload = request.files.get("photo")
     if upload is None or not upload.filename:
-        raise InvalidInput("Choose a photo of the label to upload.")
+        return _photo_refused("Choose a photo of the label to upload.")
     try:
         report = labels.verify_photo(session=request_session(), data=upload.read(),
                                      max_pixels=current_app.config["LABEL_IMAGE_MAX_PIXELS"])
     except PhotoError as error:
-        raise InvalidInput(error.message) from None
+        return _photo_refused(error.message)
     return render_template("labels/verify.html", results=report.verifications, photo=report)
+
+
+def _photo_refused(message: str) -> Any:
+    """The verify page again, saying what is wrong with the photo, ready for another."""
+    return render_template("labels/verify.html", results=None, photo=None, refused=message), 422
 
 
 @blueprint.route("/labels/keys.json")
