@@ -8,6 +8,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from coi.core.access import Actor, allowed, require
+from coi.core.emails import email_problems
 from coi.core.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound, Throttled
 from coi.db import keep
 from coi.models import ROLES, LoginAttempt, RoleGrant, Site, User
@@ -45,6 +46,7 @@ def create_user(
     problem = password_problem(password)
     if problem:
         errors.append({"field": "password", "message": problem})
+    errors.extend(email_problems(email))
     if errors:
         raise InvalidInput("The account was not created: " + errors[0]["message"], errors)
     if session.exec(select(User).where(User.username == username)).first():
