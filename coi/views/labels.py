@@ -19,6 +19,7 @@ from flask import (
 
 from coi.core.access import PUBLIC, permission
 from coi.core.errors import DomainError
+from coi.core.vocabulary import REVOCATION_CATEGORIES
 from coi.labels.layout import SIZES
 from coi.labels.photo import PhotoError
 from coi.labels.printer import PrinterError, send_zpl
@@ -38,6 +39,7 @@ def case_labels(coi: str) -> Any:
     return render_template("labels/case.html", detail=detail, sizes=labels.UNIT_SIZES,
                            outputs=labels.OUTPUTS, size_info=SIZES,
                            printer=current_app.config["ZPL_PRINTERS"].get(detail.site.code),
+                           categories=REVOCATION_CATEGORIES,
                            issued=labels.labels_of(session=db, actor=actor(), coi_text=coi))
 
 
@@ -81,7 +83,7 @@ def revoke(label_id: int) -> Any:
 
     def revoke_it() -> None:
         labels.revoke(session=request_session(), now=now(), actor=actor(), label_id=label_id,
-                      reason=request.form.get("reason", ""))
+                      category=request.form.get("category", ""), reason=request.form.get("reason", ""))
 
     return carry_out(revoke_it, back=url_for("labels.case_labels", coi=coi) if coi else url_for("home.index"),
                      refused="Not revoked", done=f"Label {label_id} revoked: its QR now verifies as REVOKED.")
