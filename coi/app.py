@@ -17,7 +17,7 @@ from coi.converters import CONVERTERS
 from coi.core.clock import SystemClock
 from coi.core.phi import PhiCipher
 from coi.db import close_request_session, make_engine
-from coi.handlers import upload_limit
+from coi.handlers import refuse_nul, upload_limit
 from coi.labels.decoders import log_availability
 from coi.services.keys import Signer
 from coi.version import __version__
@@ -47,6 +47,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(module.blueprint)
     app.register_blueprint(api_v1)
     app.before_request(upload_limit)
+    app.before_request(refuse_nul)
     csrf.init_app(app)
     csrf.exempt(api_v1)  # machines authenticate with bearer tokens, not cookies
     auth.install(app)
