@@ -13,10 +13,11 @@ from coi import auth, config, problems, ratelimits, security, templating
 from coi.api.v1 import blueprint as api_v1
 from coi.cli import cli
 from coi.config import signing_key_from
+from coi.converters import CONVERTERS
 from coi.core.clock import SystemClock
 from coi.core.phi import PhiCipher
 from coi.db import close_request_session, make_engine
-from coi.handlers import upload_limit
+from coi.handlers import refuse_nul, upload_limit
 from coi.labels.decoders import log_availability
 from coi.services.keys import Signer
 from coi.version import __version__
@@ -41,10 +42,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.extensions["coi.alerting"] = config.alerting_settings(app.config)
     app.teardown_appcontext(close_request_session)
 
+    app.url_map.converters.update(CONVERTERS)  # before the blueprints' rules are made
     for module in (login, account, home, cases, labels, admin, health, scan, shipments, alarms, dashboard):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(api_v1)
     app.before_request(upload_limit)
+    app.before_request(refuse_nul)
     csrf.init_app(app)
     csrf.exempt(api_v1)  # machines authenticate with bearer tokens, not cookies
     auth.install(app)

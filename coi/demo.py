@@ -323,7 +323,7 @@ def _print_labels(loader: _Loader, case: _Case, printed: datetime, replaced: dat
                        label_id=label_id, output="zpl300",  # type: ignore[arg-type]
                        reason="bag label smudged during collection")
         labels.revoke(session=session, now=now, actor=nurse, label_id=label_id,  # type: ignore[arg-type]
-                      reason="replaced by the reprint")
+                      category="replaced", reason="replaced by the reprint")
 
     loader.at(printed, print_set)
     loader.at(replaced, replace)

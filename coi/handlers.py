@@ -10,14 +10,15 @@ from typing import IO, Any
 
 from flask import current_app, request, url_for
 
+from coi.auth import is_api_request
 from coi.core.display import local_text
-from coi.core.errors import DomainError
+from coi.core.errors import DomainError, InvalidInput
 from coi.core.identifiers import UnitSerial
 from coi.core.route import Route
 from coi.core.vocabulary import UNIT_KINDS
 from coi.core.workflow import WRISTBAND, Entry
 from coi.models import Case, LoggerFile, coi_of
-from coi.schemas import CustodyScanIn, validate
+from coi.schemas import NUL_MESSAGE, CustodyScanIn, validate
 from coi.services import custody, masterdata
 from coi.services.custody import Credential, Outcome
 from coi.services.loggers import intake
@@ -41,6 +42,21 @@ def upload_limit() -> None:
     setting = UPLOAD_LIMITS.get(request.endpoint or "")
     if setting:
         request.max_content_length = current_app.config[setting]
+
+
+def refuse_nul() -> None:
+    """InvalidInput naming the query or form field whose value holds NUL: PostgreSQL refuses
+    it in text, so a look-up or a write with it was a 500 there (and a stored NUL on SQLite);
+    no name, code or note has one. Registered after upload_limit. An API request's form is
+    left unread: its body may be a logger file sent as a form (curl --data-binary), which the
+    endpoint reads raw. JSON bodies are checked by schemas.validate."""
+    fields = list(request.args.items(multi=True))
+    if not is_api_request():
+        fields += list(request.form.items(multi=True))
+    found = [name for name, value in fields if "\x00" in value]
+    if found:
+        raise InvalidInput(f"'{found[0]}' holds a NUL character (\\u0000): nothing was saved.",
+                           [{"field": name, "message": NUL_MESSAGE} for name in dict.fromkeys(found)])
 
 
 # ------------------------------------------------------------------ scans

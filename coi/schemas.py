@@ -82,13 +82,38 @@ def validate(model: type[Strict], data: Any) -> Any:
     if not isinstance(data, dict):
         raise InvalidInput("The request body must be a JSON object.")
     try:
-        return model.model_validate(data)
+        validated = model.model_validate(data)
     except ValidationError as exc:
         errors = [{"field": ".".join(str(part) for part in error["loc"]) or "(body)",
                    "message": _message(error)} for error in exc.errors()]
         listed = "; ".join(f"{e['field']}: {e['message'].rstrip('.')}" for e in errors[:4])
         raise InvalidInput(f"Nothing was saved. Check {len(errors)} field(s): {listed}.",
                            errors) from None
+    # Fields without the PRINTABLE pattern (scanned text, passwords, reasons) still take
+    # anything; NUL in them reached PostgreSQL, which refuses it in text: a 500.
+    found = _nul_fields(data)
+    if found:
+        raise InvalidInput(f"Nothing was saved. {found[0]}: {NUL_MESSAGE}",
+                           [{"field": field, "message": NUL_MESSAGE} for field in found])
+    return validated
+
+
+NUL_MESSAGE = "A NUL character (\\u0000) is not allowed here."
+
+
+def _nul_fields(document: Any) -> list[str]:
+    """The dotted path of every string holding NUL in `document` (parsed JSON), found with a
+    loop: it may be nested as deep as the decoder allows."""
+    found, stack = [], [("", document)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str) and "\x00" in node:
+            found.append(path or "(body)")
+        elif isinstance(node, dict):
+            stack.extend((f"{path}.{key}".lstrip("."), value) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((f"{path}.{index}".lstrip("."), item) for index, item in enumerate(node))
+    return sorted(found)
 
 
 def _message(error: Any) -> str:

@@ -11,13 +11,15 @@ from typing import Any, TypeVar
 from flask import current_app, flash, g, redirect, request
 from werkzeug.wrappers import Response
 
+from coi.converters import ROW_ID_MAX
 from coi.core.access import Actor
 from coi.core.errors import AuthenticationFailed, DomainError, Forbidden, InvalidInput, NotFound
 from coi.core.phi import PhiCipher
 from coi.db import request_session
 from coi.services.keys import Signer
 
-__all__ = ["actor", "carry_out", "cipher", "json_body", "now", "request_session", "signer"]
+__all__ = ["actor", "carry_out", "cipher", "json_body", "now", "request_session", "signer",
+           "whole_number"]
 
 T = TypeVar("T")
 
@@ -54,6 +56,16 @@ def json_body() -> Any:
     if data is None:
         raise InvalidInput("The request body is not valid JSON.")
     return data
+
+
+def whole_number(text: str | None, *, field: str, message: str, high: int = ROW_ID_MAX) -> int:
+    """A form's or query's whole number (an id, by default up to the largest row id), or
+    InvalidInput naming `field` with `message`. A number past `high` is refused here: handed
+    to the database it would be a 500 (see coi/converters.py)."""
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)) or int(text) > high:
+        raise InvalidInput(message, [{"field": field, "message": message}])
+    return int(text)
 
 
 def carry_out(action: Callable[[], T], *, back: str, refused: str,

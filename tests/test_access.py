@@ -262,7 +262,7 @@ def web_form(endpoint: str, persona: str, setup: Setup, world: World) -> dict[st
         "labels.print_labels": {"output": "png", "size": "2x1", "wristband": "1",
                                 "reason": "bag label smudged"},
         "labels.reprint": {"output": "png", "reason": "label torn", "coi": setup.coi[site]},
-        "labels.revoke": {"reason": "label torn", "coi": setup.coi[site]},
+        "labels.revoke": {"category": "damaged", "reason": "label torn", "coi": setup.coi[site]},
         "labels.verify_photo": {"photo": (io.BytesIO(_photo()), "label.png")},
         "scan.decode": {"frame": (io.BytesIO(_photo()), "frame.png")},
         "shipments.open_shipment": {"leg": "return" if persona == "coordinator" else "outbound",

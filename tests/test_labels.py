@@ -108,23 +108,25 @@ def test_a_forged_label_signed_by_another_key_says_so_plainly(client, session, w
     assert "NOT GENUINE" in text and "not issued by this installation" in text
 
 
-def test_a_revoked_label_says_revoked_with_the_reason(app, client, session, world, clock, case):
+def test_a_revoked_label_says_revoked_with_its_category_never_its_reason(app, client, session, world,
+                                                                         clock, case):
     job = print_set(app, session, world, clock, case)
     labels.revoke(session=session, now=clock.now(), actor=world.actor("staff"),
-                  label_id=job.rows[0].id, reason="bag label torn during thaw")
+                  label_id=job.rows[0].id, category="damaged", reason="bag label torn during thaw")
     session.commit()
     page = client.get(f"/V/{token_of(job)}").get_data(as_text=True)
-    assert "REVOKED" in page and "bag label torn during thaw" in page and "GENUINE" not in page
+    assert "REVOKED" in page and "Revoked: damaged label" in page and "GENUINE" not in page
+    assert "torn" not in page  # free text stays with signed-in users
 
 
 def test_revocations_are_append_only_and_once(app, session, world, clock, case):
     job = print_set(app, session, world, clock, case)
     labels.revoke(session=session, now=clock.now(), actor=world.actor("qa"),
-                  label_id=job.rows[0].id, reason="QA: wrong template")
+                  label_id=job.rows[0].id, category="misprinted", reason="QA: wrong template")
     session.commit()
     with pytest.raises(Exception, match="already revoked"):
         labels.revoke(session=session, now=clock.now(), actor=world.actor("staff"),
-                      label_id=job.rows[0].id, reason="again")
+                      label_id=job.rows[0].id, category="other", reason="again")
     session.rollback()
     assert len(session.exec(select(LabelRevocation)).all()) == 1
 

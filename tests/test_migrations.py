@@ -69,7 +69,7 @@ def test_evidence_tables_refuse_update_and_delete(app, engine, session, world, c
                            signer=app.extensions["coi.signer"], coi_text=coi, output="png",
                            size="2x1", include_wristband=True, reason=None)
     labels.revoke(session=session, now=clock.now(), actor=world.actor("staff"),
-                  label_id=job.rows[0].id, reason="test")
+                  label_id=job.rows[0].id, category="other", reason="test")
     ledger.checkpoint(session=session, now=clock.now(), signer=app.extensions["coi.signer"])
     shipment = shipments.open_shipment(
         session=session, now=clock.now(), actor=world.actor("staff"),

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from coi.converters import ROW_ID_MAX
 from coi.models import CASE_STATES
 from coi.schemas import CustodyScanIn, EnrolmentIn, PatientIn, ScanIn, UnitIn
 from coi.version import __version__
@@ -148,7 +149,8 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
     ]},
 }
 
-_SHIPMENT = {"name": "shipment_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_SHIPMENT = {"name": "shipment_id", "in": "path", "required": True,
+             "schema": {"type": "integer", "minimum": 1, "maximum": ROW_ID_MAX}}
 _STORED = {"201": {"description": "Stored and judged; alarms raised", **_json("StoredLoggerFile")},
            "200": {"description": "The same data was stored before: nothing changed",
                    **_json("StoredLoggerFile")},
@@ -176,7 +178,7 @@ def document() -> dict[str, Any]:
                             {"name": "limit", "in": "query",
                              "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
                             {"name": "offset", "in": "query",
-                             "schema": {"type": "integer", "minimum": 0}}],
+                             "schema": {"type": "integer", "minimum": 0, "maximum": 10**9}}],
                         "responses": {"200": {"description": "Cases", **_json("CaseList")},
                                       **_ERRORS}},
                 "post": {"summary": "Enrol a patient; the case gets its COI identifier",

@@ -11,3 +11,13 @@ UNIT_KINDS = ("apheresis_bag", "sample", "drug_product_bag")
 # Shipment legs: outbound (collection site to manufacturing), return (manufacturing to the
 # treating site).
 SHIPMENT_LEGS = ("outbound", "return")
+
+# Why a label was revoked, as the public verify page says it ("Revoked: damaged label"). The
+# free-text reason given with it is for signed-in users only: a public page shows none.
+REVOCATION_CATEGORIES = {
+    "damaged": "damaged label",
+    "misprinted": "misprinted label",
+    "replaced": "replaced by a new label",
+    "destroyed": "label destroyed",
+    "other": "withdrawn from use",
+}

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from coi.core.access import Actor, allowed_at_any, require
 from coi.core.errors import Conflict, InvalidInput, NotFound
 from coi.core.identifiers import CoiId, UnitSerial
+from coi.core.vocabulary import REVOCATION_CATEGORIES
 from coi.labels import layout, payload
 from coi.labels.decoders import decode_image
 from coi.labels.photo import open_photo
@@ -65,6 +66,13 @@ class Verification:
     @property
     def genuine(self) -> bool:
         return self.status == "genuine"
+
+    @property
+    def revoked_as(self) -> str | None:
+        """What the public page says of the revocation: its category in words, never its
+        free-text reason; None when it has no category (revoked before categories were)."""
+        category = self.revocation.category if self.revocation else None
+        return REVOCATION_CATEGORIES.get(category) if category else None
 
 
 # ---------------------------------------------------------------- printing
@@ -117,19 +125,28 @@ def reprint(
     return PrintJob([row], [_content(session, row, signer)], writer, dpi)
 
 
-def revoke(*, session: Session, now: datetime, actor: Actor, label_id: int, reason: str) -> None:
+def revoke(*, session: Session, now: datetime, actor: Actor, label_id: int, category: str,
+           reason: str) -> None:
+    """Withdraw a label: its QR verifies as REVOKED from now on. `category` (one of
+    REVOCATION_CATEGORIES) is what the public verify page says; `reason`, free text, is shown
+    to signed-in users only."""
     label = _label(session, actor, label_id)
     case = session.get(Case, label.case_id)
     assert case is not None
     if not allowed_at_any(actor, "label.revoke", case_sites(case)):
         require(actor, "label.revoke", case.site_id, doing="revoke labels of this case")
+    if category not in REVOCATION_CATEGORIES:
+        raise InvalidInput("Say why the label is revoked: choose one of "
+                           f"{', '.join(REVOCATION_CATEGORIES)}.",
+                           [{"field": "category", "message": "Choose one from the list."}])
     if not reason.strip():
         raise InvalidInput("A revocation needs a reason.",
                            [{"field": "reason", "message": "Why is it withdrawn?"}])
     if session.exec(select(LabelRevocation).where(LabelRevocation.label_id == label.id)).first():
         raise Conflict("This label is already revoked.")
     session.add(LabelRevocation(label_id=label.id, revoked_at=now,  # type: ignore[arg-type]
-                                revoked_by_id=actor.user_id, reason=reason.strip()))
+                                revoked_by_id=actor.user_id, reason=reason.strip(),
+                                category=category))
     session.flush()
 
 

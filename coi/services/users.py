@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 
 from coi import throttle
 from coi.core.access import GLOBAL_ADMIN_PERMISSIONS, Actor, allowed, require
+from coi.core.emails import email_problems
 from coi.core.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound, Throttled
 from coi.db import keep
 from coi.models import ROLES, RoleGrant, Site, User
@@ -46,6 +47,7 @@ def create_user(
     problem = password_problem(password, username=username, full_name=full_name)
     if problem:
         errors.append({"field": "password", "message": problem})
+    errors.extend(email_problems(email))
     if errors:
         raise InvalidInput("The account was not created: " + errors[0]["message"], errors)
     if session.exec(select(User).where(User.username == username)).first():

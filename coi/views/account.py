@@ -17,10 +17,10 @@ from flask import (
 )
 
 from coi.core.access import AUTHENTICATED, DEFAULT_SCOPES, SCOPES, permission
-from coi.core.errors import DomainError, InvalidInput
+from coi.core.errors import DomainError
 from coi.services import sessions, tokens, users
 from coi.views.login import safe_next  # one rule for where a login may lead
-from coi.web import actor, carry_out, now, request_session
+from coi.web import actor, carry_out, now, request_session, whole_number
 
 blueprint = Blueprint("account", __name__, url_prefix="/account")
 
@@ -104,8 +104,4 @@ def _default_days() -> int:
 
 
 def _days(value: str | None) -> int:
-    try:
-        return int(value or "")
-    except ValueError:
-        raise InvalidInput("Say how many days the token is valid (1 to 730).",
-                           [{"field": "days", "message": "A whole number of days."}]) from None
+    return whole_number(value, field="days", message="A token lives 1 to 730 days.")

@@ -7,12 +7,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 
 from coi.core.access import allowed, permission
-from coi.core.errors import DomainError, InvalidInput
+from coi.core.errors import DomainError
 from coi.db import session_scope
 from coi.models import ROLES, User
 from coi.ratelimits import the_throttle
 from coi.services import audit, audit_export, masterdata, throttling, tokens, users
-from coi.web import actor, carry_out, now, request_session
+from coi.web import actor, carry_out, now, request_session, whole_number
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -207,8 +207,4 @@ def _state(user: User) -> str:
 
 
 def _int(value: str | None, field: str) -> int:
-    try:
-        return int(value or "")
-    except ValueError:
-        raise InvalidInput(f"Choose a {field} from the list.",
-                           [{"field": field, "message": "Choose one from the list."}]) from None
+    return whole_number(value, field=field, message=f"Choose a {field} from the list.")

@@ -10,7 +10,7 @@ from coi.core.phi import PatientIdentity
 from coi.models import CASE_STATES, UNIT_KINDS, Unit, coi_of, serial_of
 from coi.schemas import EnrolmentIn, PatientCorrectionIn, UnitIn, validate
 from coi.services import cases, enrolment, masterdata, patients, shipments
-from coi.web import actor, carry_out, cipher, now, request_session
+from coi.web import actor, carry_out, cipher, now, request_session, whole_number
 
 blueprint = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -20,11 +20,10 @@ blueprint = Blueprint("cases", __name__, url_prefix="/cases")
 def index() -> Any:
     db, me = request_session(), actor()
     filters = {name: request.args.get(name) or None for name in ("state", "site", "product")}
-    try:
-        site_id = int(filters["site"]) if filters["site"] else None
-        product_id = int(filters["product"]) if filters["product"] else None
-    except ValueError:
-        raise InvalidInput("The site and product filters take an id from the lists.") from None
+    refused = "The site and product filters take an id from the lists."
+    site_id = whole_number(filters["site"], field="site", message=refused) if filters["site"] else None
+    product_id = (whole_number(filters["product"], field="product", message=refused)
+                  if filters["product"] else None)
     if filters["state"] and filters["state"] not in CASE_STATES:
         raise InvalidInput(f"'{filters['state']}' is not a case state.")
     visible = sites_for(me, "case.list")

@@ -18,7 +18,8 @@ from flask import (
 )
 
 from coi.core.access import PUBLIC, permission
-from coi.core.errors import DomainError, InvalidInput
+from coi.core.errors import DomainError
+from coi.core.vocabulary import REVOCATION_CATEGORIES
 from coi.labels.layout import SIZES
 from coi.labels.photo import PhotoError
 from coi.labels.printer import PrinterError, send_zpl
@@ -38,6 +39,7 @@ def case_labels(coi: str) -> Any:
     return render_template("labels/case.html", detail=detail, sizes=labels.UNIT_SIZES,
                            outputs=labels.OUTPUTS, size_info=SIZES,
                            printer=current_app.config["ZPL_PRINTERS"].get(detail.site.code),
+                           categories=REVOCATION_CATEGORIES,
                            issued=labels.labels_of(session=db, actor=actor(), coi_text=coi))
 
 
@@ -58,7 +60,7 @@ def print_labels(coi: str) -> Any:
         return redirect(url_for("labels.case_labels", coi=coi))
 
 
-@blueprint.route("/labels/<int:label_id>/reprint", methods=["POST"])
+@blueprint.route("/labels/<bigint:label_id>/reprint", methods=["POST"])
 @permission("label.print")
 def reprint(label_id: int) -> Any:
     db, form = request_session(), request.form
@@ -74,14 +76,14 @@ def reprint(label_id: int) -> Any:
         return redirect(url_for("labels.case_labels", coi=coi) if coi else url_for("home.index"))
 
 
-@blueprint.route("/labels/<int:label_id>/revoke", methods=["POST"])
+@blueprint.route("/labels/<bigint:label_id>/revoke", methods=["POST"])
 @permission("label.revoke")
 def revoke(label_id: int) -> Any:
     coi = request.form.get("coi", "")
 
     def revoke_it() -> None:
         labels.revoke(session=request_session(), now=now(), actor=actor(), label_id=label_id,
-                      reason=request.form.get("reason", ""))
+                      category=request.form.get("category", ""), reason=request.form.get("reason", ""))
 
     return carry_out(revoke_it, back=url_for("labels.case_labels", coi=coi) if coi else url_for("home.index"),
                      refused="Not revoked", done=f"Label {label_id} revoked: its QR now verifies as REVOKED.")
@@ -114,13 +116,18 @@ def verify_photo() -> Any:
         return render_template("labels/verify.html", results=None, photo=None)
     upload = request.files.get("photo")
     if upload is None or not upload.filename:
-        raise InvalidInput("Choose a photo of the label to upload.")
+        return _photo_refused("Choose a photo of the label to upload.")
     try:
         report = labels.verify_photo(session=request_session(), data=upload.read(),
                                      max_pixels=current_app.config["LABEL_IMAGE_MAX_PIXELS"])
     except PhotoError as error:
-        raise InvalidInput(error.message) from None
+        return _photo_refused(error.message)
     return render_template("labels/verify.html", results=report.verifications, photo=report)
+
+
+def _photo_refused(message: str) -> Any:
+    """The verify page again, saying what is wrong with the photo, ready for another."""
+    return render_template("labels/verify.html", results=None, photo=None, refused=message), 422
 
 
 @blueprint.route("/labels/keys.json")

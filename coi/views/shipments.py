@@ -22,6 +22,7 @@ from coi import handlers
 from coi.core.access import permission
 from coi.core.display import zone_abbreviation
 from coi.core.errors import InvalidInput
+from coi.core.filenames import content_disposition
 from coi.models import LoggerClockCheck, Shipment
 from coi.services import shipments
 from coi.services.loggers import clocks, evaluation, intake
@@ -163,11 +164,11 @@ def commit_file(shipment_id: int) -> Any:
 @blueprint.route("/logger-files/<int:file_id>/raw")
 @permission("shipment.view")
 def raw_file(file_id: int) -> Any:
-    """The file exactly as uploaded."""
+    """The file exactly as uploaded, under the name it was uploaded with (whatever its
+    characters: see content_disposition)."""
     file = intake.visible_file(session=request_session(), actor=actor(), file_id=file_id)
     body = intake.raw_stream(engine=current_app.extensions["coi.engine"], file_id=file_id)
-    name = file.filename.replace('"', "")
+    disposition = content_disposition(file.filename, fallback=f"logger-file-{file.id}")
     return Response(body, mimetype="application/octet-stream",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"',
-                             "X-Content-SHA256": file.sha256})
+                    headers={"Content-Disposition": disposition, "X-Content-SHA256": file.sha256})
 

@@ -40,6 +40,8 @@ def _read_json(text: Text, options: ReadOptions) -> Source:
         document = json.loads(text.read_all())
     except ValueError as error:
         raise refuse(f"the file looks like JSON but is not valid JSON ({error})") from None
+    except RecursionError:  # the decoder gives up on deep nesting; no logger file nests so
+        raise refuse("the JSON is nested too deeply to be a logger file") from None
     if isinstance(document, dict) and "readings" in document:
         return read_json_readings(document, options=options)
     if epcis.is_epcis(document):

@@ -86,16 +86,20 @@ def _json_reports(document: object) -> Iterator[_Report]:
                               metadata if isinstance(metadata, dict) else {}, event.get("eventTime"))
 
 
-def _json_events(node: object) -> Iterator[dict[str, object]]:
-    if isinstance(node, dict):
-        if "sensorElementList" in node:
-            yield node
-            return
-        for value in node.values():
-            yield from _json_events(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _json_events(item)
+def _json_events(document: object) -> Iterator[dict[str, object]]:
+    """The objects holding a sensorElementList, in document order. A loop over a stack, not
+    recursion: a document nested a few hundred levels deep (which the JSON decoder still
+    reads) must not exhaust the interpreter's recursion limit here."""
+    stack: list[object] = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "sensorElementList" in node:
+                yield node
+            else:
+                stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
 
 
 def _list(value: object) -> list[object]:

@@ -57,14 +57,25 @@ def _reading(entry: object, index: int) -> tuple[datetime, float] | Problem:
     try:
         at = datetime.fromisoformat(stated)
     except ValueError:
-        return Problem(index, "at", f"'{stated}' is not a time like 2026-11-22T09:00:00+01:00")
+        return Problem(index, "at", f"{_shown(stated)} is not a time like 2026-11-22T09:00:00+01:00")
     if at.tzinfo is None:
-        return Problem(index, "at", f"the time '{stated}' has no UTC offset (add one, like +01:00 or Z)")
+        return Problem(index, "at",
+                       f"the time {_shown(stated)} has no UTC offset (add one, like +01:00 or Z)")
     units = [unit for unit in ("celsius", "fahrenheit") if unit in entry]
     if len(units) != 1:
         return Problem(index, None, "give the temperature as either 'celsius' or 'fahrenheit'")
     value = entry[units[0]]
     if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
-        return Problem(index, units[0], f"{value!r} is not a temperature (a number was expected)")
+        return Problem(index, units[0], f"{_shown(value)} is not a temperature (a number was expected)")
     celsius = float(value) if units[0] == "celsius" else (value - 32) * 5 / 9
     return at, celsius
+
+
+def _shown(value: object) -> str:
+    """A value quoted in a message, short: the messages go back to the sender and into the
+    audit trail, so a megabyte string or a list nested 900 deep (whose repr would recurse as
+    deep) is named, not copied."""
+    if isinstance(value, list | dict):
+        return "a list" if isinstance(value, list) else "an object"
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."

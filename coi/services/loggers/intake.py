@@ -24,6 +24,7 @@ from coi.core.access import Actor
 from coi.core.canonical import canonical_json
 from coi.core.display import local_text
 from coi.core.errors import Conflict, InvalidInput, NotFound
+from coi.core.filenames import storable
 from coi.models import Alarm, LoggerFile, LoggerFileChunk, LoggerFileResult, ShipmentLogger
 from coi.services import alarms, audit
 from coi.services.loggers import clocks
@@ -37,6 +38,7 @@ ABSOLUTE_ZERO = -273.15
 PROGRESS_ROWS = 5000  # readings between two calls of a store's progress callback
 KEEP_SKIPPED = 100  # rows skipped that a result keeps with line and why; the rest are counted
 VIA = ("web", "api", "json", "cli")
+FILENAME_MAX = 255  # LoggerFile.filename; no file system makes longer names
 
 
 class LoggerFileRefused(InvalidInput):
@@ -263,7 +265,8 @@ def store(
                               window_end=view.shipment.received_at, interval=source.interval or None,
                               logger_id=chosen.serial)
     file = LoggerFile(shipment_id=shipment_id, logger_serial=chosen.serial, sha256=sha,
-                      filename=filename[:255] or "upload", size=size, format=source.format, via=via,
+                      filename=storable(filename, FILENAME_MAX) or "upload", size=size,
+                      format=source.format, via=via,
                       uploaded_at=now, uploaded_by_id=actor.user_id, report=canonical_json(report))
     session.add(file)
     session.flush()
@@ -307,8 +310,9 @@ def record_refusal(*, session: Session, now: datetime, actor: Actor, shipment_id
     except (OSError, ValueError):  # a stream that cannot be read again: still log the attempt
         sha256, size = None, None
     audit.record(session=session, now=now, actor=actor, entity="logger_file", entity_id="refused",
-                 action="refuse", reason=reason[:2000],
-                 changes={"shipment": (None, shipment_id), "filename": (None, filename[:255]),
+                 action="refuse", reason=storable(reason, 2000),
+                 changes={"shipment": (None, shipment_id),
+                          "filename": (None, storable(filename, FILENAME_MAX)),
                           "sha256": (None, sha256), "size": (None, size)})
 
 
@@ -378,6 +382,9 @@ def check_readings_document(body: bytes) -> None:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
         raise InvalidInput(f"The body is not JSON: {error}.") from None
+    except RecursionError:  # the decoder gives up on deep nesting: bad input, not a crash
+        raise InvalidInput("The body is nested too deeply; send {\"logger\": \"serial\", "
+                           "\"readings\": [...]}.") from None
     if not isinstance(document, dict) or not isinstance(document.get("readings"), list):
         raise InvalidInput("Send {\"logger\": \"serial\", \"readings\": [{\"at\": ..., \"celsius\": ...}]}.",
                            [{"field": "readings", "message": "A list of readings is required."}])
