@@ -23,6 +23,7 @@ from PIL import Image
 from sqlmodel import select
 
 from coi.converters import BIG_ID_MAX, ROW_ID_MAX
+from coi.core.access import SCOPES
 from coi.core.emails import email_problems
 from coi.core.errors import InvalidInput
 from coi.core.filenames import content_disposition
@@ -44,16 +45,18 @@ def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def everyone(session, clock, world) -> str:
-    """The API token of `everyone`, a user holding every role at BOS and MFG: no permission
-    check stops their requests before the code under test."""
+    """The API token of `everyone`, a global administrator holding every role at BOS and MFG,
+    with every scope: no permission check stops their requests before the code under test."""
     user = users.create_user(session=session, now=clock.now(), actor=None, username="everyone",
                              full_name="Every Role", password=PASSWORD, reason="test")
     for code in ("BOS", "MFG"):
         for role in ROLES:
             users.grant_role(session=session, now=clock.now(), actor=None, user_id=user.id,
                              site_id=world.sites[code].id, role=role, reason="test")
+    users.set_global_admin(session=session, now=clock.now(), actor=None, user_id=user.id,
+                           value=True, reason="test")
     token, _row = tokens.issue_token(session=session, now=clock.now(), actor=None, user_id=user.id,
-                                     name="fuzzer", days=30, reason="test")
+                                     name="fuzzer", days=30, reason="test", scopes=SCOPES)
     session.commit()
     return token
 
@@ -120,11 +123,8 @@ def test_an_id_in_a_form_or_query_that_no_row_can_have_is_refused_clearly(client
     grant = client.post(f"/admin/users/{bos}/grants", data={"site": value, "role": "qa", "reason": "r"},
                         follow_redirects=True)
     assert grant.status_code == 200 and "Choose a site from the list" in grant.get_data(as_text=True)
-    issued = client.post("/admin/tokens", data={"user": value, "name": "n", "days": "30", "reason": "r"},
-                         follow_redirects=True)
-    assert "Choose a user from the list" in issued.get_data(as_text=True)
-    days = client.post("/admin/tokens", data={"user": str(bos), "name": "n", "days": value, "reason": "r"},
-                       follow_redirects=True)
+    days = client.post("/account/tokens", data={"name": "n", "days": value, "scopes": "read",
+                                                "reason": "r"}, follow_redirects=True)
     assert "730 days" in days.get_data(as_text=True)
     listed = client.get(f"/cases?site={quote(value)}&product={quote(value)}")
     assert listed.status_code == 422 and "filters take an id" in listed.get_data(as_text=True)
