@@ -7,6 +7,7 @@ against a head exported before."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -34,7 +35,17 @@ from coi.models import (
     Unit,
     coi_of,
 )
-from coi.services import alarms, integrity, labels, ledger, patients, seals, tokens, users
+from coi.services import (
+    alarms,
+    enrolment,
+    integrity,
+    labels,
+    ledger,
+    patients,
+    seals,
+    tokens,
+    users,
+)
 from tests.databases import ENGINE, Databases, Template
 from tests.helpers import PASSWORD, Flow, World, make_case
 
@@ -533,6 +544,41 @@ def test_a_write_that_loses_its_race_leaves_no_seal_behind(app, session, clock, 
     assert raise_it() is None  # its insert rolled back to a savepoint
     session.commit()
     assert findings(app, session) == []
+
+
+def test_concurrent_writers_keep_one_unbroken_chain(app, engine, clock, world, records):
+    """Writers that share no row lock (alarms on no case, units of two cases) take turns at
+    the chain's head: on PostgreSQL the advisory lock, on SQLite the write lock."""
+    errors: list[Exception] = []
+    cases = (records.case, records.other_case)
+
+    def write(number: int) -> None:
+        try:
+            for round_ in range(5):
+                with Session(for_writing(engine), expire_on_commit=False) as db:
+                    alarms.raise_alarm(session=db, now=clock.now(), kind="custody", code="late",
+                                       severity="minor", summary=f"writer {number}, {round_}",
+                                       rule={"rule": "test"})
+                    case = db.get(Case, cases[number % 2])
+                    assert case is not None
+                    enrolment.register_unit(session=db, now=clock.now(),
+                                            actor=world.actor("staff"),
+                                            coi_text=coi_of(case).text, kind="sample")
+                    db.commit()
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with Session(engine) as db:
+        checked = seals.check(db)
+        assert checked.findings == []
+        # Each round: the alarm, its event, the unit, and two audit entries for each.
+        assert checked.seals == records.seals + 4 * 5 * 7
 
 
 def test_statements_that_change_no_sealed_column_append_no_seal(app, session, clock, records):
