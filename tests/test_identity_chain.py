@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, delete, text, update
 from sqlmodel import Session, SQLModel, col, select
 
 from coi import demo, migrate
@@ -579,6 +579,18 @@ def test_concurrent_writers_keep_one_unbroken_chain(app, engine, clock, world, r
         assert checked.findings == []
         # Each round: the alarm, its event, the unit, and two audit entries for each.
         assert checked.seals == records.seals + 4 * 5 * 7
+
+
+def test_update_and_delete_statements_through_the_session_are_sealed(app, session, world,
+                                                                     records):
+    session.execute(update(Unit), [{"id": records.bag, "state": "quarantined",
+                                    "expiry_check_at": None}])  # an ORM bulk UPDATE by key
+    session.execute(delete(RoleGrant).where(col(RoleGrant.id) == records.grant))
+    session.commit()
+    last = session.exec(select(RecordSeal).order_by(col(RecordSeal.seq).desc()).limit(2)).all()
+    assert {(seal.table_name, seal.row_key, seal.action) for seal in last} == {
+        ("unit", str(records.bag), "update"), ("role_grant", str(records.grant), "delete")}
+    assert findings(app, session) == []
 
 
 def test_statements_that_change_no_sealed_column_append_no_seal(app, session, clock, records):

@@ -166,13 +166,17 @@ def _on_execute(execution: ORMExecuteState) -> Any:
     if execution.is_insert:
         raise RuntimeError(f"{table} rows are sealed: add them through the session (ORM), "
                            "not with an INSERT statement")
-    if execution.is_update and not _sets_sealed_column(statement, SEALED[table]):
+    if execution.is_update and not _sets_sealed_column(execution, SEALED[table]):
         return None  # the scheduler's bookkeeping columns: nothing sealed changes
     session = execution.session
-    keys = [tuple(row) for row in session.execute(
-        select(*_table(table).primary_key.columns).where(statement.whereclause)
-        if statement.whereclause is not None else
-        select(*_table(table).primary_key.columns))]
+    primary = list(_table(table).primary_key.columns)
+    if isinstance(execution.parameters, list):  # an ORM bulk UPDATE by primary key
+        keys = [tuple(values[column.key] for column in primary)
+                for values in execution.parameters]
+    else:
+        keys = [tuple(row) for row in session.execute(
+            select(*primary).where(statement.whereclause) if statement.whereclause is not None
+            else select(*primary))]
     result = execution.invoke_statement()
     if getattr(result, "rowcount", 1) != 0:  # nothing changed: nothing to seal
         for key in keys:
@@ -180,11 +184,14 @@ def _on_execute(execution: ORMExecuteState) -> Any:
     return result
 
 
-def _sets_sealed_column(statement: Any, sealed: tuple[str, ...]) -> bool:
-    values = getattr(statement, "_values", None)
-    if not values:
+def _sets_sealed_column(execution: ORMExecuteState, sealed: tuple[str, ...]) -> bool:
+    values = getattr(execution.statement, "_values", None)
+    if values:
+        names = {getattr(key, "key", key) for key in values}
+    elif isinstance(execution.parameters, list):
+        names = {name for row in execution.parameters for name in row}
+    else:
         return True  # values given some other way: assume the worst
-    names = {getattr(key, "key", key) for key in values}
     return not all(isinstance(name, str) for name in names) or bool(names & set(sealed))
 
 
@@ -205,9 +212,13 @@ def _seal(session: Session, pending: dict[tuple[str, tuple[Any, ...]], str]) -> 
     """Append a seal per noted row, in the chain's lock. A row noted as inserted and gone by
     now was inserted in a savepoint that was rolled back: it never existed."""
     if session.get_bind().dialect.name == "postgresql":
-        # Held to the commit, so the next writer reads this transaction's seals as the head.
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-    seq, prev = head(session)
+        # The advisory lock, held to the commit, then the head as the writer before left it:
+        # one round trip (a function of migration 0009).
+        last = session.execute(text("SELECT seq, hash FROM coi_seal_head(:key)"),
+                               {"key": LOCK_KEY}).first()
+        seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+    else:  # the transaction holds SQLite's write lock since its first write
+        seq, prev = head(session)
     by_table: dict[str, list[tuple[Any, ...]]] = {}
     for table, key in pending:
         by_table.setdefault(table, []).append(key)

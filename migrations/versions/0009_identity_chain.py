@@ -79,9 +79,24 @@ def upgrade() -> None:
     _seal_existing_rows()
     for table in APPEND_ONLY_TABLES:
         _forbid_update_and_delete(table)
+    if op.get_bind().dialect.name == "postgresql":
+        # The chain's lock and its head in one round trip (coi.services.seals): VOLATILE, so
+        # the query after the lock takes a snapshot of its own and sees the seals the writer
+        # before committed while this one waited.
+        op.execute(
+            "CREATE FUNCTION coi_seal_head(lock_key bigint) "
+            "RETURNS TABLE (seq integer, hash varchar) LANGUAGE plpgsql VOLATILE AS $$ "
+            "BEGIN "
+            "PERFORM pg_advisory_xact_lock(lock_key); "
+            "RETURN QUERY SELECT s.seq, s.hash FROM record_seal s "
+            "WHERE s.seq = (SELECT max(m.seq) FROM record_seal m); "
+            "END $$"
+        )
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS coi_seal_head(bigint)")
     for table in APPEND_ONLY_TABLES:
         _allow_update_and_delete(table)
     op.drop_column('ledger_checkpoint', 'seal_hash')
