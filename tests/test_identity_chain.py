@@ -110,7 +110,7 @@ def fill(world: World):  # type: ignore[no-untyped-def]
         grant = session.exec(select(RoleGrant).where(
             RoleGrant.user_id == world.actor("staff2").user_id)).one()
         return Records(flow.case.id, other.id, flow.case.patient_id, other.patient_id,  # type: ignore[arg-type]
-                       bag.id, alarm.id, grant.id, seals.head(session)[0])  # type: ignore[arg-type]
+                       bag.id, alarm.id, grant.id, seals.head(session=session)[0])  # type: ignore[arg-type]
     return build
 
 
@@ -232,6 +232,9 @@ def test_an_untouched_database_verifies_intact_with_every_signature_rechecked(ap
 
 def test_an_untouched_demo_like_database_verifies_intact(app, session, demo_like):
     assert findings(app, session) == []
+    # Its checkpoint, signed in the transaction that loaded it, covers every record of it.
+    latest = ledger.latest_checkpoint(session)
+    assert latest is not None and latest.seal_seq == seals.head(session=session)[0] > 100
     result = verify_command(app)
     assert result.exit_code == 0, result.output
     assert "Ledger intact" in result.output and "Not re-checked" not in result.output
@@ -252,7 +255,7 @@ def test_every_change_through_the_application_is_sealed_in_order(app, session, r
 def test_a_scan_seals_its_units_but_not_the_cases_place_on_its_route(app, session, bare_world,
                                                                       clock):
     flow = Flow(app, session, bare_world, clock)
-    before = seals.head(session)[0]
+    before = seals.head(session=session)[0]
     flow.until("collect")
     session.rollback()
     sealed = session.exec(select(RecordSeal).where(col(RecordSeal.seq) > before)).all()
@@ -359,7 +362,7 @@ def test_an_audit_entry_and_a_signature_rewritten_are_found(app, engine, session
 
 
 def test_a_deleted_seal_and_an_edited_seal_are_found(app, engine, session, records):
-    last = seals.head(session)[0]
+    last = seals.head(session=session)[0]
     behind_the_apps_back(engine, f"DELETE FROM record_seal WHERE seq = {last - 3}",
                          f"UPDATE record_seal SET action = 'update' WHERE seq = {last - 1}")
     found = findings(app, session)
@@ -575,7 +578,7 @@ def test_concurrent_writers_keep_one_unbroken_chain(app, engine, clock, world, r
         thread.join()
     assert errors == []
     with Session(engine) as db:
-        checked = seals.check(db)
+        checked = seals.check(session=db)
         assert checked.findings == []
         # Each round: the alarm, its event, the unit, and two audit entries for each.
         assert checked.seals == records.seals + 4 * 5 * 7
@@ -594,10 +597,10 @@ def test_update_and_delete_statements_through_the_session_are_sealed(app, sessio
 
 
 def test_statements_that_change_no_sealed_column_append_no_seal(app, session, clock, records):
-    before = seals.head(session)
+    before = seals.head(session=session)
     alarms.notify(session, clock.now())  # the notify bookkeeping of every alarm: not sealed
     session.commit()
-    assert seals.head(session) == before
+    assert seals.head(session=session) == before
 
 
 def test_rows_of_a_database_upgraded_to_the_identity_chain_are_sealed_as_found(app, engine,

@@ -50,7 +50,7 @@ def verify(*, session: Session, cipher: PhiCipher | None = None,
     would otherwise sign a rewritten chain)."""
     chains = ledger.read_chains(session)
     findings = ledger.verify(session=session, chains=chains)
-    checked = seals.check(session)
+    checked = seals.check(session=session)
     findings += checked.findings
     rechecked = _Rechecked()
     findings += list(_recheck(session, chains, cipher, rechecked))

@@ -101,9 +101,10 @@ def checkpoint(*, session: Session, now: datetime, signer: Signer) -> LedgerChec
     installation's key (recorded in label_key, where verification finds it after any
     rotation)."""
     register_key(session=session, now=now, signer=signer)
+    seals.seal_pending(session=session)  # this transaction's own writes are in the head signed
     private_key = signer.private_key
     heads = canonical_json({str(case_id): [seq, digest] for case_id, seq, digest in _heads(session)})
-    seal_seq, seal_hash = seals.head(session)
+    seal_seq, seal_hash = seals.head(session=session)
     key_id = payload.key_id_of(private_key.public_key())
     row = LedgerCheckpoint(at=now, heads=heads, key_id=key_id.hex(), signature="",
                            seal_seq=seal_seq, seal_hash=seal_hash)

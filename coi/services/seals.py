@@ -26,7 +26,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, event, func, insert, inspect, select, text, tuple_
+from sqlalchemy import (
+    Connection,
+    Table,
+    bindparam,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.orm.session import SessionTransaction
 from sqlmodel import SQLModel
@@ -77,6 +88,7 @@ UNSEALED: dict[str, dict[str, str]] = {
 }
 
 LOCK_KEY = 0x636F69_5345414C  # PostgreSQL advisory lock of the chain's writers ("coi" "SEAL")
+_LOCKED_HEAD = text("SELECT seq, hash FROM coi_seal_head(:key)")  # lock, then head (0009)
 _PENDING = "coi.seals.pending"  # session.info: {(table, key): first action} of this transaction
 
 
@@ -109,7 +121,7 @@ def _table(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
 
-def head(session: Session) -> tuple[int, str]:
+def head(*, session: Session | Connection) -> tuple[int, str]:
     """The chain's last seal (sequence number, hash); (0, GENESIS) for an empty chain."""
     last = session.execute(_head_query()).first()
     return (last[0], last[1]) if last else (0, GENESIS)
@@ -195,12 +207,19 @@ def _sets_sealed_column(execution: ORMExecuteState, sealed: tuple[str, ...]) -> 
     return not all(isinstance(name, str) for name in names) or bool(names & set(sealed))
 
 
-def _before_commit(session: Session) -> None:
+def seal_pending(*, session: Session) -> None:
+    """Seal what the transaction has written so far, now rather than at its commit: for a
+    checkpoint that signs the chain's head in the same transaction (the demo's last step).
+    On PostgreSQL the chain stays locked until the commit."""
     session.flush()  # what commit would flush next is noted too
     pending = session.info.get(_PENDING)
     if pending:
         _seal(session, pending)
         pending.clear()
+
+
+def _before_commit(session: Session) -> None:
+    seal_pending(session=session)
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
@@ -211,20 +230,22 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
 def _seal(session: Session, pending: dict[tuple[str, tuple[Any, ...]], str]) -> None:
     """Append a seal per noted row, in the chain's lock. A row noted as inserted and gone by
     now was inserted in a savepoint that was rolled back: it never existed."""
-    if session.get_bind().dialect.name == "postgresql":
+    # On the session's connection: these statements need none of the ORM's execution
+    # machinery, which every sealing transaction (every scan) would pay for.
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
         # The advisory lock, held to the commit, then the head as the writer before left it:
         # one round trip (a function of migration 0009).
-        last = session.execute(text("SELECT seq, hash FROM coi_seal_head(:key)"),
-                               {"key": LOCK_KEY}).first()
+        last = connection.execute(_LOCKED_HEAD, {"key": LOCK_KEY}).first()
         seq, prev = (last[0], last[1]) if last else (0, GENESIS)
     else:  # the transaction holds SQLite's write lock since its first write
-        seq, prev = head(session)
+        seq, prev = head(session=connection)
     by_table: dict[str, list[tuple[Any, ...]]] = {}
     for table, key in pending:
         by_table.setdefault(table, []).append(key)
     seals: list[dict[str, Any]] = []
     for table in sorted(by_table):
-        current = dict(_contents(session, table, by_table[table]))
+        current = dict(_contents(connection, table, by_table[table]))
         for key in sorted(by_table[table]):
             first = pending[(table, key)]
             if key in current:
@@ -240,17 +261,22 @@ def _seal(session: Session, pending: dict[tuple[str, tuple[Any, ...]], str]) -> 
                           "content_sha256": content, "prev_hash": prev, "hash": digest})
             prev = digest
     if seals:
-        session.execute(insert(RecordSeal.__table__), seals)  # type: ignore[attr-defined]
+        connection.execute(_insert_seals(), seals)
 
 
-def _contents(session: Session, table: str,
+@functools.cache
+def _insert_seals() -> Any:
+    return insert(RecordSeal.__table__)  # type: ignore[attr-defined]
+
+
+def _contents(connection: Connection, table: str,
               keys: list[tuple[Any, ...]]) -> Iterator[tuple[tuple[Any, ...], str]]:
     """(primary key, content hash) of the rows of `table` with these keys that exist."""
     query = _content_query(table)
     for start in range(0, len(keys), 500):  # SQLite's limit of bound values
         chunk = keys[start:start + 500]
         bound = [key[0] for key in chunk] if len(chunk[0]) == 1 else chunk
-        for row in session.execute(query, {"keys": bound}):
+        for row in connection.execute(query, {"keys": bound}):
             yield _keyed(table, row._mapping)
 
 
@@ -298,7 +324,7 @@ class Checked:
     rows: int
 
 
-def check(session: Session) -> Checked:
+def check(*, session: Session) -> Checked:
     """Every break of the seal chain, and every covered row whose content is not what its
     latest seal says: edited, inserted without a seal, deleted without one, or back after
     its deletion was sealed."""
