@@ -10,7 +10,10 @@ to remember. The hook notes which covered rows a transaction wrote (the ORM's fl
 UPDATE / DELETE statements run through the session) and, just before the transaction commits,
 reads their content back from the database and appends one seal each. Appends take turns: a
 PostgreSQL advisory lock held to the commit (the chain's order is then the commit order),
-SQLite's write lock. A transaction that writes no covered row pays nothing.
+SQLite's write lock. A transaction that writes no covered row pays nothing. Writes that
+go around the session (a DBAPI connection, an attacker's SQL) have no seal, which is what
+`check` finds; an INSERT statement on a covered table through the session is refused, since
+the rows it makes cannot be known without reading them back.
 
 Content is the row's sealed columns (`SEALED`) in canonical JSON, times in UTC. Columns left
 out are projections that scans and sweeps rewrite all day and that are not evidence
@@ -235,7 +238,9 @@ def _seal(session: Session, pending: dict[tuple[str, tuple[Any, ...]], str]) -> 
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # The advisory lock, held to the commit, then the head as the writer before left it:
-        # one round trip (a function of migration 0009).
+        # one round trip (a function of migration 0009). Writers run at READ COMMITTED (the
+        # default); at REPEATABLE READ the head would be stale and the sequence number taken
+        # twice: the commit would fail on the primary key, the chain would not fork.
         last = connection.execute(_LOCKED_HEAD, {"key": LOCK_KEY}).first()
         seq, prev = (last[0], last[1]) if last else (0, GENESIS)
     else:  # the transaction holds SQLite's write lock since its first write
