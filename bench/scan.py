@@ -66,7 +66,7 @@ from coi.core.phi import PatientIdentity  # noqa: E402
 from coi.core.workflow import Entry  # noqa: E402
 from coi.db import make_engine  # noqa: E402
 from coi.models import CustodyEvent, User, coi_of, serial_of  # noqa: E402  # noqa: E402
-from coi.services import custody, enrolment, ledger, masterdata, tokens, users  # noqa: E402
+from coi.services import custody, enrolment, ledger, masterdata, seals, tokens, users  # noqa: E402
 from coi.services.custody import Credential  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -789,6 +789,9 @@ def run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> dict[str, An
                                   .group_by(CustodyEvent.kind)).all())
         rows = session.execute(text("SELECT count(*) FROM bench_row")).scalar_one()
         problems = ledger.verify(session=session)
+        # The identity chain, written by every scan under load: unbroken, every row sealed.
+        # Not with preloaded data, which goes in without the session (and so unsealed).
+        sealing = [] if loaded else seals.check(session=session).findings
     cases_timed = args.scanners * (warm + args.cases)
     before = loaded.kinds if loaded else {}
     expected = {"handoff_give": 2 * cases_timed + before.get("handoff_give", 0),
@@ -796,9 +799,10 @@ def run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> dict[str, An
     checks = {"handoffs_recorded": {k: kinds.get(k, 0) for k in expected},
               "handoffs_expected": expected, "scan_refused": kinds.get("scan_refused", 0),
               "bench_rows": rows, "bench_rows_expected": bare_total,
-              "ledger_problems": len(problems)}
+              "ledger_problems": len(problems), "identity_chain_problems": len(sealing)}
     ok = (all(kinds.get(k, 0) == v for k, v in expected.items()) and not kinds.get("scan_refused")
-          and rows == bare_total and not problems and not scan.failures and not bare.failures)
+          and rows == bare_total and not problems and not sealing and not scan.failures
+          and not bare.failures)
 
     figures: dict[str, Any] = {
         "engine": args.engine, "scanners": args.scanners, "cases_per_scanner": args.cases,

@@ -6,18 +6,19 @@ from __future__ import annotations
 import json
 import os
 import signal
+from typing import TextIO
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from sqlmodel import func, select
+from sqlmodel import select
 
 from coi import demo, migrate
 from coi.core.errors import DomainError
 from coi.core.phi import PhiCipher
-from coi.db import session_scope
-from coi.models import CustodyEvent, Patient, User
-from coi.services import ledger, users
+from coi.db import session_scope, snapshot
+from coi.models import Patient, User
+from coi.services import integrity, ledger, users
 from coi.services.loggers import intake
 
 cli = AppGroup("coi", help="Chain-of-identity platform commands.")
@@ -30,27 +31,67 @@ cli.add_command(ledger_cli)
 
 
 @ledger_cli.command("verify")
-def ledger_verify() -> None:
-    """Check every case's hash chain and the latest signed checkpoint. Exit status 1, with
+@click.option("--head", "head_file", type=click.File("r"), default=None,
+              help="An exported head (flask coi ledger head) kept outside: prove the history "
+                   "it saw is still here, unchanged.")
+def ledger_verify(head_file: TextIO | None) -> None:
+    """Check every case's hash chain, the identity chain and every row it covers (patients,
+    cases, units, alarms, grants, accounts, signatures, the audit trail, labels), every
+    signature against what it signs, and the latest signed checkpoint. Exit status 1, with
     each problem listed, if anything was edited, deleted, inserted or reordered."""
-    with session_scope(_engine()) as session:
-        problems = ledger.verify(session=session)
-        events = session.exec(select(func.count()).select_from(CustodyEvent)).one()
-    if problems:
-        for problem in problems:
+    head = None
+    if head_file is not None:
+        try:
+            head = json.load(head_file)
+        except json.JSONDecodeError as error:
+            raise click.ClickException(f"{head_file.name} is not JSON: {error}") from None
+    with snapshot(_engine()) as session:
+        try:
+            report = integrity.verify(session=session, cipher=current_app.extensions["coi.phi"],
+                                      head=head,
+                                      installation_key=current_app.extensions["coi.signer"]
+                                      .public_key_text)
+        except ledger.HeadRefused as error:
+            raise click.ClickException(f"{head_file.name if head_file else 'head'}: "
+                                       f"{error}") from None
+        latest = ledger.latest_checkpoint(session)
+    if report.findings:
+        for problem in report.findings:
             click.echo(f"TAMPERED {problem}", err=True)
         raise SystemExit(1)
-    click.echo(f"Ledger intact: {events} event(s), every chain and the last checkpoint agree.")
+    click.echo(f"Ledger intact: {report.events} event(s), every chain and the last checkpoint "
+               f"agree; {report.rows} identity record(s) match their {report.seals} seal(s); "
+               f"{report.signatures} signature(s) match what they sign.")
+    for why, count in report.unchecked.items():
+        click.echo(f"Not re-checked: {count} signature(s): {why}.")
+    if head is not None:
+        click.echo(f"The exported head of {head['at']} is in the history, unchanged.")
+    if latest is None:
+        click.echo("No signed checkpoint yet: run flask coi ledger checkpoint (regularly).")
 
 
 @ledger_cli.command("checkpoint")
 def ledger_checkpoint() -> None:
-    """Sign the current head of every case's chain (run it regularly, e.g. hourly)."""
+    """Sign the current head of every case's chain and of the identity chain (run it
+    regularly, e.g. hourly, and export the head now and then: flask coi ledger head)."""
     with session_scope(_engine()) as session:
         row = ledger.checkpoint(session=session, now=current_app.extensions["coi.clock"].now(),
                                 signer=current_app.extensions["coi.signer"])
         heads = len(json.loads(row.heads))
-    click.echo(f"Checkpoint signed over {heads} chain head(s).")
+    click.echo(f"Checkpoint signed over {heads} chain head(s) and identity seal {row.seal_seq}.")
+
+
+@ledger_cli.command("head")
+def ledger_head() -> None:
+    """Print the latest signed checkpoint as JSON, to keep outside the system (another party,
+    QA's records). Later, `flask coi ledger verify --head FILE` proves the history it saw was
+    not rewritten since, even by someone holding the database and the signing key."""
+    with snapshot(_engine()) as session:
+        document = ledger.export_head(session=session)
+    if document is None:
+        raise click.ClickException("No checkpoint signs the identity chain yet: run "
+                                   "flask coi ledger checkpoint first.")
+    click.echo(json.dumps(document, indent=2, sort_keys=True))
 
 
 @cli.command("import-logger")

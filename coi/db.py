@@ -14,6 +14,8 @@ from flask import current_app, g, request
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlmodel import Session
 
+from coi.services import seals
+
 WRITES = "coi_writes"  # execution option: this transaction will write
 
 
@@ -27,6 +29,9 @@ BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for its turn before "databa
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for the app's database. Its sessions seal what they write to the identity
+    chain (coi.services.seals): every engine of the app is made here, scripts' included."""
+    seals.install()
     if url.startswith("sqlite"):
         connect_args: dict[str, Any] = {"timeout": BUSY_TIMEOUT}
         database = make_url(url).database
@@ -216,3 +221,15 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Session]:
+    """A session that reads one consistent state of the database and writes nothing, for a
+    report over many tables (`flask coi ledger verify`), which would otherwise see rows
+    committed between its statements: REPEATABLE READ on PostgreSQL; on SQLite a reading
+    transaction, which (WAL) sees one state and never holds up the writers."""
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="REPEATABLE READ")
+    with Session(engine, expire_on_commit=False) as session:
+        yield session

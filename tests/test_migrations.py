@@ -92,7 +92,7 @@ def test_evidence_tables_refuse_update_and_delete(app, engine, session, world, c
                                     detail="test", duration_ms=1))
     session.commit()
     column = {"logger_file_chunk": "seq", "logger_file_result": "file_id",
-              "audit_entry_site": "site_id"}.get(table, "id")
+              "audit_entry_site": "site_id", "record_seal": "seq"}.get(table, "id")
     with for_writing(engine).connect() as connection:
         with pytest.raises(DBAPIError, match="append-only"):
             connection.execute(text(statement.format(table=table, column=column)))

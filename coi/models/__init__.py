@@ -16,6 +16,7 @@ from coi.models.custody import COMPLETING_KINDS, CustodyEvent, LedgerCheckpoint
 from coi.models.label import Label, LabelKey, LabelRevocation
 from coi.models.patient import Patient
 from coi.models.product import Product, ProductRoute
+from coi.models.seal import RecordSeal
 from coi.models.shipment import (
     SHIPMENT_LEGS,
     SHIPMENT_STATES,
@@ -37,7 +38,7 @@ APPEND_ONLY_TABLES = (
     "audit_entry", "signature", "login_attempt", "label_key", "label", "label_revocation",
     "custody_event", "ledger_checkpoint", "logger_file", "logger_file_chunk", "logger_file_result",
     "logger_reading", "alarm_event", "notification_attempt", "logger_clock_check",
-    "audit_entry_site")
+    "audit_entry_site", "record_seal")
 
 __all__ = [
     "ALARM_STATES",
@@ -76,6 +77,7 @@ __all__ = [
     "Patient",
     "Product",
     "ProductRoute",
+    "RecordSeal",
     "RoleGrant",
     "Shipment",
     "ShipmentLogger",

@@ -38,8 +38,9 @@ class CustodyEvent(SQLModel, table=True):
 
 
 class LedgerCheckpoint(SQLModel, table=True):
-    """A signed statement of every case's chain head at one moment. A chain rewritten from
-    scratch, or cut short at its end, no longer matches the last checkpoint."""
+    """A signed statement of every case's chain head, and of the identity chain's head, at one
+    moment. A chain rewritten from scratch, or cut short at its end, no longer matches the last
+    checkpoint; exported (`flask coi ledger head`), it holds even against the key's holder."""
 
     __tablename__ = "ledger_checkpoint"
 
@@ -47,4 +48,8 @@ class LedgerCheckpoint(SQLModel, table=True):
     at: datetime = Field(sa_type=UTCDateTime, index=True)
     heads: str = Field(sa_type=Text)  # canonical JSON: {case id: [seq, hash]}
     key_id: str = Field(max_length=4)
-    signature: str = Field(max_length=128)  # hex Ed25519 over the domain tag and `heads`
+    signature: str = Field(max_length=128)  # hex Ed25519 (coi.services.ledger.statement)
+    # The identity chain's head (table record_seal) at the same moment, signed with `heads`
+    # and `at`; None on the checkpoints signed before migration 0009, which signed `heads`.
+    seal_seq: int | None = Field(default=None)
+    seal_hash: str | None = Field(default=None, max_length=64)

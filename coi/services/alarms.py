@@ -263,12 +263,10 @@ def resolve(*, session: Session, now: datetime, actor: Actor, alarm_id: int, out
     if still_going_on(session=session, now=now, alarm=alarm):
         raise Conflict("The excursion is still going on in the latest readings: it can be "
                        "resolved once readings show it has ended.")
-    content = {"alarm": alarm.id, "kind": alarm.kind, "code": alarm.code, "summary": alarm.summary,
-               "rule": json.loads(alarm.rule), "outcome": outcome, "comment": comment,
-               "at": now.isoformat()}
     signature = signature_service.sign(session=session, now=now, signer=actor, password=password,
                                        meaning="resolved", subject_type="alarm",
-                                       subject_id=alarm.id, content=content)
+                                       subject_id=alarm.id,
+                                       content=resolution_content(alarm, outcome, comment, now))
     level = alarm.level
     _changed(session, alarm, "acknowledged", {"state": "resolved", "resolved_at": now,
                                               "outcome": outcome, "notify_at": now})
@@ -280,6 +278,14 @@ def resolve(*, session: Session, now: datetime, actor: Actor, alarm_id: int, out
                  action="resolve", reason=comment,
                  changes={"state": ("acknowledged", "resolved"), "outcome": (None, outcome)})
     return alarm
+
+
+def resolution_content(alarm: Alarm, outcome: str, comment: str, at: datetime) -> dict[str, Any]:
+    """What QA signs when resolving: the alarm as raised, the outcome and the comment. Rebuilt
+    from the alarm and its "resolved" event to re-check the signature (coi.services.integrity)."""
+    return {"alarm": alarm.id, "kind": alarm.kind, "code": alarm.code, "summary": alarm.summary,
+            "rule": json.loads(alarm.rule), "outcome": outcome, "comment": comment,
+            "at": at.isoformat()}
 
 
 # --- the scheduler's alarm jobs ----------------------------------------------------------------

@@ -468,8 +468,7 @@ def _record(
             kind = "transform"
             body["parents"] = [s for s in verdict.units if _kind(s, state) != step.makes]
             body["children"] = [s for s in verdict.units if _kind(s, state) == step.makes]
-        content = {"case": coi.text, **body, "site": site.id, "actor": actor.user_id,
-                   "at": now.isoformat()}
+        content = signed_content(coi.text, body, site.id, actor.user_id, now)  # type: ignore[arg-type]
         signed = [signature_service.sign_checked(
             session=session, now=now, signer=user, meaning=meaning, subject_type="custody",
             subject_id=f"{coi.text}:{step.name}:{verdict.phase}", content=content)
@@ -496,6 +495,19 @@ def _record(
     alarms = [_raise_alarm(session, now, case, route, step, site, event, reason, actor)
               for reason in verdict.alarms]
     return Outcome(verdict, case, route, step, site, event, alarms)
+
+
+# What `_record` adds to an event's body after its signers signed it.
+ADDED_AFTER_SIGNING = ("signatures", "signed_sha256", "alarms")
+
+
+def signed_content(coi_text: str, body: dict[str, Any], site_id: int, actor_id: int | None,
+                   at: datetime) -> dict[str, Any]:
+    """What the signers of a scan sign: the case, the event's body as it is before the
+    signatures are added to it, where, by whom and when. Rebuilt from the event to re-check
+    the signatures (coi.services.integrity)."""
+    signed = {key: value for key, value in body.items() if key not in ADDED_AFTER_SIGNING}
+    return {"case": coi_text, **signed, "site": site_id, "actor": actor_id, "at": at.isoformat()}
 
 
 def _kind(serial: str, state: CaseState) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, datetime
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -47,8 +48,8 @@ def correct(
     signature = signatures.sign(
         session=session, now=now, signer=actor, password=password, meaning="corrected",
         subject_type="patient", subject_id=patient.id,
-        content={"patient": patient.id, "changes": {f: [str(o), str(n)] for f, (o, n) in changed.items()},
-                 "reason": reason.strip()})
+        content=correction_content(patient.id, {f: (str(o), str(n)) for f, (o, n) in changed.items()},  # type: ignore[arg-type]
+                                   reason))
     audit.record(session=session, now=now, actor=actor, entity="patient", entity_id=patient.id,
                  action="update", reason=reason,
                  changes={field: (cipher.seal(o), cipher.seal(n))
@@ -58,3 +59,12 @@ def correct(
     session.add(patient)
     session.flush()
     return signature
+
+
+def correction_content(patient_id: int, changes: dict[str, tuple[str, str]],
+                       reason: str) -> dict[str, Any]:
+    """What is signed for a correction: the patient, each changed field's old and new text,
+    and the reason. Rebuilt from the audit entries of the correction (their values sealed
+    under the PHI key) to re-check the signature (coi.services.integrity)."""
+    return {"patient": patient_id, "changes": {field: [old, new] for field, (old, new) in
+                                               changes.items()}, "reason": reason.strip()}
