@@ -91,7 +91,7 @@ def fill(world: World):  # type: ignore[no-untyped-def]
                                signer=app.extensions["coi.signer"], coi_text=coi_of(other).text,
                                output="png", size="2x1", include_wristband=True, reason=None)
         labels.revoke(session=session, now=clock.now(), actor=world.actor("staff"),
-                      label_id=job.rows[0].id, reason="smudged")
+                      label_id=job.rows[0].id, reason="smudged", category="damaged")
         tokens.issue_token(session=session, now=clock.now(), actor=None,
                            user_id=world.actor("courier").user_id, name="scanner", days=30,
                            reason="test")
