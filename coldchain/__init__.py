@@ -13,6 +13,9 @@ itself, never from a submodule (those are free to change). It offers:
   `readings` (`Reading`: at, celsius, logger_id, line) are read as they are consumed, with
   rows that were not readings in `skipped` and rows that could not be read in `problems`
   (`Problem`: line, column, why). A file that cannot be trusted raises `Unreadable`.
+- Which logger: `stated_logger(stream, name=...)` is the serial a file states of itself (None
+  when it states none), `logger_key(serial)` the form serials are compared in (case, spaces,
+  hyphens and underscores ignored: vendors print one serial several ways).
 - Putting readings right: `normalise(readings, clock_offset=..., problems=..., tally=Tally())`
   corrects the logger's clock, restores time order and drops repeated rows, or raises
   `Unreadable` rather than guess; `clock_offset_from_handoff` measures a logger's clock at a
@@ -36,8 +39,8 @@ from typing import TYPE_CHECKING
 
 from coldchain.model import ColumnMapping, Problem, Reading, ReadOptions, Source, Unreadable
 from coldchain.normalise import Tally, clock_offset_from_handoff, normalise
-from coldchain.readers import read
-from coldchain.readers.common import local_to_utc
+from coldchain.readers import read, stated_logger
+from coldchain.readers.common import local_to_utc, logger_key
 
 if TYPE_CHECKING:  # the names loaded on first use, for type checkers
     from coldchain import chart
@@ -61,9 +64,11 @@ __all__ = [
     "clock_offset_from_handoff",
     "load_profiles",
     "local_to_utc",
+    "logger_key",
     "normalise",
     "read",
     "stability_budget",
+    "stated_logger",
 ]
 
 # name -> (module, attribute; None for the module itself). Loaded on first use (PEP 562):

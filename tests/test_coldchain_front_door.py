@@ -39,7 +39,8 @@ HOMES = {
     "Tally": "coldchain.normalise", "clock_offset_from_handoff": "coldchain.normalise",
     "normalise": "coldchain.normalise",
     "Profile": "coldchain.profiles", "load_profiles": "coldchain.profiles",
-    "read": "coldchain.readers", "local_to_utc": "coldchain.readers.common",
+    "read": "coldchain.readers", "stated_logger": "coldchain.readers",
+    "local_to_utc": "coldchain.readers.common", "logger_key": "coldchain.readers.common",
 }
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC
 from typing import BinaryIO
 
-from coldchain.model import ReadOptions, Source
+from coldchain.model import ReadOptions, Source, Unreadable
 from coldchain.readers import (
     berlinger,
     delimited,
@@ -23,7 +24,7 @@ from coldchain.readers.common import refuse
 from coldchain.readers.readings_json import read_json_readings
 from coldchain.readers.text import Text
 
-__all__ = ["read", "read_json_readings"]
+__all__ = ["read", "read_json_readings", "stated_logger"]
 
 Detector = Callable[[Text], bool]
 Reader = Callable[[Text, ReadOptions], Source]
@@ -70,3 +71,23 @@ def read(stream: BinaryIO, *, name: str = "", options: ReadOptions = NO_OPTIONS)
         if detect(text):
             return reader(text, options)
     return delimited.read(text, options)
+
+
+# A logger id no file can state (a NUL byte makes a file binary, refused): it stands for "the
+# caller knows none" in `stated_logger`, so a reader's answer tells whether the file named one.
+_NONE_GIVEN = "\x00"
+
+
+def stated_logger(stream: BinaryIO, *, name: str = "") -> str | None:
+    """The logger serial the file states of itself, as it writes it; None when it states none,
+    names several (EPCIS reports of several devices) or cannot be read (`read` says why).
+    Reads the head only, and puts the stream back where it was."""
+    start = stream.tell()
+    # The zone is only there so that a file stating none is still looked at: no time is read.
+    try:
+        source = read(stream, name=name, options=ReadOptions(zone=UTC, logger_id=_NONE_GIVEN))
+    except Unreadable:
+        return None
+    finally:
+        stream.seek(start)
+    return None if source.logger_id in (None, _NONE_GIVEN) else source.logger_id

@@ -63,10 +63,21 @@ def refuse(why: str, line: int | None = None, column: str | None = None) -> Unre
 
 # ------------------------------------------------------------------ logger
 
+_SERIAL_SEPARATORS = re.compile(r"[\s_-]+")
+
+
+def logger_key(serial: str) -> str:
+    """A logger serial as it is compared: case, white space, hyphens and underscores ignored.
+    Vendors print one serial several ways: EnvLogger writes '0434 EF00 4B29 0A' in the file
+    and '0434_EF00_4B29_0A' in its name, and people type it '0434-EF00-4B29-0A'. Other marks
+    (dots, colons, slashes) are kept: in an EPC URN they separate numbers."""
+    return _SERIAL_SEPARATORS.sub("", serial).casefold()
+
+
 def choose_logger(stated: str | None, options: ReadOptions, meta: dict[str, str]) -> str:
     """The file's logger id wins; the caller's is used when the file names none."""
     if stated:
-        if options.logger_id and options.logger_id != stated:
+        if options.logger_id and logger_key(options.logger_id) != logger_key(stated):
             meta["logger_note"] = (f"the file names logger {stated}; the given {options.logger_id} "
                                    "was not used")
         return stated

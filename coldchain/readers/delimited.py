@@ -25,6 +25,7 @@ from coldchain.readers.common import (
     choose_logger,
     choose_zone,
     fixed_zone,
+    logger_key,
     make_source,
     note_interval,
     refuse,
@@ -47,6 +48,12 @@ _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 _TEMPERATURE_NAME = re.compile(r"temp|^t(?:\s*[\[(].*)?$", re.IGNORECASE)
 _NOT_TEMPERATURE = re.compile(r"dew|heat|index|%", re.IGNORECASE)
 _ZONE_LINE = re.compile(r"time\s*zone", re.IGNORECASE)
+# A preamble line naming the logger: 'Logger serial: FT2L-123', 'Serial Number,123', 'S/N;123',
+# 'Device ID = 123'. A bare 'ID' or 'Name' is not taken: it may name anything.
+_SERIAL_NAME = (r"(?:(?:data\s*)?logger|device|sensor)\s*(?:serial(?:\s*(?:number|no\.?|#))?|s/?n|id)"
+                r"|serial(?:\s*(?:number|no\.?|#))?|s/n|sn")
+_SERIAL_LINE = re.compile(rf'^[\ufeff"\s]*(?:{_SERIAL_NAME})["\s]*[:=,;\t]["\s]*([^",;\t]*[^",;\t\s])',
+                          re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,8 @@ def read(text: Text, options: ReadOptions, hints: Hints = Hints()) -> Source:
         stated = stamps[0].tzinfo
     zone = choose_zone(stated, options, meta, sample=stamps[0].replace(tzinfo=None) if stamps else None,
                        untrusted=None if stated else hints.untrusted_zone)
-    logger_id = choose_logger(hints.logger_id, options, meta)
+    logger_id = choose_logger(hints.logger_id or _serial_in_preamble(text.head[:layout.data_line - 1]),
+                              options, meta)
     interval = note_interval(hints.interval, stamps, meta)
     if text.complete and not stamps:
         meta["no_readings"] = "the file has a header but no readings"
@@ -369,6 +377,19 @@ def _zone_in_preamble(lines: list[str]) -> tzinfo | None:
             if zone is not None:
                 return zone
     return None
+
+
+def _serial_in_preamble(lines: list[str]) -> str | None:
+    """The logger serial a generic export's preamble states, if it states one."""
+    serials: dict[str, str] = {}
+    for line in lines:
+        match = _SERIAL_LINE.match(line)
+        if match:
+            serials.setdefault(logger_key(match.group(1)), match.group(1))
+    if len(serials) > 1:
+        raise refuse(f"the file names several loggers ({', '.join(serials.values())}); export one logger "
+                     "per file")
+    return next(iter(serials.values()), None)
 
 
 # ------------------------------------------------------------------ times

@@ -12,9 +12,9 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, NoReturn, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -31,7 +31,19 @@ from coi.services.loggers import clocks
 from coi.services.loggers.evaluation import evaluate, profile_of, window_of
 from coi.services.loggers.readings import ReadingWriter, heard_from
 from coi.services.shipments import ShipmentView, require_upload, visible_shipment
-from coldchain import Evaluation, Evaluator, Problem, ReadOptions, Source, Tally, Unreadable, normalise, read
+from coldchain import (
+    Evaluation,
+    Evaluator,
+    Problem,
+    ReadOptions,
+    Source,
+    Tally,
+    Unreadable,
+    logger_key,
+    normalise,
+    read,
+    stated_logger,
+)
 
 CHUNK_BYTES = 1 << 20
 ABSOLUTE_ZERO = -273.15
@@ -126,32 +138,51 @@ def digest(stream: IO[bytes]) -> tuple[str, int]:
 
 def _open(view: ShipmentView, stream: IO[bytes], filename: str,
           logger_serial: str | None) -> tuple[Source, ShipmentLogger]:
-    assigned = {logger.serial: logger for logger in view.loggers}
+    """Read the file as the shipment logger it belongs to. A serial the file states must be
+    one of the shipment's loggers and agree with the one the uploader named; serials are
+    compared by `logger_key` (case, spaces, hyphens and underscores ignored)."""
+    assigned = {logger_key(logger.serial): logger for logger in view.loggers}
     if logger_serial:
-        chosen = assigned.get(logger_serial)
+        chosen = assigned.get(logger_key(logger_serial))
         if chosen is None:
-            raise LoggerFileRefused(_not_assigned(logger_serial, view))
+            raise LoggerFileRefused(f"Logger {logger_serial} is not assigned to shipment {view.shipment.id} "
+                                    f"(its loggers: {_serials(view)}). Nothing was stored.")
     elif len(assigned) == 1:
         chosen = next(iter(assigned.values()))
     else:
-        raise InvalidInput("Say which logger the file is from.",
-                           [{"field": "logger", "message": "This shipment has several loggers: "
-                             + ", ".join(assigned) + "."}])
+        # Several loggers and none named: the file may say itself which one it is from.
+        stated = stated_logger(cast(BinaryIO, stream), name=filename)
+        if stated is None:
+            raise InvalidInput("Say which logger the file is from.",
+                               [{"field": "logger", "message": "This shipment has several loggers: "
+                                 f"{_serials(view)}."}])
+        chosen = assigned.get(logger_key(stated)) or _refuse_stranger(stated, view)
     options = ReadOptions(zone=ZoneInfo(chosen.zone) if chosen.zone else None, logger_id=chosen.serial)
     try:
         source = read(cast(BinaryIO, stream), name=filename, options=options)
     except Unreadable as error:
         raise LoggerFileRefused(_refusal(error.problems), error.problems) from None
-    if source.logger_id and source.logger_id != chosen.serial:
-        raise LoggerFileRefused(_not_assigned(source.logger_id, view) if source.logger_id not in assigned
-                                else f"The file is from logger {source.logger_id}, not {chosen.serial}.")
+    if source.logger_id and logger_key(source.logger_id) != logger_key(chosen.serial):
+        if logger_key(source.logger_id) not in assigned:
+            _refuse_stranger(source.logger_id, view)
+        raise LoggerFileRefused(f"This file is from logger {source.logger_id}, but it was uploaded as "
+                                f"logger {chosen.serial}'s. Upload it as logger {source.logger_id}'s; "
+                                "nothing was stored.")
     return source, chosen
 
 
+def _refuse_stranger(stated: str, view: ShipmentView) -> NoReturn:
+    raise LoggerFileRefused(_not_assigned(stated, view))
+
+
 def _not_assigned(serial: str, view: ShipmentView) -> str:
-    return (f"Logger {serial} is not assigned to shipment {view.shipment.id} (its loggers: "
-            + ", ".join(logger.serial for logger in view.loggers) + "). Upload the file for the "
-            "shipment that carried this logger.")
+    return (f"This file is from logger {serial}; this shipment's loggers are {_serials(view)} (logger "
+            f"{serial} is not assigned to shipment {view.shipment.id}). Upload the file for the shipment "
+            "that carried this logger; nothing was stored.")
+
+
+def _serials(view: ShipmentView) -> str:
+    return ", ".join(logger.serial for logger in view.loggers)
 
 
 def _refusal(problems: list[Problem]) -> str:
@@ -163,6 +194,7 @@ def _refusal(problems: list[Problem]) -> str:
 def _readings(source: Source, chosen: ShipmentLogger, tally: Tally) -> Iterator[Any]:
     problems: list[Problem] = []
     serial = chosen.serial  # read once: a mapped attribute costs a descriptor call per reading
+    key = logger_key(serial)
     try:
         for reading in normalise(source.readings, clock_offset=source.clock_offset or timedelta(0),
                                  problems=problems, tally=tally):
@@ -170,8 +202,12 @@ def _readings(source: Source, chosen: ShipmentLogger, tally: Tally) -> Iterator[
                 raise LoggerFileRefused(f"Line {reading.line}: {reading.celsius} °C is not a temperature; "
                                         "nothing from the file was stored.")
             if reading.logger_id != serial:
-                raise LoggerFileRefused(f"Line {reading.line} is from logger {reading.logger_id}, "
-                                        f"not {chosen.serial}: one file, one logger.")
+                if logger_key(reading.logger_id) != key:
+                    raise LoggerFileRefused(f"Line {reading.line} is from logger {reading.logger_id}, "
+                                            f"not {chosen.serial}: one file, one logger.")
+                # The same logger written another way ('0434 EF00' for '0434-EF00'): stored
+                # under the shipment's spelling, which is what its readings are looked up by.
+                reading = replace(reading, logger_id=serial)
             yield reading
     except Unreadable as error:
         raise LoggerFileRefused(_refusal(error.problems), error.problems) from None
