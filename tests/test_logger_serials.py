@@ -340,3 +340,20 @@ def test_the_cli_refuses_a_file_from_another_logger_and_keeps_the_refusal(app, s
     assert nothing_stored(session)
     name, reason = refused_files(session)[-1]
     assert name == "stranger.csv" and STRANGER in reason and "FT2L-123" in reason
+
+
+def test_the_upload_form_lets_the_file_name_its_logger_on_a_shipment_with_several(app, client, session, world,
+                                                                                   clock):
+    shipment = shipment_with(app, session, world, clock, "LOG-1", "LOG-2")
+    clock.advance(hours=1)
+    login(client, "courier")
+    page = client.get(f"/shipments/{shipment.id}").get_data(as_text=True)
+    assert '<select name="logger"><option value="">the one the file names</option>' in page
+    answer = client.post(f"/shipments/{shipment.id}/logger-files/preview", headers=JSON,
+                         data={"csrf_token": CSRF.search(page).group(1), "logger": "",
+                               "file": (io.BytesIO(headed("LOG-2", shipment.opened_at)), "log.csv")})
+    assert answer.status_code == 200 and answer.get_json()["logger"] == "LOG-2"
+    unnamed = client.post(f"/shipments/{shipment.id}/logger-files/preview", headers=JSON,
+                          data={"csrf_token": CSRF.search(page).group(1), "logger": "",
+                                "file": (io.BytesIO(csv_file([5.0], start=shipment.opened_at)), "log.csv")})
+    assert unnamed.status_code == 422 and "Say which logger" in unnamed.get_json()["detail"]
