@@ -210,12 +210,15 @@ def document() -> dict[str, Any]:
             "/shipments/{shipment_id}/logger-files": {"post": {
                 "summary": "Upload a logger file for a shipment: stored verbatim, read, judged",
                 "description": "The body is the file (CSV/TXT exports, Berlinger reports, EPCIS "
-                               "2.0 documents, JSON readings). A refused file stores nothing; "
+                               "2.0 documents, JSON readings). A file that states its logger's "
+                               "serial is refused unless that logger is on the shipment (and is "
+                               "the one `logger` names, if given). A refused file stores nothing; "
                                "the refusal is logged.",
                 "operationId": "postLoggerFile",
                 "parameters": [_SHIPMENT, {"name": "filename", "in": "query", "schema": _STR},
                                {"name": "logger", "in": "query", "schema": _STR,
-                                "description": "needed when the shipment has several loggers"}],
+                                "description": "needed when the shipment has several loggers and the "
+                                               "file states no serial"}],
                 "requestBody": {"required": True, "content": {
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                 "responses": _STORED}},

@@ -97,7 +97,8 @@ def post_scan() -> Any:
 @permission("logger.upload")
 def post_logger_file(shipment_id: int) -> Any:
     """A logger file as the request body (any content type), stored verbatim and evaluated.
-    `?filename=` names it, `?logger=` picks the logger when the shipment has several.
+    `?filename=` names it, `?logger=` picks the logger when the shipment has several and the
+    file states no serial (a serial it states must be on the shipment and agree with it).
     201 when stored, 200 when the same file was stored before (nothing changed)."""
     return _store_body(shipment_id, request.args.get("filename") or "upload", "api")
 
