@@ -115,6 +115,11 @@ def test_a_line_that_is_not_about_a_serial_names_no_logger():
     assert stream.tell() == 0  # put back: the file is read again after
 
 
+def test_a_column_header_beginning_with_serial_is_not_taken_for_the_files_logger():
+    data = b"Serial,Time,Temperature (C)\nABC,2026-11-22 09:00,5.0\n"
+    assert stated_logger(io.BytesIO(data)) is None
+
+
 # ------------------------------------------------------------------ every real file
 
 

@@ -154,7 +154,7 @@ def read(text: Text, options: ReadOptions, hints: Hints = Hints()) -> Source:
         stated = stamps[0].tzinfo
     zone = choose_zone(stated, options, meta, sample=stamps[0].replace(tzinfo=None) if stamps else None,
                        untrusted=None if stated else hints.untrusted_zone)
-    logger_id = choose_logger(hints.logger_id or _serial_in_preamble(text.head[:layout.data_line - 1]),
+    logger_id = choose_logger(hints.logger_id or _serial_in_preamble(text.head, layout),
                               options, meta)
     interval = note_interval(hints.interval, stamps, meta)
     if text.complete and not stamps:
@@ -379,10 +379,13 @@ def _zone_in_preamble(lines: list[str]) -> tzinfo | None:
     return None
 
 
-def _serial_in_preamble(lines: list[str]) -> str | None:
-    """The logger serial a generic export's preamble states, if it states one."""
+def _serial_in_preamble(head: list[str], layout: _Layout) -> str | None:
+    """The logger serial a generic export's preamble states, if it states one. The column
+    header is not preamble: a first column 'Serial' names what each row holds."""
     serials: dict[str, str] = {}
-    for line in lines:
+    for line in head[:layout.data_line - 1]:
+        if layout.header and [cell.strip() for cell in split_cells(line, layout.delimiter)] == layout.header:
+            continue
         match = _SERIAL_LINE.match(line)
         if match:
             serials.setdefault(logger_key(match.group(1)), match.group(1))
