@@ -16,9 +16,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from coi.core.errors import Conflict, DomainError, InvalidInput
+from coi.core.identifiers import CoiId
 from coi.db import for_writing
 from coi.labels import payload
-from coi.core.identifiers import CoiId
 from coi.models import Case, Label, LabelRevocation, Unit, coi_of, serial_of
 from coi.services import enrolment, labels, seals
 from tests.helpers import login, make_case, post_form
@@ -356,3 +356,37 @@ def test_concurrent_writers_around_the_services_cannot_make_two_valid_labels(
     assert all(labels.ONE_VALID_LABEL in outcome for outcome in outcomes if outcome != "inserted")
     session.rollback()
     assert valid_counts(session)[("unit", label.identifier)] == 1
+
+
+# ---------------------------------------------------------------- older records
+
+def test_the_upgrade_revokes_what_older_reprints_left_valid_and_seals_it(
+        app, engine, session, world, clock, case):
+    from alembic import command
+
+    from coi import migrate
+
+    first = print_set(app, session, world, clock, case)
+    config = migrate.alembic_config()
+    with for_writing(engine).begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009")
+    # A reprint as the application made them before 0010: the replaced label stays valid.
+    clock.advance(hours=1)
+    older = first.rows[0]
+    session.add(Label(id=4_000_000_200, case_id=older.case_id, unit_id=older.unit_id,
+                      kind=older.kind, identifier=older.identifier, template=older.template,
+                      template_version=older.template_version, key_id=older.key_id,
+                      signature=older.signature, output="pdf", dpi=300, printed_at=clock.now(),
+                      printed_by_id=world.actor("qa").user_id, reprint_of_id=older.id,
+                      reason="old reprint"))
+    session.commit()
+    assert valid_counts(session)[("unit", older.identifier)] == 2
+    session.rollback()
+    migrate.upgrade(engine)
+    assert valid_counts(session)[("unit", older.identifier)] == 1
+    revocation = session.exec(select(LabelRevocation)).one()
+    assert (revocation.label_id, revocation.category) == (older.id, "replaced")
+    assert revocation.revoked_by_id == world.actor("qa").user_id
+    assert revocation.revoked_at == clock.now() and "migration 0010" in revocation.reason
+    assert seals.check(session=session).findings == []

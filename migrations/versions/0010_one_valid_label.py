@@ -99,17 +99,17 @@ def _revoke_replaced_labels() -> None:
         keeper = newest.setdefault(holder, row)
         if keeper is row:
             continue
-        result = bind.execute(revocation.insert().values(
+        bind.execute(revocation.insert().values(
             label_id=row["id"], revoked_at=keeper["printed_at"],
             revoked_by_id=keeper["printed_by_id"], category="replaced",
             reason=f"replaced by label {keeper['id']}, printed when a reprint did not yet "
                    "revoke the label it replaced; revocation recorded by migration 0010"))
-        made.append(result.inserted_primary_key[0])
+        made.append(row["id"])
     if made:
         _seal(bind, revocation, made)
 
 
-def _seal(bind: Any, revocation: Any, ids: list[int]) -> None:
+def _seal(bind: Any, revocation: Any, label_ids: list[int]) -> None:
     seals = sa.table('record_seal', *(sa.column(name) for name in (
         'seq', 'table_name', 'row_key', 'action', 'content_sha256', 'prev_hash', 'hash')))
     if bind.dialect.name == "postgresql":
@@ -120,7 +120,8 @@ def _seal(bind: Any, revocation: Any, ids: list[int]) -> None:
                                     "ORDER BY seq DESC LIMIT 1")).first()
     seq, prev = (last[0], last[1]) if last else (0, GENESIS)
     rows = bind.execute(sa.select(*(revocation.c[name] for name in REVOCATION_SEALED))
-                        .where(revocation.c.id.in_(ids)).order_by(revocation.c.id)).mappings()
+                        .where(revocation.c.label_id.in_(label_ids))
+                        .order_by(revocation.c.id)).mappings()
     batch = []
     for row in rows:
         seq += 1
