@@ -270,15 +270,17 @@ def test_no_sequence_of_prints_reprints_outputs_and_revocations_leaves_two_valid
                                   label_id=ids[index % len(ids)], category=category,
                                   reason="test")
                 case ("again", output) if ids:
+                    valid = [label.id for label, revocation, _by in labels.labels_of(
+                        session=session, actor=staff, coi_text=coi) if revocation is None]
                     labels.render(session=session, actor=staff, signer=signer, coi_text=coi,
-                                  label_ids=ids, output=output)
+                                  label_ids=valid or ids, output=output)
             session.commit()
         except DomainError:
             session.rollback()
         after = {row.id for row in label_rows(session, coi)}
         if operation[0] in ("again", "register"):
             assert after == before, f"{operation[0]} made a label"
-        assert max(valid_counts(session).values(), default=0) == 1, operations
+        assert max(valid_counts(session).values(), default=0) <= 1, operations
         if operation[0] == "print":  # every unit has its label now, once
             units = unit_serials(session, coi)
             assert units <= {identifier for (kind, identifier) in valid_counts(session)
@@ -321,7 +323,7 @@ def test_concurrent_reprints_of_one_label_leave_one_valid_label(app, engine, ses
         thread.start()
     for thread in threads:
         thread.join()
-    assert outcomes.count("printed") == 1, outcomes
+    assert len(outcomes) == 4 and outcomes.count("printed") == 1, outcomes
     assert all("valid: reprint that one" in outcome for outcome in outcomes if outcome != "printed")
     session.rollback()
     assert valid_counts(session)[("unit", old.identifier)] == 1
@@ -352,7 +354,7 @@ def test_concurrent_writers_around_the_services_cannot_make_two_valid_labels(
         thread.start()
     for thread in threads:
         thread.join()
-    assert outcomes.count("inserted") == 1, outcomes
+    assert len(outcomes) == 4 and outcomes.count("inserted") == 1, outcomes
     assert all(labels.ONE_VALID_LABEL in outcome for outcome in outcomes if outcome != "inserted")
     session.rollback()
     assert valid_counts(session)[("unit", label.identifier)] == 1

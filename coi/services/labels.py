@@ -91,9 +91,9 @@ def print_set(
 ) -> PrintJob:
     """The labels the case lacks: one for every unit (and the patient's wristband, if asked)
     that has no valid label, so a unit registered after the set was printed gets its label
-    alone. When none lacks one, the case's valid labels again, in this output: another output
-    of the same print, no new record. A label for a unit whose label was revoked replaces it
-    (REPRINT) and needs a reason."""
+    alone. When none lacks one, the case's valid labels again, in this output and in the
+    template each was printed with: another output of the same print, no new record. A
+    label for a unit whose label was revoked replaces it (REPRINT) and needs a reason."""
     writer, dpi = _output(output)
     if size not in UNIT_SIZES:
         raise InvalidInput(f"Unit labels come in {' or '.join(UNIT_SIZES)} inches.",
