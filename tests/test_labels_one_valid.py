@@ -392,3 +392,26 @@ def test_the_upgrade_revokes_what_older_reprints_left_valid_and_seals_it(
     assert revocation.revoked_by_id == world.actor("qa").user_id
     assert revocation.revoked_at == clock.now() and "migration 0010" in revocation.reason
     assert seals.check(session=session).findings == []
+
+
+def test_concurrent_prints_of_a_new_units_label_make_one_label(app, engine, session, world,
+                                                               clock, case):
+    print_set(app, session, world, clock, case)
+    register(session, world, clock, case, "sample")
+    session.commit()
+    start, made = threading.Barrier(4), []
+
+    def print_it() -> None:
+        with Session(for_writing(engine), expire_on_commit=False) as db:
+            start.wait()
+            made.append([row.id for row in print_set(app, db, world, clock, case).rows])
+
+    threads = [threading.Thread(target=print_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 4
+    session.rollback()
+    assert len(label_rows(session)) == 4  # the set of three, and the new unit's label once
+    assert set(valid_counts(session).values()) == {1}
