@@ -307,8 +307,8 @@ class _Loader:
 
 
 def _print_labels(loader: _Loader, case: _Case, printed: datetime, replaced: datetime) -> None:
-    """The first Boston case: its label set at enrolment, then one reprint and the smudged
-    original revoked just before collection."""
+    """The first Boston case: its label set at enrolment, then one reprint just before
+    collection, which revokes the smudged original."""
     nurse, session, signer = loader.accounts["nurse.boston"], loader.session, loader.signer
     first: list[labels.PrintJob] = []
 
@@ -321,9 +321,7 @@ def _print_labels(loader: _Loader, case: _Case, printed: datetime, replaced: dat
         label_id = first[0].rows[0].id
         labels.reprint(session=session, now=now, actor=nurse, signer=signer,
                        label_id=label_id, output="zpl300",  # type: ignore[arg-type]
-                       reason="bag label smudged during collection")
-        labels.revoke(session=session, now=now, actor=nurse, label_id=label_id,  # type: ignore[arg-type]
-                      category="replaced", reason="replaced by the reprint")
+                       reason="bag label smudged during collection")  # revokes it
 
     loader.at(printed, print_set)
     loader.at(replaced, replace)

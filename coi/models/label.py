@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Text
+from sqlalchemy import BigInteger, Index, Text
 from sqlmodel import Field, SQLModel
 
 from coi.models.types import UTCDateTime
@@ -22,9 +22,13 @@ class LabelKey(SQLModel, table=True):
 
 class Label(SQLModel, table=True):
     """One printed label (or set member): what it carries and who printed it, when and why.
-    Append-only; a reprint is a new row pointing at the label it replaces."""
+    Append-only; a reprint is a new row pointing at the label it replaces. A unit (kind
+    "unit", its serial) or a case's wristband (kind "wristband", its COI) has at most one
+    valid label, one without a revocation: the database refuses a second (migration 0010)."""
 
     __tablename__ = "label"
+    # What the database's check of a new label looks up: the labels of the same identifier.
+    __table_args__ = (Index("ix_label_kind_identifier", "kind", "identifier"),)
 
     # Drawn at random from 1..2**32-1 (see services.labels), hence BIGINT: PostgreSQL's
     # INTEGER is signed 32-bit.

@@ -42,6 +42,8 @@ UNIT_SIZES = ("2x1", "4x2")
 PREVIEW_QR = "PREVIEW - NOT A LABEL - NOT FOR USE"
 # A printed preview must not pass a handheld scan at the bedside: its Data Matrix names no unit.
 PREVIEW_DATAMATRIX = "PREVIEW-NOT-FOR-USE"
+# The words of the database's refusal of a second valid label (migration 0010's triggers).
+ONE_VALID_LABEL = "one valid label per unit"
 
 
 @dataclass(frozen=True)
@@ -76,13 +78,22 @@ class Verification:
 
 
 # ---------------------------------------------------------------- printing
+#
+# A unit (and a case's wristband) has at most one valid label: one not revoked. The database
+# refuses a second (a trigger of migration 0010, see there why not a unique index); the
+# services below never try: a print issues labels only where none is valid, a reprint revokes
+# the label it replaces first, and every writer of a case's labels holds the case's row lock
+# so that they take turns and the refusal is a message, not a crash.
 
 def print_set(
     *, session: Session, now: datetime, actor: Actor, signer: Signer, coi_text: str,
     output: str, size: str, include_wristband: bool, reason: str | None,
 ) -> PrintJob:
-    """A label for every unit of the case (and the patient's wristband). A unit that has been
-    labelled before gets a REPRINT, which needs a reason."""
+    """The labels the case lacks: one for every unit (and the patient's wristband, if asked)
+    that has no valid label, so a unit registered after the set was printed gets its label
+    alone. When none lacks one, the case's valid labels again, in this output and in the
+    template each was printed with: another output of the same print, no new record. A
+    label for a unit whose label was revoked replaces it (REPRINT) and needs a reason."""
     writer, dpi = _output(output)
     if size not in UNIT_SIZES:
         raise InvalidInput(f"Unit labels come in {' or '.join(UNIT_SIZES)} inches.",
@@ -96,13 +107,41 @@ def print_set(
         targets.append((None, "wristband"))
     if not targets:
         raise InvalidInput("This case has no units yet: register them first.")
-    previous = [_latest(session, case, unit) for unit, _template in targets]
+    valid = _valid_labels(session, case)
+    lacking = [(unit, template) for unit, template in targets
+               if _holder(unit) not in valid]
+    if not lacking:
+        rows = [valid[_holder(unit)] for unit, _template in targets]
+        return PrintJob(rows, [_content(session, row, signer) for row in rows], writer, dpi)
+    previous = [_last(session, case, unit) for unit, _template in lacking]
     if any(previous) and not (reason or "").strip():
-        raise InvalidInput("Some of these labels were printed before: give a reason for the "
+        raise InvalidInput("Some of these labels were revoked: give a reason for their "
                            "reprint.", [{"field": "reason", "message": "Why is it reprinted?"}])
     rows = [_issue(session, now, actor, signer, case, unit, template, writer, dpi,
-                   reprint_of=before, reason=reason)
-            for (unit, template), before in zip(targets, previous, strict=True)]
+                   reprint_of=before, reason=reason if before else None)
+            for (unit, template), before in zip(lacking, previous, strict=True)]
+    return PrintJob(rows, [_content(session, row, signer) for row in rows], writer, dpi)
+
+
+def render(*, session: Session, actor: Actor, signer: Signer, coi_text: str,
+           label_ids: list[int], output: str) -> PrintJob:
+    """Labels already printed, again, in any output: the same records (no new row, no
+    reprint). Only valid labels: a revoked one must not be stuck on anything."""
+    writer, dpi = _output(output)
+    case = visible_case(session=session, actor=actor, coi_text=coi_text)
+    _require_print(actor, case)
+    if not label_ids:
+        raise InvalidInput("Choose the labels to print.",
+                           [{"field": "label", "message": "Choose at least one label."}])
+    valid = {row.id: row for row in _valid_labels(session, case).values()}
+    rows = []
+    for label_id in dict.fromkeys(label_ids):
+        if label_id not in valid:
+            known = session.get(Label, label_id)
+            if known is None or known.case_id != case.id:
+                raise NotFound(f"No label {label_id} of this case.")
+            raise Conflict(f"Label {label_id} was revoked: it must not be printed again.")
+        rows.append(valid[label_id])
     return PrintJob(rows, [_content(session, row, signer) for row in rows], writer, dpi)
 
 
@@ -110,9 +149,11 @@ def reprint(
     *, session: Session, now: datetime, actor: Actor, signer: Signer, label_id: int,
     output: str, reason: str,
 ) -> PrintJob:
-    """A replacement for one label: marked REPRINT, recorded with who, when and why."""
+    """A replacement for one label: marked REPRINT, recorded with who, when and why. The label
+    it replaces is revoked ("replaced") in the same transaction, before the new one exists.
+    Refused when the unit has another valid label (reprint that one)."""
     writer, dpi = _output(output)
-    original = _label(session, actor, label_id)
+    original = _label(session, actor, label_id, lock=True)
     if not reason.strip():
         raise InvalidInput("A reprint needs a reason.",
                            [{"field": "reason", "message": "Why is it reprinted?"}])
@@ -120,6 +161,13 @@ def reprint(
     unit = session.get(Unit, original.unit_id) if original.unit_id else None
     assert case is not None
     _require_print(actor, case)
+    current = _valid_labels(session, case).get(_holder(unit))
+    if current is not None and current.id != original.id:
+        raise Conflict(f"Label {original.id} was replaced by label {current.id}, which is "
+                       "valid: reprint that one.")
+    if current is not None:
+        _add_revocation(session, now, actor, original, "replaced",
+                        f"replaced by a reprint: {reason.strip()}")
     row = _issue(session, now, actor, signer, case, unit, original.template, writer, dpi,
                  reprint_of=original, reason=reason)
     return PrintJob([row], [_content(session, row, signer)], writer, dpi)
@@ -130,7 +178,7 @@ def revoke(*, session: Session, now: datetime, actor: Actor, label_id: int, cate
     """Withdraw a label: its QR verifies as REVOKED from now on. `category` (one of
     REVOCATION_CATEGORIES) is what the public verify page says; `reason`, free text, is shown
     to signed-in users only."""
-    label = _label(session, actor, label_id)
+    label = _label(session, actor, label_id, lock=True)
     case = session.get(Case, label.case_id)
     assert case is not None
     if not allowed_at_any(actor, "label.revoke", case_sites(case)):
@@ -144,9 +192,15 @@ def revoke(*, session: Session, now: datetime, actor: Actor, label_id: int, cate
                            [{"field": "reason", "message": "Why is it withdrawn?"}])
     if session.exec(select(LabelRevocation).where(LabelRevocation.label_id == label.id)).first():
         raise Conflict("This label is already revoked.")
+    _add_revocation(session, now, actor, label, category, reason.strip())
+
+
+def _add_revocation(session: Session, now: datetime, actor: Actor, label: Label, category: str,
+                    reason: str) -> None:
     session.add(LabelRevocation(label_id=label.id, revoked_at=now,  # type: ignore[arg-type]
-                                revoked_by_id=actor.user_id, reason=reason.strip(),
-                                category=category))
+                                revoked_by_id=actor.user_id, reason=reason, category=category))
+    # Now, not with the replacement's row: the flush would write the label first (the
+    # revocation points at a label) and the database would refuse a second valid label.
     session.flush()
 
 
@@ -196,20 +250,39 @@ def _require_print(actor: Actor, case: Case) -> None:
         require(actor, "label.print", case.site_id, doing="print labels for this case")
 
 
-def _latest(session: Session, case: Case, unit: Unit | None) -> Label | None:
-    query = select(Label).where(Label.case_id == case.id)
+def _holder(unit: Unit | None) -> int | None:
+    """What a label is for, within its case: the unit's id, None for the wristband."""
+    return unit.id if unit else None
+
+
+def _valid_labels(session: Session, case: Case) -> dict[int | None, Label]:
+    """The case's valid (unrevoked) labels by what they are for (_holder)."""
+    rows = session.exec(
+        select(Label).join(LabelRevocation, col(LabelRevocation.label_id) == Label.id,
+                           isouter=True)
+        .where(Label.case_id == case.id, col(LabelRevocation.id).is_(None))).all()
+    return {row.unit_id: row for row in rows}
+
+
+def _last(session: Session, case: Case, unit: Unit | None) -> Label | None:
+    """The label a new one for `unit` replaces: the one no other label replaced (the newest,
+    should older records hold more than one)."""
+    replaced = select(Label.reprint_of_id).where(col(Label.reprint_of_id).is_not(None))
+    query = select(Label).where(Label.case_id == case.id, col(Label.id).not_in(replaced))
     query = query.where(Label.unit_id == unit.id) if unit else query.where(
         col(Label.unit_id).is_(None))
-    return session.exec(query.order_by(col(Label.printed_at).desc())).first()
+    return session.exec(query.order_by(col(Label.printed_at).desc(), col(Label.id).desc())).first()
 
 
-def _label(session: Session, actor: Actor, label_id: int) -> Label:
+def _label(session: Session, actor: Actor, label_id: int, *, lock: bool = False) -> Label:
+    """The label if the actor may see its case; with `lock`, the case's row is locked for the
+    rest of the transaction (writers of a case's labels take turns)."""
     label = session.get(Label, label_id)
     if label is None:
         raise NotFound("No such label.")
     case = session.get(Case, label.case_id)
     assert case is not None
-    visible_case(session=session, actor=actor, coi_text=coi_of(case).text)
+    visible_case(session=session, actor=actor, coi_text=coi_of(case).text, lock=lock)
     return label
 
 
@@ -238,7 +311,10 @@ def _issue(session: Session, now: datetime, actor: Actor, signer: Signer, case: 
                 session.add(row)
                 session.flush()
             return row
-        except IntegrityError:
+        except IntegrityError as error:
+            if ONE_VALID_LABEL in str(error.orig):
+                raise Conflict(f"{identifier} has a valid label already: reprint that one, "
+                               "or revoke it first.") from error
             continue
     raise Conflict("Could not allocate a label id; try again.")
 

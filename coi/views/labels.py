@@ -60,6 +60,22 @@ def print_labels(coi: str) -> Any:
         return redirect(url_for("labels.case_labels", coi=coi))
 
 
+@blueprint.route("/cases/<coi>/labels/again", methods=["POST"])
+@permission("label.print")
+def print_again(coi: str) -> Any:
+    """Labels already printed, in another output (or once more): no new record, no reprint."""
+    db, form = request_session(), request.form
+    try:
+        label_ids = [int(value) for value in form.getlist("label") if value.isdigit()]
+        job = labels.render(session=db, actor=actor(), signer=signer(), coi_text=coi,
+                            label_ids=label_ids, output=form.get("output", ""))
+        return _deliver(job, f"labels-{coi}", send=form.get("send") == "printer", coi=coi)
+    except (DomainError, PrinterError) as error:
+        db.rollback()
+        flash(f"Nothing was printed: {_message(error)}", "error")
+        return redirect(url_for("labels.case_labels", coi=coi))
+
+
 @blueprint.route("/labels/<bigint:label_id>/reprint", methods=["POST"])
 @permission("label.print")
 def reprint(label_id: int) -> Any:
