@@ -169,7 +169,7 @@ def test_a_temperature_alarm_cannot_be_resolved_while_the_excursion_goes_on(app,
     assert not evaluation.still_going_on(session=session, now=clock.now(), alarm=alarm)
     alarms.resolve(session=session, now=clock.now(), actor=world.actor("qa"), alarm_id=alarm.id,
                    outcome="accepted_with_deviation", comment="50 min at 9.5 C within stability data",
-                   password=PASSWORD)
+                   password=PASSWORD, deviation="DEV-2026-0142")
     session.commit()
     assert session.get(Alarm, alarm.id).state == "resolved"
 

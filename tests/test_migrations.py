@@ -10,12 +10,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 
 from coi import migrate
 from coi.db import for_writing
 from coi.models import (
     APPEND_ONLY_TABLES,
+    AlarmDeviation,
+    AlarmEvent,
     LoggerClockCheck,
     LoginAttempt,
     Notification,
@@ -85,6 +87,8 @@ def test_evidence_tables_refuse_update_and_delete(app, engine, session, world, c
     alarm = alarms.raise_alarm(session=session, now=clock.now(), kind="custody", code="test",
                                severity="minor", summary="test", rule={"rule": "test"})
     assert alarm is not None
+    raised = session.exec(select(AlarmEvent).where(AlarmEvent.alarm_id == alarm.id)).one()
+    session.add(AlarmDeviation(alarm_id=alarm.id, event_id=raised.id, reference="DEV-1"))
     notification = Notification(alarm_id=alarm.id, channel="webhook", target="x", created_at=clock.now())
     session.add(notification)
     session.flush()

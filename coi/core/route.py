@@ -14,6 +14,8 @@ from coi.core.vocabulary import ROLES, SHIPMENT_LEGS, SITE_KINDS, UNIT_KINDS
 STEP_KEYS = {"name", "title", "roles", "site_kind", "scan", "verifiers", "max_hours", "sign",
              "to_roles", "to_site_kind", "makes", "overdue_alarm", "overdue_severity"}
 SHELF_LIFE_KEYS = {"hours", "warn_hours", "from_step"}
+HOLD_KEYS = {"kind", "codes", "steps"}
+ALARM_KINDS = ("custody", "temperature", "deadline")  # what may hold material (coi.models.alarm)
 OVERDUE_SEVERITIES = ("critical", "major", "minor")
 SCAN_ITEMS = ("wristband", *UNIT_KINDS)  # what a step may ask to be scanned
 SIGN_MEANINGS = ("collected", "released", "verified", "approved", "administered")  # the doer's own signature
@@ -58,6 +60,40 @@ class ShelfLife:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldRule:
+    """Open alarms of `kind` with one of `codes` hold the case: `steps` are refused until QA
+    decides (a minor alarm holds nothing)."""
+
+    kind: str
+    codes: tuple[str, ...]
+    steps: tuple[str, ...]
+
+
+# The alarm codes that hold material when a route says nothing: a unit of another case, a
+# unit out of custody, the wrong person at a handoff (coi.core.workflow.ALARMING); a
+# temperature excursion or a used-up stability budget (coldchain.evaluate); an expired unit
+# and a missed thaw window (coi.jobs.sweeps). `late` and the reminders hold nothing.
+DEFAULT_HOLD_CODES: dict[str, tuple[str, ...]] = {
+    "custody": ("other_case", "not_in_custody", "wrong_person"),
+    "temperature": ("excursion_single", "excursion_cumulative", "stability_budget"),
+    "deadline": ("expired", "thaw_window"),
+}
+
+
+def default_holds(steps: tuple[Step, ...]) -> tuple[HoldRule, ...]:
+    """The safe default: each default code stops every step that moves material on (consumes,
+    releases, packs and ships, thaws, infuses): every step after the first that scans a unit,
+    except a delivery by a courier, so that held material in transit still reaches a site
+    that can keep it in quarantine."""
+    first = next((number for number, step in enumerate(steps)
+                  if any(item in UNIT_KINDS for item in step.scan)), len(steps))
+    held = tuple(step.name for step in steps[first + 1:]
+                 if any(item in UNIT_KINDS for item in step.scan)
+                 and not (step.handoff and step.site_kind == "courier_depot"))
+    return tuple(HoldRule(kind, codes, held) for kind, codes in DEFAULT_HOLD_CODES.items())
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     product: str
     version: int
@@ -66,6 +102,21 @@ class Route:
     shipping: dict[str, str] = field(default_factory=dict, compare=False)
     # How long each kind of unit keeps, from the step that fills or makes it.
     shelf_life: dict[str, ShelfLife] = field(default_factory=dict, compare=False)
+
+    # Which open alarms hold a case, and the steps they stop until QA decides. A route
+    # without a `[[hold]]` section gets `default_holds(steps)`: holding is the safe side.
+    holds: tuple[HoldRule, ...] = field(default=(), compare=False)
+
+    def held_steps(self, kind: str, code: str, severity: str) -> tuple[str, ...]:
+        """The steps an alarm of this kind, code and severity stops while it holds: none for
+        a minor alarm, whatever the route says."""
+        if severity == "minor":
+            return ()
+        steps: list[str] = []
+        for rule in self.holds:
+            if rule.kind == kind and code in rule.codes:
+                steps += [name for name in rule.steps if name not in steps]
+        return tuple(name for name in (s.name for s in self.steps) if name in steps)
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -100,12 +151,41 @@ def parse_route(text: str) -> Route:
             leg in SHIPMENT_LEGS and isinstance(name, str) and name for leg, name in shipping.items()):
         raise RouteError("[shipping] maps legs (" + ", ".join(SHIPMENT_LEGS)
                          + ") to temperature profile names")
-    unknown = sorted(set(data) - {"product", "version", "step", "shipping", "shelf_life"})
+    unknown = sorted(set(data) - {"product", "version", "step", "shipping", "shelf_life", "hold"})
     if unknown:
         raise RouteError(f"the route has unknown keys: {', '.join(unknown)}")
     shelf_life = _parse_shelf_life(data.get("shelf_life", {}), steps)
+    holds = _parse_holds(data["hold"], steps) if "hold" in data else default_holds(steps)
     return Route(product=product, version=version, steps=steps, shipping=dict(shipping),
-                 shelf_life=shelf_life)
+                 shelf_life=shelf_life, holds=holds)
+
+
+def _parse_holds(raw: object, steps: tuple[Step, ...]) -> tuple[HoldRule, ...]:
+    """`[[hold]]` tables: {kind, codes, steps}. `hold = []` says, explicitly, that nothing
+    holds (a route that omits the key gets `default_holds`)."""
+    if not isinstance(raw, list):
+        raise RouteError("[[hold]] tables say which alarms hold the case: {kind, codes, steps}")
+    names = [step.name for step in steps]
+    rules = []
+    for number, entry in enumerate(raw, start=1):
+        where = f"hold {number}"
+        if not isinstance(entry, dict) or set(entry) != HOLD_KEYS:
+            raise RouteError(f"{where} needs exactly: kind, codes, steps")
+        kind, codes, held = entry["kind"], entry["codes"], entry["steps"]
+        if kind not in ALARM_KINDS:
+            raise RouteError(f"{where}: `kind` must be one of {', '.join(ALARM_KINDS)}")
+        if not isinstance(codes, list) or not codes or not all(
+                isinstance(code, str) and code.isidentifier() and len(code) <= 40 for code in codes):
+            raise RouteError(f"{where}: `codes` must list alarm codes (letters, digits, _)")
+        if "late" in codes:
+            raise RouteError(f"{where}: a late step does not hold material; it is followed up "
+                             "as an alarm")
+        if not isinstance(held, list) or not held or any(name not in names for name in held):
+            raise RouteError(f"{where}: `steps` must list steps of this route")
+        if names[0] in held:
+            raise RouteError(f"{where}: `{names[0]}` cannot be held (there is no material yet)")
+        rules.append(HoldRule(kind, tuple(codes), tuple(held)))
+    return tuple(rules)
 
 
 def _parse_shelf_life(raw: object, steps: tuple[Step, ...]) -> dict[str, ShelfLife]:

@@ -29,6 +29,16 @@ class UnitState:
     kind: str
     custodian_site_id: int
     consumed: bool = False  # transformed into other units (manufacturing)
+    destroyed: bool = False  # QA decided it is destroyed: consumed for good
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A hold on the case: an alarm QA has not decided yet stops these steps; `message`
+    says what holds it, since when, and what would lift it."""
+
+    steps: frozenset[str]
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +59,7 @@ class CaseState:
     last_step_at: datetime | None
     units: dict[str, UnitState]  # unit serial (16 data characters) -> state
     pending: Pending | None = None
+    holds: tuple[Held, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +126,9 @@ def judge(route: Route, state: CaseState, attempt: ScanAttempt, *, partial: bool
                                f"product's route (version {route.version})."),))
     receiving = step.handoff and state.pending is not None and state.pending.step == step.name
     refusals = [*_order(route, state, step, receiving)]
+    if not receiving:  # the receiver of a handoff already holds the material: it must land
+        refusals += [Reason("on_hold", held.message) for held in state.holds
+                     if step.name in held.steps]
     refusals += _receiver(step, state.pending, attempt) if receiving else _who_and_where(step, attempt)
     scanned, scan_refusals = _scanned(state, attempt.entries)
     refusals += scan_refusals
@@ -247,6 +261,9 @@ def _expected(step: Step, state: CaseState, scanned: dict[str, str],
                                                  f"'{step.title}'" + ("" if serial == WRISTBAND
                                                                       else f" ({_unit(serial)})")
                                    + f"; it needs {_or([_item(i) for i in step.scan])}."))
+        elif serial != WRISTBAND and state.units[serial].destroyed:
+            refusals.append(Reason("destroyed", f"Unit {_unit(serial)} was destroyed by QA "
+                                                "decision: it can never be used."))
         elif serial != WRISTBAND and state.units[serial].consumed:
             refusals.append(Reason("consumed", f"Unit {_unit(serial)} was transformed in "
                                                "manufacturing and is no longer in use."))

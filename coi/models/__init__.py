@@ -3,9 +3,13 @@
 from coi.core.vocabulary import ROLES, SITE_KINDS, UNIT_KINDS
 from coi.models.alarm import (
     ALARM_STATES,
+    DEVIATION_MAX,
+    HOLDING_OUTCOMES,
     OUTCOMES,
+    SECOND_DECISIONS,
     SEVERITIES,
     Alarm,
+    AlarmDeviation,
     AlarmEvent,
     Notification,
     NotificationAttempt,
@@ -38,7 +42,7 @@ APPEND_ONLY_TABLES = (
     "audit_entry", "signature", "login_attempt", "label_key", "label", "label_revocation",
     "custody_event", "ledger_checkpoint", "logger_file", "logger_file_chunk", "logger_file_result",
     "logger_reading", "alarm_event", "notification_attempt", "logger_clock_check",
-    "audit_entry_site", "record_seal")
+    "audit_entry_site", "record_seal", "alarm_deviation")
 
 __all__ = [
     "ALARM_STATES",
@@ -46,7 +50,11 @@ __all__ = [
     "COMPLETING_KINDS",
     "SEVERITIES",
     "Alarm",
+    "AlarmDeviation",
     "AlarmEvent",
+    "DEVIATION_MAX",
+    "HOLDING_OUTCOMES",
+    "SECOND_DECISIONS",
     "Notification",
     "NotificationAttempt",
     "OUTCOMES",

@@ -17,6 +17,11 @@ OUTCOMES = {
     "destroyed": "Product destroyed",
     "no_product_impact": "No product involved (e.g. a scan mistake caught in time)",
 }
+# The outcomes that keep a hold on the material (coi.services.holds) until a second signed QA
+# decision, and the outcomes that decision may have.
+HOLDING_OUTCOMES = ("quarantined",)
+SECOND_DECISIONS = ("accepted", "accepted_with_deviation", "destroyed")
+DEVIATION_MAX = 60
 
 
 class Alarm(SQLModel, table=True):
@@ -67,12 +72,24 @@ class AlarmEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     alarm_id: int = Field(foreign_key="alarm.id", index=True)
     at: datetime = Field(sa_type=UTCDateTime)
-    action: str = Field(max_length=20)  # raised, escalated, acknowledged, resolved
+    action: str = Field(max_length=20)  # raised, escalated, acknowledged, resolved, decided
     level: int = Field(default=0)  # the escalation level after this change
     actor_id: int | None = Field(default=None, foreign_key="app_user.id")
     comment: str = Field(default="", sa_type=Text)
     outcome: str | None = Field(default=None, max_length=40)
     signature_id: int | None = Field(default=None, foreign_key="signature.id")
+
+
+class AlarmDeviation(SQLModel, table=True):
+    """The deviation a product was accepted under: the reference of the deviation report,
+    given with the signed resolution or decision (`event_id`) and part of what was signed."""
+
+    __tablename__ = "alarm_deviation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    alarm_id: int = Field(foreign_key="alarm.id", index=True)
+    event_id: int = Field(foreign_key="alarm_event.id", unique=True)
+    reference: str = Field(max_length=DEVIATION_MAX)
 
 
 class Notification(SQLModel, table=True):

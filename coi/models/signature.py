@@ -15,6 +15,7 @@ MEANINGS = (
     "released",
     "acknowledged",
     "resolved",
+    "decided",  # QA's second decision on a quarantined product
     "approved",
     "administered",
 )

@@ -26,8 +26,12 @@ from coi.core.alerting import Alerting, Level
 from coi.core.canonical import canonical_json
 from coi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from coi.models import (
+    DEVIATION_MAX,
+    HOLDING_OUTCOMES,
     OUTCOMES,
+    SECOND_DECISIONS,
     Alarm,
+    AlarmDeviation,
     AlarmEvent,
     Case,
     Notification,
@@ -62,6 +66,10 @@ def raise_alarm(
     by this process or another one a moment ago. The scheduler's notify job tells people."""
     if severity not in SEVERITY_RANK:
         raise ValueError(f"unknown severity {severity!r}")
+    if case_id is not None:
+        # The lock a scan of the case takes (coi.services.custody): an alarm that may hold
+        # the case lands either before a scan in flight (which then sees the hold) or after it.
+        session.exec(select(Case.id).where(Case.id == case_id).with_for_update()).first()
     alarm = Alarm(kind=kind, code=code, severity=severity, raised_at=now, case_id=case_id,
                   site_id=site_id, shipment_id=shipment_id, unit_id=unit_id, event_id=event_id,
                   actor_id=actor.user_id if actor else None, summary=summary,
@@ -244,10 +252,12 @@ def acknowledge(*, session: Session, now: datetime, actor: Actor, alarm_id: int,
 
 
 def resolve(*, session: Session, now: datetime, actor: Actor, alarm_id: int, outcome: str,
-            comment: str, password: str) -> Alarm:
+            comment: str, password: str, deviation: str | None = None) -> Alarm:
     """QA closes the alarm with the outcome for the product and an e-signature bound to what
     was decided. A temperature alarm whose excursion the latest readings show still going on
-    cannot be resolved yet."""
+    cannot be resolved yet. Accepted under a deviation needs the deviation's reference (signed
+    with the rest); quarantined keeps the material on hold until `decide`; destroyed destroys
+    the units the alarm names and revokes their labels (coi.services.holds)."""
 
     alarm = visible_alarm(session=session, actor=actor, alarm_id=alarm_id)
     _require(session, actor, alarm, "alarm.resolve", "resolve this alarm")
@@ -260,32 +270,144 @@ def resolve(*, session: Session, now: datetime, actor: Actor, alarm_id: int, out
     if alarm.state != "acknowledged":
         raise Conflict(f"The alarm is {alarm.state} already ({_last_change(session, alarm)}); "
                        "nothing was changed.")
+    reference = _deviation(outcome, deviation)
     if still_going_on(session=session, now=now, alarm=alarm):
         raise Conflict("The excursion is still going on in the latest readings: it can be "
                        "resolved once readings show it has ended.")
-    signature = signature_service.sign(session=session, now=now, signer=actor, password=password,
-                                       meaning="resolved", subject_type="alarm",
-                                       subject_id=alarm.id,
-                                       content=resolution_content(alarm, outcome, comment, now))
+    signature = signature_service.sign(
+        session=session, now=now, signer=actor, password=password, meaning="resolved",
+        subject_type="alarm", subject_id=alarm.id,
+        content=resolution_content(alarm, outcome, comment, now, deviation=reference))
     level = alarm.level
     _changed(session, alarm, "acknowledged", {"state": "resolved", "resolved_at": now,
                                               "outcome": outcome, "notify_at": now})
-    session.add(AlarmEvent(alarm_id=alarm_id, at=now, action="resolved", level=level,
-                           actor_id=actor.user_id, comment=comment, outcome=outcome,
-                           signature_id=signature.id))
-    session.flush()
+    _decided(session, now, actor, alarm, "resolved", level, outcome, comment, signature, reference)
     audit.record(session=session, now=now, actor=actor, entity="alarm", entity_id=alarm_id,
                  action="resolve", reason=comment,
                  changes={"state": ("acknowledged", "resolved"), "outcome": (None, outcome)})
     return alarm
 
 
-def resolution_content(alarm: Alarm, outcome: str, comment: str, at: datetime) -> dict[str, Any]:
-    """What QA signs when resolving: the alarm as raised, the outcome and the comment. Rebuilt
-    from the alarm and its "resolved" event to re-check the signature (coi.services.integrity)."""
-    return {"alarm": alarm.id, "kind": alarm.kind, "code": alarm.code, "summary": alarm.summary,
-            "rule": json.loads(alarm.rule), "outcome": outcome, "comment": comment,
-            "at": at.isoformat()}
+def decide(*, session: Session, now: datetime, actor: Actor, alarm_id: int, outcome: str,
+           comment: str, password: str, deviation: str | None = None) -> Alarm:
+    """QA's second decision on a product quarantined by the resolution of this alarm: accepted,
+    accepted under a deviation, or destroyed; signed (meaning "decided") like the first. Only
+    then is the hold lifted. Once: a second decision is final."""
+    alarm = visible_alarm(session=session, actor=actor, alarm_id=alarm_id)
+    _require(session, actor, alarm, "alarm.resolve", "decide on this alarm")
+    comment = _comment(comment)
+    if outcome not in SECOND_DECISIONS:
+        raise InvalidInput("Decide what becomes of the quarantined product: "
+                           + ", ".join(SECOND_DECISIONS) + ".",
+                           [{"field": "outcome", "message": "Choose a decision."}])
+    if alarm.state != "resolved" or alarm.outcome not in HOLDING_OUTCOMES:
+        raise Conflict("Only a product quarantined by the resolution of its alarm waits for a "
+                       f"second decision; this alarm is {alarm.state}"
+                       + (f" ({alarm.outcome.replace('_', ' ')})" if alarm.outcome else "")
+                       + ": nothing was changed.")
+    reference = _deviation(outcome, deviation)
+    was = alarm.outcome
+    signature = signature_service.sign(
+        session=session, now=now, signer=actor, password=password, meaning="decided",
+        subject_type="alarm", subject_id=alarm.id,
+        content=resolution_content(alarm, outcome, comment, now, deviation=reference,
+                                   action="decided"))
+    result = session.execute(update(Alarm).where(col(Alarm.id) == alarm.id, col(Alarm.state) == "resolved",
+                                                 col(Alarm.outcome) == was)
+                             .values(outcome=outcome, notify_at=now))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.expire(alarm)
+        raise Conflict(f"Someone decided already ({_last_change(session, alarm)}); nothing was "
+                       "changed.")
+    session.expire(alarm)
+    _decided(session, now, actor, alarm, "decided", alarm.level, outcome, comment, signature,
+             reference)
+    audit.record(session=session, now=now, actor=actor, entity="alarm", entity_id=alarm_id,
+                 action="decide", reason=comment, changes={"outcome": (was, outcome)})
+    return alarm
+
+
+def _deviation(outcome: str, deviation: str | None) -> str | None:
+    """The deviation reference an outcome under a deviation needs (and no other outcome takes)."""
+    reference = (deviation or "").strip()
+    if outcome != "accepted_with_deviation":
+        return None
+    if not reference:
+        raise InvalidInput("Accepting under a deviation needs the deviation's reference (e.g. "
+                           "DEV-2026-0142).",
+                           [{"field": "deviation", "message": "Give the deviation reference."}])
+    if len(reference) > DEVIATION_MAX or not reference.isprintable():
+        raise InvalidInput(f"A deviation reference is at most {DEVIATION_MAX} printable "
+                           "characters.", [{"field": "deviation", "message": "Too long."}])
+    return reference
+
+
+def _decided(session: Session, now: datetime, actor: Actor, alarm: Alarm, action: str, level: int,
+             outcome: str, comment: str, signature: Signature, deviation: str | None) -> None:
+    """The signed decision's event, its deviation, and what a destruction does to the units."""
+    event = AlarmEvent(alarm_id=alarm.id, at=now, action=action, level=level,  # type: ignore[arg-type]
+                       actor_id=actor.user_id, comment=comment, outcome=outcome,
+                       signature_id=signature.id)
+    session.add(event)
+    session.flush()
+    if deviation is not None:
+        session.add(AlarmDeviation(alarm_id=alarm.id, event_id=event.id,  # type: ignore[arg-type]
+                                   reference=deviation))
+        session.flush()
+    if outcome == "destroyed":
+        _destroy(session, now, actor, alarm)
+
+
+def _destroy(session: Session, now: datetime, actor: Actor, alarm: Alarm) -> None:
+    """The units the alarm names are destroyed for good: its unit; else the units a shipment
+    carries on its leg; else every unit of the case still in use. Their labels are revoked."""
+    from coi.services import labels  # labels -> cases -> ...: imported where it is needed
+
+    query = select(Unit).where(Unit.case_id == alarm.case_id,
+                               col(Unit.state).not_in(("consumed", "destroyed")))
+    if alarm.unit_id is not None:
+        query = select(Unit).where(Unit.id == alarm.unit_id)
+    elif alarm.shipment_id is not None:
+        shipment = session.get(Shipment, alarm.shipment_id)
+        assert shipment is not None
+        query = query.where(col(Unit.kind) == "drug_product_bag") if shipment.leg == "return" \
+            else query.where(col(Unit.kind) != "drug_product_bag")
+    for unit in session.exec(query).all():
+        if unit.state == "destroyed":
+            continue
+        audit.record(session=session, now=now, actor=actor, entity="unit", entity_id=unit.id,
+                     action="destroy", reason=f"Destroyed by QA decision on alarm {alarm.id}",
+                     changes={"state": (unit.state, "destroyed")})
+        unit.state = "destroyed"
+        unit.expiry_check_at = None
+        session.add(unit)
+        labels.revoke_destroyed(session=session, now=now, actor=actor, unit=unit,
+                                reason=f"Unit destroyed by QA decision on alarm {alarm.id}")
+    session.flush()
+
+
+def resolution_content(alarm: Alarm, outcome: str, comment: str, at: datetime, *,
+                       deviation: str | None = None, action: str = "resolved") -> dict[str, Any]:
+    """What QA signs when resolving (or deciding again on a quarantined product): the alarm as
+    raised, the outcome, the comment, and the deviation accepted under. Rebuilt from the alarm,
+    its "resolved" or "decided" event and that event's deviation to re-check the signature
+    (coi.services.integrity). Keys are added only when used, so older signatures still match."""
+    content = {"alarm": alarm.id, "kind": alarm.kind, "code": alarm.code, "summary": alarm.summary,
+               "rule": json.loads(alarm.rule), "outcome": outcome, "comment": comment,
+               "at": at.isoformat()}
+    if deviation is not None:
+        content["deviation"] = deviation
+    if action != "resolved":
+        content["decision"] = action
+    return content
+
+
+def deviations_of(session: Session, alarm_ids: list[int]) -> dict[int, str]:
+    """{alarm event id: deviation reference} for these alarms' decisions."""
+    if not alarm_ids:
+        return {}
+    rows = session.exec(select(AlarmDeviation).where(col(AlarmDeviation.alarm_id).in_(alarm_ids)))
+    return {row.event_id: row.reference for row in rows}
 
 
 # --- the scheduler's alarm jobs ----------------------------------------------------------------
@@ -400,6 +522,7 @@ class HistoryEntry:
     event: AlarmEvent
     actor: User | None
     signature: Signature | None
+    deviation: str | None = None  # the deviation reference a decision accepted under
 
 
 @dataclass(frozen=True)
@@ -420,8 +543,10 @@ def detail(*, session: Session, actor: Actor, alarm_id: int) -> AlarmDetail:
     alarm = visible_alarm(session=session, actor=actor, alarm_id=alarm_id)
     case_ = session.get(Case, alarm.case_id) if alarm.case_id else None
     unit = session.get(Unit, alarm.unit_id) if alarm.unit_id else None
+    deviations = deviations_of(session, [alarm.id])  # type: ignore[list-item]
     history = [HistoryEntry(event, session.get(User, event.actor_id) if event.actor_id else None,
-                            session.get(Signature, event.signature_id) if event.signature_id else None)
+                            session.get(Signature, event.signature_id) if event.signature_id else None,
+                            deviations.get(event.id))  # type: ignore[arg-type]
                for event in session.exec(select(AlarmEvent).where(AlarmEvent.alarm_id == alarm.id)
                                          .order_by(col(AlarmEvent.id)))]
     return AlarmDetail(alarm, case_, coi_of(case_).text if case_ else None,

@@ -50,8 +50,9 @@ from coi.models import (
     case_sites,
     coi_of,
 )
-from coi.services import alarms, audit, ledger, masterdata, shipments, users
+from coi.services import alarms, audit, holds, ledger, masterdata, shipments, users
 from coi.services import signatures as signature_service
+from coi.services.holds import Hold
 
 # Ledger event kinds written here; "enrol" and "register_unit" come from enrolment.
 MAX_ENTRIES = 40  # more codes than any step needs: refused as input, not judged
@@ -76,6 +77,8 @@ class Outcome:
     event: CustodyEvent | None  # None for a partial scan that was accepted (nothing to record)
     alarms: list[Alarm] = field(default_factory=list)
     replayed: bool = False
+    # The case's holds as the scan found them (before it), for the scan page to show.
+    holds: list[Hold] = field(default_factory=list)
 
     @property
     def recorded(self) -> bool:
@@ -205,9 +208,10 @@ class _Read:
     state: CaseState
     last: ledger.Link | None  # the chain's last event, for appending after it
     units: dict[str, Unit]
+    holds: list[Hold] = field(default_factory=list)
 
 
-def _read(session: Session, case: Case) -> _Read:
+def _read(session: Session, case: Case, route: Route, zone: str = "UTC") -> _Read:
     completed: list[str] = []
     last_at: datetime | None = None
     pending: Pending | None = None
@@ -224,10 +228,15 @@ def _read(session: Session, case: Case) -> _Read:
             pending = Pending(body["step"], event.actor_id or 0, event.site_id or 0,
                               tuple(body["units"]), event.at)
     rows = {unit.serial: unit for unit in session.exec(_units_query(), params={"case_id": case.id})}
-    units = {serial: UnitState(unit.kind, unit.custodian_site_id, unit.state == "consumed")
+    units = {serial: UnitState(unit.kind, unit.custodian_site_id, unit.state == "consumed",
+                               unit.state == "destroyed")
              for serial, unit in rows.items()}
-    state = CaseState(coi_of(case), tuple(completed), last_at, units, pending)
-    return _Read(state, events[-1] if events else None, rows)
+    # Read after the case row is locked (scan()): an alarm raised for the case takes the same
+    # lock (alarms.raise_alarm), so it is either seen here or raised after this scan.
+    found = holds.holds_of(session=session, case=case, route=route)
+    state = CaseState(coi_of(case), tuple(completed), last_at, units, pending,
+                      tuple(hold.held(zone) for hold in found))
+    return _Read(state, events[-1] if events else None, rows, found)
 
 
 def next_step(route: Route, state: CaseState) -> Step | None:
@@ -295,7 +304,7 @@ def _scan(
     lock_minutes: int,
 ) -> Outcome:
     case, route = _case_and_route(session, entries, coi_text, lock=True)
-    read = _read(session, case)
+    read = _read(session, case, route, actor.timezone)
     state = read.state
     if not takes_part(session, actor, case, route, state):
         raise CaseNotKnown(UNKNOWN_CODE)
@@ -345,7 +354,7 @@ def _scan(
     # and nobody signs. A step found from the scan itself is only proposed: a scanner that
     # fires twice must not hand a bag over to the step after the one just done.
     if partial and verdict.accepted and (verdict.missing or signing or not step_name):
-        return Outcome(verdict, case, route, step, site, None)
+        return Outcome(verdict, case, route, step, site, None, holds=read.holds)
     if partial and verdict.accepted:  # complete, and nobody signs: the step is done now
         verdict = judge(route, state, attempt)
     return _record(session, now, actor, case, route, step, site, entries, verdict, device,
@@ -494,7 +503,7 @@ def _record(
     session.flush()
     alarms = [_raise_alarm(session, now, case, route, step, site, event, reason, actor)
               for reason in verdict.alarms]
-    return Outcome(verdict, case, route, step, site, event, alarms)
+    return Outcome(verdict, case, route, step, site, event, alarms, holds=read.holds)
 
 
 # What `_record` adds to an event's body after its signers signed it.

@@ -161,11 +161,14 @@ def _custody_content(event: CustodyEvent | None, signature_id: int | None,
 
 def _resolution_content(session: Session, event: AlarmEvent | None) -> _Rebuilt | str:
     alarm = session.get(Alarm, event.alarm_id) if event is not None else None
-    if event is None or alarm is None or event.action != "resolved" or event.outcome is None:
+    if event is None or alarm is None or event.action not in ("resolved", "decided") \
+            or event.outcome is None:
         return "no alarm resolution carries it"
+    deviation = alarms.deviations_of(session, [alarm.id]).get(event.id)  # type: ignore[list-item, arg-type]
     return _Rebuilt(str(alarm.id),
-                    alarms.resolution_content(alarm, event.outcome, event.comment, event.at),
-                    {"signer_id": event.actor_id, "meaning": "resolved"})
+                    alarms.resolution_content(alarm, event.outcome, event.comment, event.at,
+                                              deviation=deviation, action=event.action),
+                    {"signer_id": event.actor_id, "meaning": event.action})
 
 
 def _correction_content(session: Session, cipher: PhiCipher,

@@ -204,6 +204,21 @@ def _add_revocation(session: Session, now: datetime, actor: Actor, label: Label,
     session.flush()
 
 
+def revoke_destroyed(*, session: Session, now: datetime, actor: Actor, unit: Unit,
+                     reason: str) -> int:
+    """Revoke every label of a unit QA decided is destroyed (category "destroyed"), as part
+    of that signed decision: no label of it may verify as genuine again. Returns how many."""
+    revoked = select(LabelRevocation.label_id)
+    labels = session.exec(select(Label).where(Label.unit_id == unit.id,
+                                              col(Label.id).not_in(revoked))).all()
+    for label in labels:
+        session.add(LabelRevocation(label_id=label.id, revoked_at=now,  # type: ignore[arg-type]
+                                    revoked_by_id=actor.user_id, reason=reason,
+                                    category="destroyed"))
+    session.flush()
+    return len(labels)
+
+
 def preview(*, session: Session, actor: Actor, coi_text: str, size: str,
             include_wristband: bool) -> list[layout.Label]:
     """The case's label set as it would print, marked PREVIEW, with no signed code and no

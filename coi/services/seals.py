@@ -61,6 +61,7 @@ SEALED: dict[str, tuple[str, ...]] = {
               "level", "acknowledged_at", "resolved_at", "outcome"),
     "alarm_event": ("id", "alarm_id", "at", "action", "level", "actor_id", "comment", "outcome",
                     "signature_id"),
+    "alarm_deviation": ("id", "alarm_id", "event_id", "reference"),
     "signature": ("id", "signer_id", "signer_name", "meaning", "signed_at", "subject_type",
                   "subject_id", "content_sha256"),
     "role_grant": ("id", "user_id", "site_id", "role", "created_at"),

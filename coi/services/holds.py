@@ -1,0 +1,125 @@
+"""Holds: an alarm of a blocking kind (the case's route says which, `coi.core.route`) holds
+the material of the case it names until QA decides with a signature. Computed, never
+stored: a hold is an alarm of a holding code that is open, acknowledged, or resolved as
+quarantined and not decided again (`coi.services.alarms.decide`). What a hold stops is the
+route version's business, so a case keeps the meaning of the version it started with.
+
+`holds_of` is what the scan (through `coi.core.workflow.Held`), the pages, and the release
+and infusion preconditions ask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_
+from sqlmodel import Session, col, select
+
+from coi.core.display import local_text
+from coi.core.route import Route
+from coi.core.workflow import Held
+from coi.models import HOLDING_OUTCOMES, Alarm, Case, Unit, coi_of, serial_of
+from coi.services import masterdata
+
+# What holds, in words ("On hold: temperature excursion on shipment 12 ...").
+CODE_WORDS = {
+    "other_case": "a unit of another case scanned",
+    "not_in_custody": "a unit out of custody",
+    "wrong_person": "the wrong person at a handoff",
+    "excursion_single": "temperature excursion",
+    "excursion_cumulative": "cumulative time out of range",
+    "stability_budget": "stability budget used up",
+    "expired": "expired unit",
+    "thaw_window": "thaw window missed",
+}
+
+
+@dataclass(frozen=True)
+class Hold:
+    """One alarm holding a case: what holds it (`alarm`, `subject`), since when, the steps it
+    stops, and what would lift it."""
+
+    alarm: Alarm
+    subject: str  # "shipment 12", "unit A9998 26 000003 AP01 X", "case A9998 26 000003 Z"
+    steps: tuple[str, ...]
+
+    @property
+    def since(self) -> datetime:
+        return self.alarm.raised_at
+
+    @property
+    def quarantined(self) -> bool:
+        return self.alarm.state == "resolved" and self.alarm.outcome in HOLDING_OUTCOMES
+
+    @property
+    def what(self) -> str:
+        return CODE_WORDS.get(self.alarm.code, self.alarm.code.replace("_", " "))
+
+    @property
+    def lifted_by(self) -> str:
+        if self.quarantined:
+            return ("quarantined by QA: a second signed QA decision (accepted, accepted under a "
+                    "deviation, or destroyed) lifts it")
+        return "QA must decide (a signed resolution of the alarm)"
+
+    def message(self, zone: str = "UTC") -> str:
+        return (f"On hold: {self.what} on {self.subject}, since {local_text(self.since, zone)} "
+                f"(alarm {self.alarm.id}); {self.lifted_by}.")
+
+    def held(self, zone: str = "UTC") -> Held:
+        return Held(frozenset(self.steps), self.message(zone))
+
+    def document(self, zone: str = "UTC") -> dict[str, object]:
+        """As the scan page and the API tell it."""
+        return {"alarm": self.alarm.id, "kind": self.alarm.kind, "code": self.alarm.code,
+                "severity": self.alarm.severity, "what": self.what, "subject": self.subject,
+                "since": self.since.isoformat(), "since_local": local_text(self.since, zone),
+                "state": self.alarm.state, "outcome": self.alarm.outcome,
+                "steps": list(self.steps), "lifted_by": self.lifted_by,
+                "message": self.message(zone)}
+
+
+def _holding_clause():  # type: ignore[no-untyped-def]
+    return or_(col(Alarm.state).in_(("open", "acknowledged")),
+               and_(col(Alarm.state) == "resolved", col(Alarm.outcome).in_(HOLDING_OUTCOMES)))
+
+
+def holds_of(*, session: Session, case: Case, route: Route | None = None) -> list[Hold]:
+    """The holds on `case`, oldest first: each alarm of the case that holds material under
+    its route version, with the steps it stops."""
+    route = route or masterdata.route_of_case(session=session, case=case)
+    alarms = session.exec(select(Alarm).where(Alarm.case_id == case.id, _holding_clause())
+                          .order_by(col(Alarm.raised_at), col(Alarm.id))).all()
+    return [Hold(alarm, _subject(session, case, alarm), steps) for alarm in alarms
+            if (steps := route.held_steps(alarm.kind, alarm.code, alarm.severity))]
+
+
+def holds_by_case(*, session: Session, case_ids: Iterable[int]) -> dict[int, list[Hold]]:
+    """`holds_of` for several cases at once (the dashboard, the inbox): one query for the
+    alarms, the cases' routes read once each."""
+    ids = sorted(set(case_ids))
+    if not ids:
+        return {}
+    found: dict[int, list[Hold]] = {}
+    alarms = session.exec(select(Alarm).where(col(Alarm.case_id).in_(ids), _holding_clause())
+                          .order_by(col(Alarm.raised_at), col(Alarm.id))).all()
+    for alarm in alarms:
+        case = session.get(Case, alarm.case_id)
+        assert case is not None
+        route = masterdata.route_of_case(session=session, case=case)
+        steps = route.held_steps(alarm.kind, alarm.code, alarm.severity)
+        if steps:
+            found.setdefault(case.id, []).append(  # type: ignore[arg-type]
+                Hold(alarm, _subject(session, case, alarm), steps))
+    return found
+
+
+def _subject(session: Session, case: Case, alarm: Alarm) -> str:
+    if alarm.shipment_id is not None:
+        return f"shipment {alarm.shipment_id}"
+    unit = session.get(Unit, alarm.unit_id) if alarm.unit_id else None
+    if unit is not None:
+        return f"unit {serial_of(unit).display}"
+    return f"case {coi_of(case).display}"
