@@ -115,6 +115,8 @@ def scan_verdict(outcome: Outcome, zone: str) -> dict[str, Any]:
         "alarms": [{"id": a.id, "code": a.code, "severity": a.severity, "message": a.summary}
                    for a in outcome.alarms],
         "units": list(verdict.units),
+        # Shown as soon as the case is known (the first partial scan), before more is scanned.
+        "holds": [hold.document(zone) for hold in outcome.holds],
         "checklist": [{"item": item, "label": _item_label(item), "done": item not in verdict.missing}
                       for item in verdict.expected],
         "signing": {"doer": step.sign if step else None,

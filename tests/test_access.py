@@ -94,6 +94,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "alarms.show": ALARM_VIEWERS,
     "alarms.acknowledge": ALARM_VIEWERS,
     "alarms.resolve": frozenset({"qa"}),
+    "alarms.decide": frozenset({"qa"}),
     "scan.page": SCANNERS,
     "scan.judge": SCANNERS,
     "scan.decode": SCANNERS,
@@ -276,6 +277,8 @@ def web_form(endpoint: str, persona: str, setup: Setup, world: World) -> dict[st
         "alarms.acknowledge": {"comment": "checked the shipper"},
         "alarms.resolve": {"outcome": "accepted", "comment": "within stability data",
                            "password": PASSWORD},
+        "alarms.decide": {"outcome": "accepted", "comment": "investigation closed",
+                          "password": PASSWORD},
     }[endpoint]
 
 

@@ -27,7 +27,7 @@ from coi.models import (
     coi_of,
     serial_of,
 )
-from coi.services import custody, ledger, users
+from coi.services import alarms, custody, ledger, users
 from coi.services.custody import Credential
 from coi.services.loggers import clocks
 from tests.databases import Databases, Template
@@ -178,11 +178,25 @@ def test_a_thawed_case_waits_for_infusion_with_its_clock_running(loaded, session
     assert (alarm.code, alarm.severity, alarm.state, alarm.event_id) == (
         "other_case", "critical", "open", refused.id)
     product = serial_of(_bag(session, case, "drug_product_bag")).text
-    outcome = custody.scan(session=session, now=clock.now() + timedelta(minutes=5),
-                           actor=_actor(session, "nurse.boston"),
-                           entries=[Entry(coi_of(case).text), Entry(product)], step_name="infuse",
-                           own_password=demo.PASSWORD,
-                           verifiers=[Credential("nurse2.boston", demo.PASSWORD)])
+
+    def infuse(minutes: int):
+        return custody.scan(session=session, now=clock.now() + timedelta(minutes=minutes),
+                            actor=_actor(session, "nurse.boston"),
+                            entries=[Entry(coi_of(case).text), Entry(product)], step_name="infuse",
+                            own_password=demo.PASSWORD,
+                            verifiers=[Credential("nurse2.boston", demo.PASSWORD)])
+
+    # The mix-up alarm holds the infusion until QA decides.
+    held = infuse(2)
+    assert [r.code for r in held.verdict.refusals] == ["on_hold"]
+    assert f"alarm {alarm.id}" in held.verdict.refusals[0].message
+    qa = _actor(session, "qa.mfg")
+    alarms.acknowledge(session=session, now=clock.now() + timedelta(minutes=3), actor=qa,
+                       alarm_id=alarm.id, comment="Wrong wristband caught at the bedside")
+    alarms.resolve(session=session, now=clock.now() + timedelta(minutes=4), actor=qa,
+                   alarm_id=alarm.id, outcome="no_product_impact", comment="Caught in time",
+                   password=demo.PASSWORD)
+    outcome = infuse(5)
     assert outcome.verdict.accepted and outcome.alarms == []
     assert case.state == "complete"
 

@@ -94,6 +94,21 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
                                "severity": {"enum": ["critical", "major", "minor"]},
                                "message": _STR}}},
             "units": {"type": "array", "items": _STR},
+            "holds": {"type": "array", "description": "What holds the case's material until QA "
+                                                      "decides, as the scan found it: each with "
+                                                      "its alarm, since when, the steps it stops "
+                                                      "and what would lift it.",
+                      "items": {"type": "object",
+                                "required": ["alarm", "code", "subject", "since", "steps",
+                                             "lifted_by", "message"],
+                                "properties": {
+                                    "alarm": {"type": "integer"}, "kind": _STR, "code": _STR,
+                                    "severity": _STR, "what": _STR, "subject": _STR,
+                                    "since": {"type": "string", "format": "date-time"},
+                                    "since_local": _STR, "state": _STR,
+                                    "outcome": {"type": ["string", "null"]},
+                                    "steps": {"type": "array", "items": _STR},
+                                    "lifted_by": _STR, "message": _STR}}},
             "checklist": {"type": "array", "items": {
                 "type": "object", "required": ["item", "label", "done"],
                 "properties": {"item": _STR, "label": _STR, "done": {"type": "boolean"}}}},

@@ -8,7 +8,7 @@ loaded one by one; only the nearest deadlines and the shipments in transit are r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, false, func, or_
@@ -21,14 +21,16 @@ from coi.core import alerting
 from coi.core.access import Actor, sites_for
 from coi.core.alerting import Alerting
 from coi.core.route import Route
-from coi.models import Case, LoggerReading, ProductRoute, Shipment, ShipmentLogger, Site, coi_of
-from coi.services import alarms, masterdata
+from coi.models import Alarm, Case, LoggerReading, ProductRoute, Shipment, ShipmentLogger, Site, coi_of
+from coi.services import alarms, holds, masterdata
 from coi.services.alarms import InboxRow
+from coi.services.holds import Hold
 from coi.services.loggers.evaluation import profile_of
 
 ALARM_ROWS = 10
 DEADLINE_ROWS = 20
 SHIPMENT_ROWS = 100
+HELD_ROWS = 50
 
 
 def duration_text(span: timedelta) -> str:
@@ -111,6 +113,7 @@ class Board:
     deadlines: list[Deadline]  # the DEADLINE_ROWS nearest, most overdue first
     shipments: list[InTransit]  # the first SHIPMENT_ROWS, soonest ETA first
     shipments_total: int
+    held: list[tuple[str, list[Hold]]] = field(default_factory=list)  # (COI, its holds)
 
     @property
     def active_cases(self) -> int:
@@ -137,7 +140,20 @@ def board(*, session: Session, actor: Actor, now: datetime,
                             limit=ALARM_ROWS),
         steps=_steps(counted, routes),
         deadlines=_deadlines(session, now, at_sites, routes),
-        shipments=shipments, shipments_total=total)
+        shipments=shipments, shipments_total=total, held=_held(session, at_sites))
+
+
+def _held(session: Session, at_sites: ColumnElement[bool]) -> list[tuple[str, list[Hold]]]:
+    """The cases at these sites whose material is on hold, oldest hold first."""
+    ids = session.exec(select(Alarm.case_id).join(Case, col(Case.id) == Alarm.case_id)
+                       .where(at_sites, holds.holding_clause()).distinct()).all()
+    found = holds.holds_by_case(session=session, case_ids=[i for i in ids if i is not None])
+    rows = []
+    for case_id, case_holds in found.items():
+        case_ = session.get(Case, case_id)
+        assert case_ is not None
+        rows.append((coi_of(case_).text, case_holds))
+    return sorted(rows, key=lambda row: row[1][0].since)[:HELD_ROWS]
 
 
 def _case_at(sites: set[int]) -> ColumnElement[bool]:

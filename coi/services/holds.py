@@ -14,13 +14,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_
+from sqlalchemy import ColumnElement, and_, or_
 from sqlmodel import Session, col, select
 
 from coi.core.display import local_text
 from coi.core.route import Route
 from coi.core.workflow import Held
-from coi.models import HOLDING_OUTCOMES, Alarm, Case, Unit, coi_of, serial_of
+from coi.models import (
+    HOLDING_OUTCOMES,
+    Alarm,
+    AlarmDeviation,
+    AlarmEvent,
+    Case,
+    Unit,
+    User,
+    coi_of,
+    serial_of,
+)
 from coi.services import masterdata
 
 # What holds, in words ("On hold: temperature excursion on shipment 12 ...").
@@ -81,7 +91,8 @@ class Hold:
                 "message": self.message(zone)}
 
 
-def _holding_clause():  # type: ignore[no-untyped-def]
+def holding_clause() -> ColumnElement[bool]:
+    """Alarms that may hold: open, acknowledged, or resolved as quarantined."""
     return or_(col(Alarm.state).in_(("open", "acknowledged")),
                and_(col(Alarm.state) == "resolved", col(Alarm.outcome).in_(HOLDING_OUTCOMES)))
 
@@ -90,7 +101,7 @@ def holds_of(*, session: Session, case: Case, route: Route | None = None) -> lis
     """The holds on `case`, oldest first: each alarm of the case that holds material under
     its route version, with the steps it stops."""
     route = route or masterdata.route_of_case(session=session, case=case)
-    alarms = session.exec(select(Alarm).where(Alarm.case_id == case.id, _holding_clause())
+    alarms = session.exec(select(Alarm).where(Alarm.case_id == case.id, holding_clause())
                           .order_by(col(Alarm.raised_at), col(Alarm.id))).all()
     return [Hold(alarm, _subject(session, case, alarm), steps) for alarm in alarms
             if (steps := route.held_steps(alarm.kind, alarm.code, alarm.severity))]
@@ -103,7 +114,7 @@ def holds_by_case(*, session: Session, case_ids: Iterable[int]) -> dict[int, lis
     if not ids:
         return {}
     found: dict[int, list[Hold]] = {}
-    alarms = session.exec(select(Alarm).where(col(Alarm.case_id).in_(ids), _holding_clause())
+    alarms = session.exec(select(Alarm).where(col(Alarm.case_id).in_(ids), holding_clause())
                           .order_by(col(Alarm.raised_at), col(Alarm.id))).all()
     for alarm in alarms:
         case = session.get(Case, alarm.case_id)
@@ -123,3 +134,28 @@ def _subject(session: Session, case: Case, alarm: Alarm) -> str:
     if unit is not None:
         return f"unit {serial_of(unit).display}"
     return f"case {coi_of(case).display}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """QA's signed decision on an alarm of a case: a resolution, or the second decision on a
+    quarantined product; with the deviation it was accepted under."""
+
+    event: AlarmEvent
+    alarm: Alarm
+    signer: User | None
+    deviation: str | None
+
+
+def decisions_of(*, session: Session, case: Case) -> list[Decision]:
+    """The case's QA decisions (resolutions and second decisions), oldest first."""
+    rows = session.exec(select(AlarmEvent, Alarm).join(Alarm, col(Alarm.id) == AlarmEvent.alarm_id)
+                        .where(Alarm.case_id == case.id,
+                               col(AlarmEvent.action).in_(("resolved", "decided")))
+                        .order_by(col(AlarmEvent.at), col(AlarmEvent.id))).all()
+    ids = sorted({alarm.id for _event, alarm in rows if alarm.id is not None})
+    deviations = {row.event_id: row.reference for row in session.exec(
+        select(AlarmDeviation).where(col(AlarmDeviation.alarm_id).in_(ids)))} if ids else {}
+    return [Decision(event, alarm, session.get(User, event.actor_id) if event.actor_id else None,
+                     deviations.get(event.id))  # type: ignore[arg-type]
+            for event, alarm in rows]

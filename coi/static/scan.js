@@ -145,9 +145,24 @@
     }
   }
 
+  // The case's holds, as soon as a scan names the case: before anything more is scanned.
+  function renderHolds(holds) {
+    const card = $("holds-card");
+    const list = $("holds-list");
+    if (!card || !list) return;
+    list.replaceChildren(...(holds || []).map((h) => {
+      const item = document.createElement("li");
+      item.className = "sev-" + h.severity;
+      item.textContent = h.message;
+      return item;
+    }));
+    card.hidden = !(holds && holds.length);
+  }
+
   function handle(answer, entry) {
     state.case = answer.case;
     state.step = answer.step;
+    renderHolds(answer.holds);
     $("step-title").textContent = answer.step_title ? "Step: " + answer.step_title : "No step";
     $("case-line").textContent = "Case " + answer.case_display + (answer.site ? " · scanning at " + answer.site : "");
     renderClock(answer.next);

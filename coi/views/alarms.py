@@ -11,8 +11,8 @@ from flask import Blueprint, current_app, render_template, request, url_for
 from coi.core.access import permission
 from coi.core.alerting import Alerting
 from coi.core.errors import InvalidInput
-from coi.models import OUTCOMES, SEVERITIES
-from coi.services import alarms, delivery
+from coi.models import HOLDING_OUTCOMES, OUTCOMES, SECOND_DECISIONS, SEVERITIES
+from coi.services import alarms, delivery, holds
 from coi.services.loggers import evaluation
 from coi.web import actor, carry_out, now, request_session
 
@@ -38,7 +38,11 @@ def index() -> Any:
                         severity=severity, kind=kind)
     if mine:
         rows = [row for row in rows if row.told_to_me]
-    return render_template("alarms/list.html", rows=rows, state=state, severity=severity, kind=kind,
+    found = holds.holds_by_case(session=request_session(),
+                                case_ids=[row.alarm.case_id for row in rows if row.alarm.case_id])
+    holding = {hold.alarm.id: hold for case_holds in found.values() for hold in case_holds}
+    return render_template("alarms/list.html", rows=rows, holding=holding, state=state,
+                           severity=severity, kind=kind,
                            mine=mine, states=alarms.STATE_FILTERS, severities=SEVERITIES, kinds=KINDS)
 
 
@@ -52,6 +56,8 @@ def show(alarm_id: int) -> Any:
     return render_template(
         "alarms/show.html", found=found, rule_text=json.dumps(found.rule, indent=2, ensure_ascii=False),
         deliveries=delivery.delivery_log(db, alarm_id), outcomes=OUTCOMES, going_on=going_on,
+        second_decisions={key: OUTCOMES[key] for key in SECOND_DECISIONS},
+        awaits_decision=alarm.state == "resolved" and alarm.outcome in HOLDING_OUTCOMES,
         may_acknowledge=alarms.may(session=db, actor=me, alarm=alarm, permission="alarm.acknowledge"),
         may_resolve=alarms.may(session=db, actor=me, alarm=alarm, permission="alarm.resolve"))
 
@@ -73,7 +79,22 @@ def resolve(alarm_id: int) -> Any:
     def resolve_it() -> None:
         alarms.resolve(session=request_session(), now=now(), actor=actor(), alarm_id=alarm_id,
                        outcome=request.form.get("outcome", ""), comment=request.form.get("comment", ""),
-                       password=request.form.get("password", ""))
+                       password=request.form.get("password", ""),
+                       deviation=request.form.get("deviation") or None)
 
     return carry_out(resolve_it, back=url_for("alarms.show", alarm_id=alarm_id), refused="Not resolved",
                      done="Alarm resolved and signed.")
+
+
+@blueprint.route("/alarms/<int:alarm_id>/decide", methods=["POST"])
+@permission("alarm.resolve")
+def decide(alarm_id: int) -> Any:
+    """QA's second, signed decision on a product its resolution quarantined."""
+    def decide_it() -> None:
+        alarms.decide(session=request_session(), now=now(), actor=actor(), alarm_id=alarm_id,
+                      outcome=request.form.get("outcome", ""), comment=request.form.get("comment", ""),
+                      password=request.form.get("password", ""),
+                      deviation=request.form.get("deviation") or None)
+
+    return carry_out(decide_it, back=url_for("alarms.show", alarm_id=alarm_id), refused="Not decided",
+                     done="Decision on the quarantined product signed.")

@@ -7,9 +7,9 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from coi.core.access import allowed, permission, sites_for
 from coi.core.errors import DomainError, InvalidInput
 from coi.core.phi import PatientIdentity
-from coi.models import CASE_STATES, UNIT_KINDS, Unit, coi_of, serial_of
+from coi.models import CASE_STATES, OUTCOMES, UNIT_KINDS, Unit, coi_of, serial_of
 from coi.schemas import EnrolmentIn, PatientCorrectionIn, UnitIn, validate
-from coi.services import cases, enrolment, masterdata, patients, shipments
+from coi.services import cases, enrolment, holds, masterdata, patients, shipments
 from coi.web import actor, carry_out, cipher, now, request_session, whole_number
 
 blueprint = Blueprint("cases", __name__, url_prefix="/cases")
@@ -80,6 +80,9 @@ def show(coi: str) -> Any:
     detail = cases.case_detail(session=db, actor=me, cipher=cipher(), coi_text=coi)
     legs = shipments.legs_of(detail.case)
     return render_template("cases/detail.html", detail=detail, unit_kinds=UNIT_KINDS,
+                           holds=holds.holds_of(session=db, case=detail.case, route=detail.route),
+                           decisions=holds.decisions_of(session=db, case=detail.case),
+                           outcomes=OUTCOMES,
                            shipment_rows=shipments.of_case(session=db, case=detail.case),
                            profiles=sorted(current_app.extensions["coi.profiles"]),
                            open_legs=[leg for leg, (origin, _to) in legs.items()

@@ -15,7 +15,7 @@ from coi.core.identifiers import IdentifierError
 from coi.labels import payload
 from coi.labels.decoders import decode_image
 from coi.labels.photo import PhotoError, open_photo
-from coi.services import masterdata
+from coi.services import holds, masterdata
 from coi.services.cases import visible_case
 from coi.web import actor, json_body, request_session
 
@@ -29,7 +29,8 @@ def page() -> Any:
     sites = masterdata.sites_with_ids(session=request_session(), ids={site for site, _role in me.grants})
     coi_text = (request.args.get("case") or "").strip()[:20]
     return render_template("scan/page.html", sites=sites, case=coi_text,
-                           waiting=_waiting_for(coi_text, me.timezone) if coi_text else None)
+                           waiting=_waiting_for(coi_text, me.timezone) if coi_text else None,
+                           holds=_holds_for(coi_text, me.timezone) if coi_text else [])
 
 
 @blueprint.route("/scan/judge", methods=["POST"])
@@ -54,6 +55,16 @@ def decode() -> Any:
     symbols = decode_image(image, expect=("DataMatrix",))
     texts = [s.text for s in symbols if not payload.token_from_text(s.text)]
     return jsonify({"texts": texts, "read": len(symbols)})
+
+
+def _holds_for(coi_text: str, zone: str) -> list[dict[str, Any]]:
+    """The holds of a case the reader may see (the page opened from the case); none otherwise."""
+    db = request_session()
+    try:
+        case = visible_case(session=db, actor=actor(), coi_text=coi_text)
+    except (NotFound, IdentifierError):
+        return []
+    return [hold.document(zone) for hold in holds.holds_of(session=db, case=case)]
 
 
 def _waiting_for(coi_text: str, zone: str) -> dict[str, Any] | None:
