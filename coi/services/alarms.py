@@ -69,6 +69,8 @@ def raise_alarm(
     if case_id is not None:
         # The lock a scan of the case takes (coi.services.custody): an alarm that may hold
         # the case lands either before a scan in flight (which then sees the hold) or after it.
+        # On PostgreSQL the alarm's foreign key to the case already takes a KEY SHARE lock that
+        # a scan's FOR UPDATE waits for; this says so outright rather than leaning on it.
         session.exec(select(Case.id).where(Case.id == case_id).with_for_update()).first()
     alarm = Alarm(kind=kind, code=code, severity=severity, raised_at=now, case_id=case_id,
                   site_id=site_id, shipment_id=shipment_id, unit_id=unit_id, event_id=event_id,
