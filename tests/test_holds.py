@@ -378,6 +378,18 @@ def test_the_alarm_page_offers_the_second_decision_and_records_it(client, flow, 
     assert "DEV-2026-0999" in page and "Decide on the quarantined product" not in page
 
 
+def test_the_inbox_lists_quarantined_products_waiting_for_a_second_decision(client, flow):
+    flow.until("collect")
+    waiting, decided = hold_on(flow), hold_on(flow, "deadline", "expired", "critical")
+    decide(flow, waiting, True, "quarantined", None)
+    decide(flow, decided, True, "quarantined", "accepted")
+    login(client, "qa")
+    page = client.get("/alarms?state=quarantined").get_data(as_text=True)
+    assert f'href="/alarms/{waiting.id}"' in page and f'href="/alarms/{decided.id}"' not in page
+    assert "ON HOLD" in page and "resolved (quarantined)" in page
+    assert f'href="/alarms/{waiting.id}"' not in client.get("/alarms").get_data(as_text=True)
+
+
 # ---------------------------------------------------------------- an alarm racing a scan
 
 @pytest.mark.skipif(ENGINE != "postgresql", reason="real concurrent transactions: PostgreSQL")

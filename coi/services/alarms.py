@@ -138,6 +138,8 @@ def _visible_clause(actor: Actor) -> ColumnElement[bool]:
 
 STATE_FILTERS: dict[str, tuple[str, ...]] = {
     "active": ("open", "acknowledged"), "open": ("open",), "acknowledged": ("acknowledged",),
+    # Resolved as quarantined: the product waits for QA's second decision (decide).
+    "quarantined": ("resolved",),
     "resolved": ("resolved",), "all": ("open", "acknowledged", "resolved")}
 
 
@@ -159,6 +161,8 @@ def inbox(*, session: Session, actor: Actor, settings: Alerting = alerting.DEFAU
     query = (select(Alarm, Case).outerjoin(Case, col(Case.id) == col(Alarm.case_id))
              .outerjoin(Shipment, col(Shipment.id) == col(Alarm.shipment_id))
              .where(_visible_clause(actor), col(Alarm.state).in_(STATE_FILTERS[state])))
+    if state == "quarantined":
+        query = query.where(col(Alarm.outcome).in_(HOLDING_OUTCOMES))
     if severity:
         query = query.where(col(Alarm.severity) == severity)
     if kind:
