@@ -1,8 +1,8 @@
 """holds: the deviation a product was accepted under, with QA's signed resolution or decision
 (append-only; no column is added to a sealed table, so no existing row needs a new seal)
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-05 00:00:00.000000
 """
 from collections.abc import Sequence
@@ -13,8 +13,8 @@ from alembic import op
 
 APPEND_ONLY_TABLES = ("alarm_deviation",)
 
-revision: str = '0010'
-down_revision: str | None = '0009'
+revision: str = '0011'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
