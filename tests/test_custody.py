@@ -118,12 +118,20 @@ def test_infusion_needs_the_patients_own_wristband(app, flow, session, world, cl
     assert (alarm.code, alarm.severity) == ("other_case", "critical")
 
 
-def test_a_late_infusion_is_recorded_with_a_late_alarm(flow, session):
+def test_a_late_step_is_recorded_with_a_late_alarm(flow, session):
+    flow.until("collect")
+    outcome = flow.scan("staff", flow.bag, minutes=241, step="pack")
+    assert outcome.verdict.accepted and [a.code for a in outcome.alarms] == ["late"]
+    assert "1 min past its limit of 4 h" in outcome.alarms[0].summary
+
+
+def test_an_infusion_past_the_thaw_window_is_refused(flow, session):
+    # The thaw window is a precondition of infusion (coi.services.holds.preconditions).
     flow.until("thaw")
     outcome = flow.scan("staff", flow.coi.text, flow.product, signer="staff", verifier="staff2",
                         minutes=91, step="infuse")
-    assert outcome.verdict.accepted and [a.code for a in outcome.alarms] == ["late"]
-    assert "1 min past its limit of 1.5 h" in outcome.alarms[0].summary
+    assert [r.code for r in outcome.verdict.refusals] == ["thaw_window_passed"]
+    assert outcome.event.kind == "scan_refused"
 
 
 def test_the_case_records_the_due_time_of_its_next_step(flow, session):

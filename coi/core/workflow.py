@@ -39,6 +39,9 @@ class Held:
 
     steps: frozenset[str]
     message: str
+    # The refusal code: "on_hold" for an alarm's hold; a release or infusion precondition
+    # that failed (coi.services.holds.preconditions) is passed in as a hold of its own code.
+    code: str = "on_hold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +130,7 @@ def judge(route: Route, state: CaseState, attempt: ScanAttempt, *, partial: bool
     receiving = step.handoff and state.pending is not None and state.pending.step == step.name
     refusals = [*_order(route, state, step, receiving)]
     if not receiving:  # the receiver of a handoff already holds the material: it must land
-        refusals += [Reason("on_hold", held.message) for held in state.holds
+        refusals += [Reason(held.code, held.message) for held in state.holds
                      if step.name in held.steps]
     refusals += _receiver(step, state.pending, attempt) if receiving else _who_and_where(step, attempt)
     scanned, scan_refusals = _scanned(state, attempt.entries)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -342,6 +342,15 @@ def _scan(
                 roles = frozenset(role for sid, role in grants if sid == site.id)
                 people.append(Person(user.id, roles))  # type: ignore[arg-type]
                 signers.append((user, "verified"))
+    # QA release and infusion: their preconditions, checked here and passed to the pure judge
+    # as holds of their own (each failed check a refusal), and listed in what is signed.
+    checks = [] if receiving else holds.preconditions(
+        session=session, case=case, route=route, step_name=step.name, step_sign=step.sign,
+        now=now, last_step_at=state.last_step_at, found=read.holds, max_hours=step.max_hours,
+        zone=actor.timezone)
+    failed = tuple(check.held(step.name) for check in checks if not check.ok and check.message)
+    if failed:
+        state = replace(state, holds=(*state.holds, *failed))
     attempt = ScanAttempt(step=step.name, entries=tuple(entries), actor_id=actor.user_id,
                           actor_roles=roles_here, site_id=site.id,  # type: ignore[arg-type]
                           site_kinds=frozenset(site.kinds.split()),
@@ -358,7 +367,7 @@ def _scan(
     if partial and verdict.accepted:  # complete, and nobody signs: the step is done now
         verdict = judge(route, state, attempt)
     return _record(session, now, actor, case, route, step, site, entries, verdict, device,
-                   device_at, request_key, signers=signers, read=read)
+                   device_at, request_key, signers=signers, read=read, checks=checks)
 
 
 def _check_input(entries: list[Entry]) -> None:
@@ -459,6 +468,7 @@ def _record(
     site: Site | None, entries: list[Entry], verdict: Verdict, device: str | None,
     device_at: datetime | None, request_key: str | None, *,
     signers: list[tuple[User, str]] | None = None, read: _Read,
+    checks: list[holds.Check] | None = None,
 ) -> Outcome:
     state = read.state
     coi = coi_of(case)
@@ -471,6 +481,8 @@ def _record(
     }
     if actor.via:  # the session or token the scan came through, on the chain
         body["via"] = actor.via
+    if checks:  # QA release, infusion: what was checked, with results (signed with the step)
+        body["checks"] = [check.document() for check in checks]
     if verdict.accepted and step is not None and site is not None:
         kind = {"give": "handoff_give", "receive": "handoff_receive"}.get(verdict.phase, "step")
         if step.makes:

@@ -11,8 +11,9 @@ and infusion preconditions ask.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_
 from sqlmodel import Session, col, select
@@ -26,6 +27,9 @@ from coi.models import (
     AlarmDeviation,
     AlarmEvent,
     Case,
+    LoggerFile,
+    LoggerFileResult,
+    Shipment,
     Unit,
     User,
     coi_of,
@@ -159,3 +163,101 @@ def decisions_of(*, session: Session, case: Case) -> list[Decision]:
     return [Decision(event, alarm, session.get(User, event.actor_id) if event.actor_id else None,
                      deviations.get(event.id))  # type: ignore[arg-type]
             for event, alarm in rows]
+
+
+# --------------------------------------------------------- release and infusion preconditions
+
+# The steps with preconditions, found by what their doer signs (not by their name), and the
+# legs that come before them: every shipment of those legs must be received with its
+# logger data judged before the product is released or infused.
+RELEASE, ADMINISTER = "released", "administered"
+LEGS_BEFORE = {RELEASE: ("outbound",), ADMINISTER: ("outbound", "return")}
+DOING = {RELEASE: "release", ADMINISTER: "infusion"}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One precondition of QA release or infusion, checked: its name, whether it holds,
+    why not (the refusal's message and code), and what it found (for the manifest)."""
+
+    check: str
+    ok: bool
+    message: str = ""
+    code: str = "precondition"
+    found: dict[str, Any] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        """As the signed manifest lists it."""
+        return {"check": self.check, "ok": self.ok, **self.found}
+
+    def held(self, step: str) -> Held:
+        """A failed check as the pure judge takes it: a hold of `step` with its own code."""
+        return Held(frozenset({step}), self.message, self.code)
+
+
+def has_preconditions(step_sign: str | None) -> bool:
+    return step_sign in LEGS_BEFORE
+
+
+def preconditions(*, session: Session, case: Case, route: Route, step_name: str,
+                  step_sign: str | None, now: datetime, last_step_at: datetime | None = None,
+                  found: list[Hold] | None = None, max_hours: float | None = None,
+                  zone: str = "UTC") -> list[Check]:
+    """What QA release (the step signed "released") and infusion (signed "administered")
+    require, each checked: no hold on the case; every shipment of the legs before it
+    received, with logger data judged; stability budget left; for infusion also the thaw
+    window (the step's `max_hours` after `last_step_at`, the thaw) not passed and no open
+    critical custody alarm. Empty for any other step."""
+    if step_sign not in LEGS_BEFORE:
+        return []
+    doing = DOING[step_sign]
+    found = holds_of(session=session, case=case, route=route) if found is None else found
+    checks = [Check("no_holds", not found, " ".join(h.message(zone) for h in found
+                                                    if step_name not in h.steps), "on_hold",
+                    {"holds": [h.alarm.id for h in found]} if found else {})]
+    for shipment in session.exec(select(Shipment).where(
+            Shipment.case_id == case.id, col(Shipment.leg).in_(LEGS_BEFORE[step_sign]))
+            .order_by(col(Shipment.id))):
+        checks.append(Check(
+            f"{shipment.leg}_received", shipment.received_at is not None,
+            f"Shipment {shipment.id} of the {shipment.leg} leg is not received yet: receive it "
+            f"before {doing}.", "not_received", {"shipment": shipment.id}))
+        judged = session.exec(select(LoggerFileResult.file_id).join(
+            LoggerFile, col(LoggerFile.id) == LoggerFileResult.file_id)
+            .where(LoggerFile.shipment_id == shipment.id)).first() is not None
+        checks.append(Check(
+            f"{shipment.leg}_logger_data", judged,
+            f"No temperature data for the {shipment.leg} leg: upload the logger file before "
+            f"{doing} (shipment {shipment.id}).", "no_temperature_data",
+            {"shipment": shipment.id}))
+    from coi.services.loggers.evaluation import case_budget  # the evaluation reads shipments
+    budget = case_budget(session=session, case_id=case.id, now=now)  # type: ignore[arg-type]
+    if budget is None:
+        checks.append(Check("stability_budget", True, found={"left_minutes": None}))
+    else:
+        left = int(budget.left.total_seconds() // 60)
+        checks.append(Check(
+            "stability_budget", budget.left > timedelta(0) and not budget.exhausted,
+            f"Stability budget used up: {int(budget.used.total_seconds() // 60)} min out of "
+            f"range of {int(budget.total.total_seconds() // 60)} allowed across the legs: no "
+            f"{doing}.", "budget_used_up", {"left_minutes": left}))
+    if step_sign == ADMINISTER:
+        if max_hours is None or last_step_at is None:
+            checks.append(Check("thaw_window", True))
+        else:
+            due = last_step_at + timedelta(hours=max_hours)
+            checks.append(Check(
+                "thaw_window", now <= due,
+                f"Thaw window passed: the product had to be infused by {local_text(due, zone)} "
+                f"({max_hours:g} h after thaw).", "thaw_window_passed", {"due": due.isoformat()}))
+        critical = session.exec(select(Alarm.id).where(
+            Alarm.case_id == case.id, Alarm.kind == "custody", Alarm.severity == "critical",
+            col(Alarm.state).in_(("open", "acknowledged"))).order_by(col(Alarm.id))).all()
+        # One refusal per cause: an alarm that already holds the infusion is refused as a hold.
+        unheld = [i for i in critical if i not in {h.alarm.id for h in found if step_name in h.steps}]
+        checks.append(Check(
+            "no_critical_custody_alarm", not critical,
+            f"Open critical custody alarm on the case (alarm {', '.join(map(str, unheld))}): "
+            f"QA must resolve it before infusion." if unheld else "", "critical_alarm_open",
+            {"alarms": list(critical)} if critical else {}))
+    return checks

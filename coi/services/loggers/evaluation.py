@@ -113,6 +113,16 @@ def _time_out(session: Session, shipment: Shipment, now: datetime) -> timedelta:
                 .evaluation.time_out_of_range for serial in serials), default=timedelta(0))
 
 
+def case_budget(*, session: Session, case_id: int, now: datetime) -> Budget | None:
+    """The case's stability budget across all its legs, against the profile of its latest
+    shipment (as the shipment page sums it); None: the case has no shipment yet."""
+    legs = list(session.exec(select(Shipment).where(Shipment.case_id == case_id)
+                             .order_by(col(Shipment.id))))
+    if not legs:
+        return None
+    return stability_budget(profile_of(legs[-1]), [_time_out(session, leg, now) for leg in legs])
+
+
 def alarms_of(*, session: Session, shipment_id: int) -> list[Alarm]:
     return list(session.exec(select(Alarm).where(Alarm.shipment_id == shipment_id)
                              .order_by(col(Alarm.raised_at).desc(), col(Alarm.id).desc())))
