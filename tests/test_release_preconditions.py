@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from coi.models import Alarm, Shipment
-from coi.services import alarms
+from coi.models import Alarm, Shipment, Signature
+from coi.services import alarms, custody, integrity
+from coi.services.signatures import content_hash
 from tests.helpers import PASSWORD, Flow, csv_file, open_for, store
 
 COLD = [5.0] * 12  # an hour at 5 C, within 2-8 C
@@ -109,6 +110,13 @@ def test_release_with_every_precondition_met_signs_what_was_checked(flow):
     ]
     body = json.loads(outcome.event.body)
     assert body["signatures"][0]["meaning"] == "released" and body["signed_sha256"]
+    # The list of checks is part of what QA signs: another list is another content.
+    event = outcome.event
+    signature = flow.session.get(Signature, body["signatures"][0]["id"])
+    content = custody.signed_content(flow.coi.text, body, event.site_id, event.actor_id, event.at)
+    assert signature.content_sha256 == content_hash(content)
+    assert content_hash({**content, "checks": []}) != signature.content_sha256
+    assert integrity.verify(session=flow.session).findings == []
 
 
 def test_release_on_hold_is_refused(flow):
