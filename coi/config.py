@@ -37,7 +37,6 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_ADDRESS_MAX_FAILURES": 20,  # failures from one address (any accounts) before delays
     "LOGIN_MAX_DELAY_SECONDS": 900,  # the delays double from 1 s up to this
     "LOGIN_FAILURES_KEPT_MINUTES": 60,  # a counter starts again this long after its last failure
-    "LOGIN_LOCK_MINUTES": 15,  # no longer read: accounts are delayed, not locked
     "RATE_LIMIT_STORAGE": "",  # memory:// or redis://host:6379/0; empty: memory, except production
     "RATE_LIMIT_KEY_PREFIX": "coi:",  # Redis keys start with this (installations sharing a server)
     "VERIFY_REQUESTS_PER_MINUTE": 30,  # per address, /verify and /V/... together; 0: no limit

@@ -78,9 +78,7 @@ def perform_scan(raw: Any) -> dict[str, Any]:
             step_name=data.step, coi_text=data.case, site_id=site_id, own_password=data.password,
             verifiers=[Credential(v.username, v.password) for v in data.verifiers],
             device=data.device, device_at=data.device_at, idempotency_key=data.idempotency_key,
-            partial=data.partial, remote_addr=request.remote_addr,
-            max_failures=current_app.config["LOGIN_MAX_FAILURES"],
-            lock_minutes=current_app.config["LOGIN_LOCK_MINUTES"])
+            partial=data.partial, remote_addr=request.remote_addr)
     except (custody.NoCaseNamed, custody.CaseNotKnown) as error:
         db.rollback()
         custody.record_unplaced(session=db, now=now(), actor=me, entries=entries,

@@ -262,8 +262,6 @@ def scan(
     idempotency_key: str | None = None,
     partial: bool = False,
     remote_addr: str | None = None,
-    max_failures: int = 5,
-    lock_minutes: int = 15,
 ) -> Outcome:
     """Judge and record a scan of `entries` for `step_name` (default: the case's next step).
 
@@ -280,8 +278,7 @@ def scan(
     request_key = _request_key(actor, idempotency_key)
     try:
         return _scan(session, now, actor, entries, step_name, coi_text, site_id, own_password,
-                     verifiers, device, device_at, request_key, partial, remote_addr,
-                     max_failures, lock_minutes)
+                     verifiers, device, device_at, request_key, partial, remote_addr)
     except IntegrityError:
         # The unique request key: this request was recorded before (a retry, an offline
         # queue sending again, or the same request racing itself). Answer as then.
@@ -300,8 +297,7 @@ def _scan(
     session: Session, now: datetime, actor: Actor, entries: list[Entry], step_name: str | None,
     coi_text: str | None, site_id: int | None, own_password: str | None,
     verifiers: list[Credential] | None, device: str | None, device_at: datetime | None,
-    request_key: str | None, partial: bool, remote_addr: str | None, max_failures: int,
-    lock_minutes: int,
+    request_key: str | None, partial: bool, remote_addr: str | None,
 ) -> Outcome:
     case, route = _case_and_route(session, entries, coi_text, lock=True)
     read = _read(session, case, route, actor.timezone)
@@ -326,15 +322,14 @@ def _scan(
     signing = step.sign is not None or step.verifiers > 0
     if not partial and signing:
         user, reason = _check_password(session, now, actor.username, own_password or "", "your",
-                                       remote_addr, max_failures, lock_minutes)
+                                       remote_addr)
         if reason:
             refusals.append(reason)
         elif user is not None:
             signers.append((user, step.sign or "authored"))
         for credential in verifiers or []:
             user, reason = _check_password(session, now, credential.username,
-                                           credential.password, "the verifier's", remote_addr,
-                                           max_failures, lock_minutes)
+                                           credential.password, "the verifier's", remote_addr)
             if reason:
                 refusals.append(reason)
             elif user is not None:
@@ -444,13 +439,11 @@ def _acting_site(session: Session, actor: Actor, step: Step, receiving: bool,
 
 
 def _check_password(session: Session, now: datetime, username: str, password: str, whose: str,
-                    remote_addr: str | None, max_failures: int,
-                    lock_minutes: int) -> tuple[User | None, Reason | None]:
+                    remote_addr: str | None) -> tuple[User | None, Reason | None]:
     """Check a signer's password through the login throttle (the same counters as logins,
     recorded as a signing attempt, kept even if this scan is rolled back), so the signature
-    fields cannot be used to guess passwords. `max_failures` and `lock_minutes` are not
-    read: the throttle attached to the session has the policy (coi.throttle)."""
-    del max_failures, lock_minutes
+    fields cannot be used to guess passwords. The throttle attached to the session has the
+    policy (coi.throttle)."""
     try:
         return users.authenticate(session=session, now=now, username=username, password=password,
                                   remote_addr=remote_addr, kind="signing"), None

@@ -101,15 +101,6 @@ def end_all(
     return int(ended or 0)
 
 
-def live(*, session: Session, now: datetime, user_id: int, limits: Limits) -> list[WebSession]:
-    """The user's sessions still live at `now` (for an administrator's view)."""
-    rows = session.exec(select(WebSession).where(
-        WebSession.user_id == user_id, col(WebSession.ended_at).is_(None))
-        .order_by(col(WebSession.id).desc())).all()
-    return [row for row in rows if now - row.created_at < limits.lifetime
-            and now - row.last_seen_at < limits.idle]
-
-
 def explain(reason: str, limits: Limits) -> str:
     text = END_REASONS.get(reason, "signed out")
     return text.format(idle=_words(limits.idle), lifetime=_words(limits.lifetime))

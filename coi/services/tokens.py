@@ -14,7 +14,7 @@ from coi.core.access import DEFAULT_SCOPES, SCOPES, Actor
 from coi.core.errors import AuthenticationFailed, Forbidden, InvalidInput, NotFound
 from coi.models import ApiToken, User
 from coi.services import audit
-from coi.services.users import require_manager_of
+from coi.services.users import manages, require_manager_of
 
 PREFIX = "coi_"
 
@@ -108,13 +108,6 @@ def list_tokens(*, session: Session, actor: Actor,
     rows = list(session.exec(query.order_by(col(ApiToken.id).desc())).all())
     if own:
         return rows
-    managed: dict[int, bool] = {}
-    for _token, user in rows:
-        if user.id not in managed:
-            try:
-                require_manager_of(session, actor, "token.manage", user.id,  # type: ignore[arg-type]
-                                   doing="see this person's tokens")
-                managed[user.id] = True  # type: ignore[index]
-            except Forbidden:
-                managed[user.id] = False  # type: ignore[index]
-    return [(token, user) for token, user in rows if managed[user.id]]  # type: ignore[index]
+    managed = {user_id: manages(session, actor, "token.manage", user_id)
+               for user_id in {token.user_id for token, _user in rows}}
+    return [(token, user) for token, user in rows if managed[token.user_id]]

@@ -315,14 +315,16 @@ def list_users(*, session: Session) -> list[tuple[User, list[tuple[RoleGrant, Si
     return [(user, by_user.get(user.id, [])) for user in users]  # type: ignore[arg-type]
 
 
+def manages(session: Session, actor: Actor, permission: str, user_id: int) -> bool:
+    """Does `actor` administer this person (`require_manager_of` without the refusal)?"""
+    try:
+        require_manager_of(session, actor, permission, user_id, doing="manage this account")
+    except Forbidden:
+        return False
+    return True
+
+
 def managed_users(*, session: Session, actor: Actor) -> list[tuple[User, list[tuple[RoleGrant, Site]]]]:
     """The people `actor` administers (with their grants): see `require_manager_of`."""
-    managed = []
-    for user, grants in list_users(session=session):
-        try:
-            require_manager_of(session, actor, "user.manage", user.id,  # type: ignore[arg-type]
-                               doing="manage this account")
-        except Forbidden:
-            continue
-        managed.append((user, grants))
-    return managed
+    return [(user, grants) for user, grants in list_users(session=session)
+            if manages(session, actor, "user.manage", user.id)]  # type: ignore[arg-type]
