@@ -17,10 +17,13 @@ newest scans are minutes before `now`. In enrolment order (COI numbers count up 
    thaw and the signed, verified infusion. Her labels were printed at enrolment (the bag
    label reprinted before collection, the original revoked), and at manufacturing a
    typed serial with a misread check character was refused before the bag was scanned.
+   Her outbound shipper stood open at the clinic (40 min above 8 C): QA quarantined the
+   bag on arrival and accepted it under deviation DEV-2026-0117 by a second decision the
+   same day; the product was made the next morning, and the release names that decision.
 2. Marisol Reyes, Boston: thawed 30 minutes before `now`, waiting for infusion, due 1.5 h
    after the thaw (an hour after `now`). Eight minutes before `now`, at her bedside, the
    wristband of another patient (Jun Takahashi) was scanned: refused, with a critical
-   `other_case` alarm.
+   `other_case` alarm, which holds the infusion until QA resolves it.
 3. Ivan Petrov, Boston: collected three days ago, at manufacturing now, waiting for the
    manufacturing step. The courier came late: the clinic's handoff was recorded 35 min
    past the 4 h limit after packing, with a `late` alarm.
@@ -34,31 +37,35 @@ newest scans are minutes before `now`. In enrolment order (COI numbers count up 
 
 Alarms (the Alarms page, the dashboard): besides those above, Ivan Petrov's late handoff
 was acknowledged at the clinic and resolved by QA with a signature; his excursion was
-acknowledged at manufacturing and waits for QA's decision; his apheresis bag is close to
-(or past) its 72 h shelf life. Alarms nobody acknowledged have escalated to QA (and on to
-QA at every site), as the scheduler does when it first runs.
+acknowledged at manufacturing and quarantined by QA, so his case is on hold and waits for
+QA's second decision; his apheresis bag is close to (or past) its 72 h shelf life. Alarms
+nobody acknowledged have escalated to QA (and on to QA at every site), as the scheduler
+does when it first runs.
 
-Shipments and their loggers (the Shipments page): Harriet Vance's two legs, each with its
-logger file (a plain CSV export from a logger on Boston's clock outbound, JSON readings
-from the liquid-nitrogen dry shipper back), both within their profiles; Ivan Petrov's
-outbound leg, where the late courier left the shipper warm: 50 minutes above 8 C, shaded
-on the chart, with a critical `excursion_single` alarm and a minor pre-alarm; Jun
+Shipments and their loggers (the Shipments page): Harriet Vance's and Marisol Reyes's two
+legs, each with its logger file (a plain CSV export from a logger on Boston's clock
+outbound, JSON readings from the liquid-nitrogen dry shipper back), Harriet Vance's
+outbound leg with its 40 minutes above 8 C; Ivan Petrov's outbound leg, where the late
+courier left the shipper warm: 50 minutes above 8 C, shaded on the chart, with a critical `excursion_single` alarm and a minor pre-alarm; Jun
 Takahashi's shipment packed with its logger, waiting for the courier's scan to dispatch it.
 
 What to try (password for all: `demo-password-1`):
 - courier: on /scan, type Jun Takahashi's bag serial (printed with the logins) to receive
   the handoff.
-- nurse.boston: Marisol Reyes's case page shows when her infusion is due; on /scan, her
-  wristband and drug product bag, signed by you and verified by nurse2.boston, record the
-  infusion. Harriet Vance's case page shows the complete timeline; Omar Haddad waits for
+- nurse.boston: Marisol Reyes's case page shows when her infusion is due, and the hold the
+  wrong wristband put on it; once qa.mfg has resolved that alarm, on /scan her wristband
+  and drug product bag, signed by you and verified by nurse2.boston, record the infusion.
+  Harriet Vance's case page shows the complete timeline; Omar Haddad waits for
   collection.
-- coord.mfg: Ivan Petrov's case waits for manufacturing (register a drug product bag on
-  the case page, then scan both bags on /scan).
+- coord.mfg: Ivan Petrov's case waits for manufacturing and is on hold (its case page says
+  why): register a drug product bag on the case page, scan both bags on /scan, and the
+  step is refused with what holds it.
 - courier: Shipments, then Ivan Petrov's shipment: the chart and its excursion; drop any
   logger export on the upload box to see the preview (it is refused, and the refusal
   logged, when its logger is not the shipment's).
-- qa.mfg: the Alarms inbox: resolve the acknowledged excursion (outcome, justification,
-  password); the audit trail.
+- qa.mfg: the Alarms inbox: Ivan Petrov's quarantined excursion waits for the second
+  decision (accepted, under a deviation, or destroyed), which lifts the hold; resolve
+  Marisol Reyes's wrong-wristband alarm; the audit trail.
 - coord.mfg: the Dashboard, refreshing on its own: open alarms, cases by step with their
   next deadline, shipments in transit.
 """
@@ -101,6 +108,7 @@ from coldchain import Profile, load_profiles
 PASSWORD = "demo-password-1"  # noqa: S105 - published demo logins, development mode only
 REASON = "demo data set"
 SET_UP_DAYS_AGO = 30  # sites, people and the product exist this long before `now`
+ROUTE_VERSIONS = ("cartx-v1.toml", "cartx-v2.toml")
 
 SITES = [
     # code, name, kinds, timezone, facility id
@@ -157,7 +165,7 @@ INFUSED: Plan = [
     ("collect", (20, "08:40")), ("pack", (20, "09:45")),
     ("pickup.give", (20, "10:35")), ("pickup", (20, "10:38")),
     ("deliver_manufacturing.give", (19, "07:50")), ("deliver_manufacturing", (19, "08:05")),
-    ("manufacture", (10, "11:00")), ("release", (5, "15:30")),
+    ("manufacture", (18, "09:00")), ("release", (5, "15:30")),
     ("pickup_return.give", (3, "08:00")), ("pickup_return", (3, "08:12")),
     ("deliver_treatment.give", (2, "10:20")), ("deliver_treatment", (2, "10:26")),
     ("thaw", (1, "09:40")), ("infuse", (1, "10:25")),
@@ -166,7 +174,7 @@ THAWED: Plan = [
     ("collect", (18, "08:15")), ("pack", (18, "09:35")),
     ("pickup.give", (18, "10:15")), ("pickup", (18, "10:18")),
     ("deliver_manufacturing.give", (17, "08:20")), ("deliver_manufacturing", (17, "08:40")),
-    ("manufacture", (9, "13:30")), ("release", (5, "10:00")),
+    ("manufacture", (17, "13:30")), ("release", (5, "10:00")),
     ("pickup_return.give", (2, "08:30")), ("pickup_return", (2, "08:55")),
     ("deliver_treatment.give", (1, "09:10")), ("deliver_treatment", (1, "09:18")),
     ("thaw", 30),
@@ -302,7 +310,8 @@ class _Loader:
         if (refused not in codes if refused else codes) or raised != (alarms or []):
             raise RuntimeError(f"demo scan of '{step}' by {who}: expected "
                                f"{refused or 'acceptance'} with alarms {alarms or []}, got "
-                               f"refusals {codes} and alarms {raised}")
+                               f"refusals {codes} and alarms {raised}: "
+                               + " ".join(r.message for r in outcome.verdict.refusals))
         return outcome
 
 
@@ -345,9 +354,10 @@ def load(*, session: Session, now: datetime, cipher: PhiCipher, signer: Signer,
                               description="Fresh apheresis 2-8 C to manufacturing; "
                                           "cryopreserved drug product back (<= -150 C).",
                               reason=REASON)
-    definition = resources.files("coi.route_definitions").joinpath("cartx-v1.toml").read_text()
-    masterdata.add_route_version(session=session, now=set_up, actor=None, definition=definition,
-                                 reason=REASON)
+    for version in ROUTE_VERSIONS:  # the cases follow the newest
+        definition = resources.files("coi.route_definitions").joinpath(version).read_text()
+        masterdata.add_route_version(session=session, now=set_up, actor=None,
+                                     definition=definition, reason=REASON)
     accounts = {}
     for username, full_name, grants, _shows in PEOPLE:
         user = users.create_user(session=session, now=set_up, actor=None, username=username,
@@ -377,6 +387,8 @@ def load(*, session: Session, now: datetime, cipher: PhiCipher, signer: Signer,
             _shipments(loader, case, times, profiles or load_profiles())
         if story == "at_manufacturing":
             _followed_up(loader, case, times)
+        if story == "infused":
+            _quarantined_then_accepted(loader, case, times)
     _wrong_wristband(loader, demo["thawed"], demo["handed_over"], moment(now, WRONG_WRISTBAND))
     _scheduler(loader, alerting_settings or alerting.DEFAULT)
     loader.run()
@@ -386,37 +398,79 @@ def load(*, session: Session, now: datetime, cipher: PhiCipher, signer: Signer,
             for username, _n, _g, shows in PEOPLE]
 
 
+def _alarm_of(loader: _Loader, case: _Case, code: str) -> int:
+    row = loader.session.exec(select(Case).where(Case.coi == case.coi[:13])).one()
+    alarm = loader.session.exec(select(Alarm).where(Alarm.case_id == row.id, Alarm.code == code)).one()
+    assert alarm.id is not None
+    return alarm.id
+
+
+def _acknowledge(loader: _Loader, case: _Case, now: datetime, code: str, who: str,
+                 comment: str) -> None:
+    alarms.acknowledge(session=loader.session, now=now, actor=loader.accounts[who],
+                       alarm_id=_alarm_of(loader, case, code), comment=comment)
+
+
+def _resolve(loader: _Loader, case: _Case, now: datetime, code: str, outcome: str,
+             comment: str) -> None:
+    alarms.resolve(session=loader.session, now=now, actor=loader.accounts["qa.mfg"],
+                   alarm_id=_alarm_of(loader, case, code), outcome=outcome, password=PASSWORD,
+                   comment=comment)
+
+
 def _followed_up(loader: _Loader, case: _Case, times: dict[str, datetime]) -> None:
     """Ivan Petrov's alarms, taken in hand: the late handoff acknowledged at the clinic and
-    resolved by QA with a signature; the excursion acknowledged at manufacturing, left for
-    QA to decide on (qa.mfg sees the resolve form)."""
-
-    def find(code: str) -> int:
-        row = loader.session.exec(select(Case).where(Case.coi == case.coi[:13])).one()
-        alarm = loader.session.exec(select(Alarm).where(Alarm.case_id == row.id, Alarm.code == code)).one()
-        assert alarm.id is not None
-        return alarm.id
-
-    def acknowledge(now: datetime, code: str, who: str, comment: str) -> None:
-        alarms.acknowledge(session=loader.session, now=now, actor=loader.accounts[who],
-                           alarm_id=find(code), comment=comment)
-
-    def resolve(now: datetime, code: str) -> None:
-        alarms.resolve(session=loader.session, now=now, actor=loader.accounts["qa.mfg"],
-                       alarm_id=find(code), outcome="accepted", password=PASSWORD,
-                       comment="35 min past the pickup limit, shipper sealed throughout: within "
-                               "the validated hold time, no impact on the apheresis material.")
-
+    resolved by QA with a signature; the excursion acknowledged at manufacturing and the bag
+    quarantined by QA, waiting for QA's second decision (qa.mfg sees the decision form; the
+    hold refuses the manufacturing step meanwhile)."""
     # The scheduler found the pickup overdue 5 minutes after its limit; the courier's late
     # handoff followed. Both are acknowledged at the clinic and resolved by QA.
     for code in ("step_overdue", "late"):
         loader.at(times["pickup.give"] + timedelta(minutes=25), partial(
-            acknowledge, code=code, who="nurse2.boston",
+            _acknowledge, loader, case, code=code, who="nurse2.boston",
             comment="Courier held up in traffic; the sealed shipper waited in the clinic's 2-8 C fridge."))
-        loader.at(times["deliver_manufacturing"] + timedelta(hours=3), partial(resolve, code=code))
+        loader.at(times["deliver_manufacturing"] + timedelta(hours=3), partial(
+            _resolve, loader, case, code=code, outcome="accepted",
+            comment="35 min past the pickup limit, shipper sealed throughout: within the "
+                    "validated hold time, no impact on the apheresis material."))
     loader.at(times["deliver_manufacturing"] + timedelta(minutes=50), partial(
-        acknowledge, code="excursion_single", who="coord.mfg",
-        comment="Apheresis bag quarantined on receipt; stability data requested from QA."))
+        _acknowledge, loader, case, code="excursion_single", who="coord.mfg",
+        comment="Apheresis bag set aside on receipt; stability data requested from QA."))
+    loader.at(times["deliver_manufacturing"] + timedelta(hours=3, minutes=10), partial(
+        _resolve, loader, case, code="excursion_single", outcome="quarantined",
+        comment="50 min above 8 C, past the 30 min allowance: quarantined until the stability "
+                "study for warm holds is reviewed."))
+
+
+DEVIATION = "DEV-2026-0117"  # the deviation Harriet Vance's apheresis bag was accepted under
+
+
+def _quarantined_then_accepted(loader: _Loader, case: _Case, times: dict[str, datetime]) -> None:
+    """Harriet Vance's outbound shipper stood open in the clinic for 40 minutes (above 8 C,
+    past the 30 min allowance): the bag was quarantined by QA on arrival, then accepted under
+    a deviation by QA's second decision, the afternoon before manufacturing. The release
+    names that decision and its deviation."""
+    delivered = times["deliver_manufacturing"]
+    for code in ("excursion_single", "pre_alarm"):
+        loader.at(delivered + timedelta(minutes=40), partial(
+            _acknowledge, loader, case, code=code, who="coord.mfg",
+            comment="Shipper found warm on arrival; bag set aside in the quarantine fridge."))
+    loader.at(delivered + timedelta(hours=1, minutes=30), partial(
+        _resolve, loader, case, code="excursion_single", outcome="quarantined",
+        comment="40 min above 8 C, past the 30 min allowance: quarantined pending the "
+                "stability assessment."))
+    loader.at(delivered + timedelta(hours=1, minutes=35), partial(
+        _resolve, loader, case, code="pre_alarm", outcome="accepted",
+        comment="The pre-alarm of the same warm-up; decided with the excursion."))
+
+    def decide(now: datetime) -> None:
+        alarms.decide(session=loader.session, now=now, actor=loader.accounts["qa.mfg"],
+                      alarm_id=_alarm_of(loader, case, "excursion_single"),
+                      outcome="accepted_with_deviation", password=PASSWORD, deviation=DEVIATION,
+                      comment="Stability data cover 60 min at up to 10 C for fresh apheresis "
+                              "material: accepted; the clinic's packing to be retrained.")
+
+    loader.at(delivered + timedelta(hours=6), decide)
 
 
 SCHEDULER_DAYS, SCHEDULER_EVERY = 3, timedelta(minutes=15)
@@ -466,9 +520,13 @@ def _wrong_wristband(loader: _Loader, case: _Case, other: _Case, when: datetime)
 Shipped = tuple[str, str, str, str, str | None, str | None, str, str]
 SHIPPED: dict[str, list[Shipped]] = {
     "infused": [("outbound", "pack", "nurse2.boston", "FT2L-130500109", "America/New_York",
-                 "deliver_manufacturing", "steady_cold", "csv"),
+                 "deliver_manufacturing", "door_open", "csv"),
                 ("return", "release", "coord.mfg", "LN2-DS-4471", None, "deliver_treatment",
                  "steady_ln2", "json")],
+    "thawed": [("outbound", "pack", "nurse2.boston", "FT2L-130500150", "America/New_York",
+                "deliver_manufacturing", "steady_cold", "csv"),
+               ("return", "release", "coord.mfg", "LN2-DS-4472", None, "deliver_treatment",
+                "steady_ln2", "json")],
     "at_manufacturing": [("outbound", "pack", "nurse2.boston", "FT2L-130500217", "America/New_York",
                           "deliver_manufacturing", "warm_wait", "csv")],
     "handed_over": [("outbound", "pack", "nurse2.boston", "FT2L-130500388", "America/New_York",
@@ -483,12 +541,17 @@ FAST_LOGGER, FAST_BY = "FT2L-130500109", timedelta(seconds=40)
 def _celsius(shape: str, minute: float) -> float:
     """A logger's reading `minute` minutes after its shipment was opened. warm_wait: the
     shipper warms while the courier is late (50 min above 8 C from 4 h after packing), then
-    cools again."""
+    cools again; door_open: the shipper left open in the clinic, 40 min above 8 C an hour
+    after packing."""
     wobble = 0.4 * math.sin(minute / 37)
     if shape == "steady_ln2":
         return round(-186.0 + 3 * wobble, 1)
     if shape == "warm_wait" and 240 <= minute <= 285:
         return round(8.6 + 1.2 * math.sin((minute - 240) / 45 * math.pi), 1)
+    if shape == "door_open" and 60 <= minute <= 100:  # 40 min above 8 C in the clinic
+        return round(8.5 + 0.6 * math.sin((minute - 60) / 40 * math.pi), 1)
+    if shape == "door_open" and 50 <= minute < 60:  # warming through the pre-alarm
+        return round(7.4 + (minute - 50) / 12, 1)
     if shape == "warm_wait" and 200 <= minute < 240:
         return round(5.0 + (minute - 200) / 40 * 2.4, 1)  # drifting up through the pre-alarm
     return round(4.8 + wobble, 1)

@@ -32,6 +32,19 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
                   "--disable-component-update", "--no-first-run"]
 WAIT = 10_000  # ms: at most; every answer comes from a local server
 
+# The page tells a scanner from a person by the time between the keys as its own clock sees
+# it (performance.now() in scan.js): over 35 ms a character on average, the code counts as
+# typed and must be typed again. Keys sent from here arrive as late as this machine is busy,
+# so timing them by the wall clock made a scan look typed on a loaded machine. The page's
+# clock is therefore Playwright's (installed by `scan_page`), held still while a code is
+# keyed in and moved on by exactly the time between two keys: the page sees a scanner's or a
+# person's rhythm whatever the load, and the tests judge what the page decided from it (the
+# "type it again" box, or a verdict). That can still fail: a page that ignored the rhythm or
+# misjudged it (another limit, timing the wrong events) fails them.
+SCANNER_MS = 3  # between keys: a keyboard-wedge scanner
+TYPING_MS = 120  # between keys: a person typing (the page's limit is 35 ms a character)
+JUMP_MS = 60_000  # how far ahead the page's clock stops: later than any moment it can have reached
+
 
 def unavailable(why: str) -> None:
     message = f"browser tests need {why} (the Makefile installs it; no browser is downloaded)"
@@ -76,11 +89,17 @@ def live(served: Any) -> Iterator[str]:
     server.server_close()
 
 
-def logged_in(browser: Browser, live: str, persona: str, then: str) -> Page:
-    """A page of a fresh browser context where `persona` has logged in and landed on `then`
-    (close its context when done)."""
-    context = browser.new_context(base_url=live, viewport={"width": 1280, "height": 900})
+SIZES = {"handheld": (360, 640), "tablet": (768, 1024), "desktop": (1280, 900)}
+
+
+def logged_in(browser: Browser, live: str, persona: str, then: str, *,
+              size: tuple[int, int] = SIZES["desktop"], clock: bool = False) -> Page:
+    """A page of a fresh browser context of `size` where `persona` has logged in and landed
+    on `then` (close its context when done); with `clock`, on Playwright's clock (`key_in`)."""
+    context = browser.new_context(base_url=live, viewport={"width": size[0], "height": size[1]})
     context.set_default_timeout(WAIT)
+    if clock:
+        context.clock.install()
     page = context.new_page()
     page.goto(f"/login?next={then}")
     page.fill("input[name=username]", persona)
@@ -88,3 +107,34 @@ def logged_in(browser: Browser, live: str, persona: str, then: str) -> Page:
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(re.compile(re.escape(then) + "$"), wait_until="load")
     return page
+
+
+# ---------------------------------------------------------------- keying codes in
+
+def key_in(page: Page, text: str, ms_per_key: int) -> None:
+    """`text` and Enter into the focused field, the page's clock moving `ms_per_key` from one
+    key to the next and standing still otherwise (see SCANNER_MS)."""
+    # Stopping the clock at its own `now` could be too late by the time the command arrives
+    # (Playwright refuses to go back in time); a minute ahead cannot be, and moving on a
+    # minute changes nothing on the scan page.
+    page.clock.pause_at((page.evaluate("Date.now()") + JUMP_MS) / 1000)
+    try:
+        for key in text:
+            page.keyboard.type(key)
+            page.clock.run_for(ms_per_key)
+        page.keyboard.press("Enter")  # the page decides in the Enter key's own handler
+    finally:
+        page.clock.resume()
+
+
+def wedge(page: Page, text: str) -> None:
+    """A handheld scanner: the code at a scanner's speed and Enter, into the focused field."""
+    key_in(page, text, SCANNER_MS)
+    if page.locator("#again-box").is_visible():
+        pytest.fail(f"the page took the scan of {text} for typing though its keys came "
+                    f"{SCANNER_MS} ms apart on its own clock", pytrace=False)
+
+
+def by_hand(page: Page, text: str) -> None:
+    """A person typing the code and Enter."""
+    key_in(page, text, TYPING_MS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -29,7 +30,7 @@ from coi.core.clock import FrozenClock
 from coi.core.identifiers import ALPHABET
 from coi.core.phi import PatientIdentity
 from coi.core.workflow import Entry
-from coi.models import CustodyEvent, Shipment, Site, coi_of, serial_of
+from coi.models import CustodyEvent, Shipment, ShipmentLogger, Site, coi_of, serial_of
 from coi.services import custody, enrolment, ledger, masterdata, shipments, tokens, users
 from coi.services.custody import Credential
 from coi.services.loggers import intake
@@ -196,6 +197,33 @@ class Flow:
         self.product: str | None = None
         self.done = 0  # how many steps of script() are done
         self.step = "collect"  # the step scans are for unless told
+        self.shipped: dict[str, Shipment] = {}  # the legs whose shipment the Flow opened
+        self.shipping = True  # False: the legs travel without shipments (nor logger data)
+
+    # Each leg the route ships travels in a shipment with a logger, and its logger file is
+    # uploaded at the delivery: opened by the Flow at the giving side of the pickup unless the
+    # test opened one for the leg itself (then the test uploads what it wants, or nothing).
+    LEGS = {"pickup.give": ("outbound", "staff", "LOG-1"),
+            "pickup_return.give": ("return", "coordinator", "LOG-2")}
+    DELIVERIES = {"deliver_manufacturing": "outbound", "deliver_treatment": "return"}
+    LEG_READING = {"outbound": 5.0, "return": -170.0}  # within 2-8 C, within vapour-phase LN2
+
+    def ship(self, name: str) -> None:
+        """Open the leg's shipment before its pickup; upload its logger file once delivered."""
+        session, clock = self.session, self.clock
+        if name in self.LEGS:
+            leg, persona, serial = self.LEGS[name]
+            if session.exec(select(Shipment).where(Shipment.case_id == self.case.id,
+                                                   Shipment.leg == leg)).first() is None:
+                self.shipped[leg] = open_for(session, self.world, clock, self.case, leg=leg,
+                                             serials=(serial,), persona=persona)
+        elif self.DELIVERIES.get(name) in self.shipped:
+            shipment = self.shipped[self.DELIVERIES[name]]
+            minutes = int((clock.now() - shipment.opened_at).total_seconds() // 60)
+            readings = [self.LEG_READING[shipment.leg]] * (minutes // 5 + 1)
+            store(session, self.world, clock, shipment,
+                  json_file(readings, start=shipment.opened_at, serial=shipment_serial(session, shipment)),
+                  name=f"{shipment.leg}.json")
 
     def scan(self, persona: str, *texts: str | Entry, step: str | None = None, signer: str | None = None,
              verifier: str | None = None, minutes: float = 10, **kwargs: Any) -> Any:
@@ -225,7 +253,11 @@ class Flow:
         names = [name for name, _do in script]
         for name, do in script[self.done:names.index(last) + 1]:
             self.step = name.split(".")[0]
+            if self.shipping and name in self.LEGS:
+                self.ship(name)
             do()
+            if self.shipping and name in self.DELIVERIES:
+                self.ship(name)
         self.done = names.index(last) + 1
 
     def script(self) -> list[tuple[str, Any]]:
@@ -273,6 +305,18 @@ def csv_file(values: list[float], *, start: datetime, minutes: int = 5, zone_off
         local = start + timedelta(minutes=minutes * i, hours=zone_offset_h)
         rows.append(f"{local:%Y-%m-%d %H:%M:%S},{value:.1f}")
     return ("\r\n".join(rows) + "\r\n").encode()
+
+
+def json_file(values: list[float], *, start: datetime, serial: str, minutes: int = 5) -> bytes:
+    """A JSON export naming its logger, with UTC times: one reading every `minutes`."""
+    return json.dumps({"logger": serial, "readings": [
+        {"at": (start + timedelta(minutes=minutes * i)).isoformat(), "celsius": value}
+        for i, value in enumerate(values)]}).encode()
+
+
+def shipment_serial(session: Session, shipment: Shipment) -> str:
+    return session.exec(select(ShipmentLogger.serial).where(
+        ShipmentLogger.shipment_id == shipment.id)).first()  # type: ignore[return-value]
 
 
 def open_for(session: Session, world: World, clock: FrozenClock, case: Any, *,

@@ -28,27 +28,13 @@ from coi.core.workflow import Entry
 from coi.models import Alarm, CustodyEvent, Unit, coi_of, serial_of
 from coi.services import custody, enrolment
 from coi.services.custody import Credential
-from tests.browser import WAIT
+from tests.browser import WAIT, by_hand, wedge
 from tests.helpers import PASSWORD, make_case
 
 try:
     from playwright.sync_api import Browser, Page, expect
 except ImportError:  # pragma: no cover - the Makefile installs it; the browser fixture skips
     pass
-
-# The page tells a scanner from a person by the time between the keys as its own clock sees
-# it (performance.now() in scan.js): over 35 ms a character on average, the code counts as
-# typed and must be typed again. Keys sent from here arrive as late as this machine is busy,
-# so timing them by the wall clock made a scan look typed on a loaded machine. The page's
-# clock is therefore Playwright's (installed by `scan_page`), held still while a code is
-# keyed in and moved on by exactly the time between two keys: the page sees a scanner's or a
-# person's rhythm whatever the load, and the tests judge what the page decided from it (the
-# "type it again" box, or a verdict). That can still fail: a page that ignored the rhythm or
-# misjudged it (another limit, timing the wrong events) fails them.
-SCANNER_MS = 3  # between keys: a keyboard-wedge scanner
-TYPING_MS = 120  # between keys: a person typing (the page's limit is 35 ms a character)
-JUMP_MS = 60_000  # how far ahead the page's clock stops: later than any moment it can have reached
-
 
 # ---------------------------------------------------------------- browser and server
 
@@ -115,35 +101,6 @@ def scan_page(browser: Browser, live: str) -> Iterator[Callable[..., Page]]:
 
 
 # ---------------------------------------------------------------- what a user does and sees
-
-def key_in(page: Page, text: str, ms_per_key: int) -> None:
-    """`text` and Enter into the focused field, the page's clock moving `ms_per_key` from one
-    key to the next and standing still otherwise (see SCANNER_MS)."""
-    # Stopping the clock at its own `now` could be too late by the time the command arrives
-    # (Playwright refuses to go back in time); a minute ahead cannot be, and moving on a
-    # minute changes nothing on the scan page.
-    page.clock.pause_at((page.evaluate("Date.now()") + JUMP_MS) / 1000)
-    try:
-        for key in text:
-            page.keyboard.type(key)
-            page.clock.run_for(ms_per_key)
-        page.keyboard.press("Enter")  # the page decides in the Enter key's own handler
-    finally:
-        page.clock.resume()
-
-
-def wedge(page: Page, text: str) -> None:
-    """A handheld scanner: the code at a scanner's speed and Enter, into the focused field."""
-    key_in(page, text, SCANNER_MS)
-    if page.locator("#again-box").is_visible():
-        pytest.fail(f"the page took the scan of {text} for typing though its keys came "
-                    f"{SCANNER_MS} ms apart on its own clock", pytrace=False)
-
-
-def by_hand(page: Page, text: str) -> None:
-    """A person typing the code and Enter."""
-    key_in(page, text, TYPING_MS)
-
 
 def expect_verdict(page: Page, kind: str, title: str | re.Pattern[str], *lines: str) -> None:
     expect(page.locator("#verdict-title")).to_have_text(title, timeout=WAIT)

@@ -27,7 +27,7 @@ from coi.models import (
     coi_of,
     serial_of,
 )
-from coi.services import alarms, custody, ledger, users
+from coi.services import alarms, custody, enrolment, holds, ledger, users
 from coi.services.custody import Credential
 from coi.services.loggers import clocks
 from tests.databases import Databases, Template
@@ -159,8 +159,9 @@ def test_one_case_went_needle_to_needle_with_its_full_timeline(loaded, session):
     refused = [json.loads(e.body) for e in events if e.kind == "scan_refused"]
     assert [(r["step"], r["refusals"][0]["code"], r["scans"][0]["method"]) for r in refused] == [
         ("deliver_manufacturing", "bad_check", "typed")]
-    assert session.exec(select(func.count()).select_from(Alarm)
-                        .where(Alarm.case_id == case.id)).one() == 0
+    # Its only alarms: the outbound shipper's warm-up (below), decided by QA.
+    assert {a.code: a.state for a in session.exec(select(Alarm).where(Alarm.case_id == case.id))} \
+        == {"excursion_single": "resolved", "pre_alarm": "resolved"}
     assert session.exec(select(func.count()).select_from(LabelRevocation)).one() == 1
     assert {u.kind: u.state for u in session.exec(select(Unit).where(Unit.case_id == case.id))} == {
         "apheresis_bag": "consumed", "sample": "registered", "drug_product_bag": "infuse"}
@@ -249,9 +250,11 @@ def test_alarms_were_followed_up_and_the_unanswered_ones_escalated(loaded, sessi
     case = loaded["at_manufacturing"]
     states = {a.code: a.state for a in session.exec(select(Alarm).where(Alarm.case_id == case.id))}
     assert states["step_overdue"] == states["late"] == "resolved"  # the sweep's and the scan's
-    assert states["excursion_single"] == "acknowledged"
-    resolved = session.exec(select(AlarmEvent).where(AlarmEvent.action == "resolved")).all()
-    assert len(resolved) == 2 and all(e.signature_id and e.outcome == "accepted" for e in resolved)
+    assert states["excursion_single"] == "resolved"  # quarantined: see the holds test
+    resolved = session.exec(select(AlarmEvent).join(Alarm, col(Alarm.id) == AlarmEvent.alarm_id)
+                            .where(AlarmEvent.action == "resolved", Alarm.case_id == case.id)).all()
+    assert sorted(e.outcome for e in resolved) == ["accepted", "accepted", "quarantined"]
+    assert all(e.signature_id for e in resolved)
     wristband = session.exec(select(Alarm).where(Alarm.code == "other_case")).one()
     assert (wristband.state, wristband.level) == ("open", 0)  # 8 min old: not yet due to escalate
     assert session.exec(select(AlarmEvent).where(AlarmEvent.action == "escalated")).first() is not None
@@ -268,8 +271,10 @@ def test_the_shipments_show_their_loggers_and_the_late_pickups_excursion(loaded,
     for shipment in done:
         file = session.exec(select(LoggerFile).where(LoggerFile.shipment_id == shipment.id)).one()
         assert session.get(LoggerFileResult, file.id).reading_count > 200
-    assert session.exec(select(Alarm).where(Alarm.case_id == loaded["infused"].id,
-                                            Alarm.kind == "temperature")).all() == []
+    assert session.exec(select(Alarm).where(col(Alarm.case_id).in_(
+        (loaded["thawed"].id, loaded["handed_over"].id)), Alarm.kind == "temperature")).all() == []
+    assert [(s.leg, s.state) for s in of("thawed")] == [("outbound", "received"),
+                                                        ("return", "received")]
     (warm,) = of("at_manufacturing")
     codes = {a.code: a.severity for a in session.exec(select(Alarm).where(Alarm.shipment_id == warm.id))}
     assert codes.get("excursion_single") == "critical"
@@ -287,3 +292,60 @@ def test_the_shipments_show_their_loggers_and_the_late_pickups_excursion(loaded,
     result = session.get(LoggerFileResult, file.id)
     assert json.loads(file.report)["clock_offset_s"] == 40.0 and result.outside_window == 0
     assert result.last_at <= outbound.received_at
+
+
+# ---------------------------------------------------------------- holds and QA's decisions
+
+
+def test_case_3_is_held_by_its_quarantined_bag_until_qas_second_decision(loaded, session, clock):
+    case = loaded["at_manufacturing"]
+    assert coi_of(case).display.startswith("A9998 26 000003 ")  # the case the issue names
+    found = {h.alarm.code: h for h in holds.holds_of(session=session, case=case)}
+    excursion = found["excursion_single"]
+    assert excursion.quarantined and "manufacture" in excursion.steps
+    assert set(found) <= {"excursion_single", "expired"}  # the bag may be past its 72 h by now
+    bag, coord, qa = _bag(session, case), _actor(session, "coord.mfg"), _actor(session, "qa.mfg")
+    product = enrolment.register_unit(session=session, now=clock.now(), actor=coord,
+                                      coi_text=coi_of(case).text, kind="drug_product_bag")
+
+    def manufacture(minutes: int):
+        return custody.scan(session=session, now=clock.now() + timedelta(minutes=minutes),
+                            actor=coord, step_name="manufacture",
+                            entries=[Entry(serial_of(bag).text), Entry(serial_of(product).text)])
+
+    held = manufacture(1)
+    assert "on_hold" in [r.code for r in held.verdict.refusals]
+    assert held.verdict.refusals[0].message.startswith(
+        f"On hold: temperature excursion on shipment {excursion.alarm.shipment_id}, since ")
+    assert "quarantined by QA: a second signed QA decision" in held.verdict.refusals[0].message
+    # QA's second decision lifts it (and QA decides on an expiry the same way).
+    alarms.decide(session=session, now=clock.now() + timedelta(minutes=2), actor=qa,
+                  alarm_id=excursion.alarm.id, outcome="accepted_with_deviation",
+                  comment="Within the warm-hold study", password=demo.PASSWORD,
+                  deviation="DEV-2026-0131")
+    if "expired" in found:
+        alarms.acknowledge(session=session, now=clock.now() + timedelta(minutes=2), actor=qa,
+                           alarm_id=found["expired"].alarm.id, comment="Checking")
+        alarms.resolve(session=session, now=clock.now() + timedelta(minutes=2), actor=qa,
+                       alarm_id=found["expired"].alarm.id, outcome="accepted",
+                       comment="Within the extended hold", password=demo.PASSWORD)
+    assert holds.holds_of(session=session, case=case) == []
+    assert manufacture(3).verdict.accepted
+
+
+def test_case_1_was_quarantined_then_accepted_under_a_deviation_and_its_release_says_so(
+        loaded, session):
+    case = loaded["infused"]
+    decisions = holds.decisions_of(session=session, case=case)
+    excursion = [(d.event.action, d.event.outcome, d.deviation, d.signer.username)
+                 for d in decisions if d.alarm.code == "excursion_single"]
+    assert excursion == [("resolved", "quarantined", None, "qa.mfg"),
+                         ("decided", "accepted_with_deviation", demo.DEVIATION, "qa.mfg")]
+    decided = next(d for d in decisions if d.event.action == "decided")
+    made = next(e for e in _events(session, case) if e.kind == "transform")
+    assert decided.event.at < made.at  # the product was made only once QA had decided
+    release = next(e for e in _events(session, case)
+                   if e.kind == "step" and json.loads(e.body)["step"] == "release")
+    no_holds = json.loads(release.body)["checks"][0]
+    assert no_holds["ok"] and {"alarm": decided.alarm.id, "outcome": "accepted_with_deviation",
+                               "deviation": demo.DEVIATION} in no_holds["decisions"]

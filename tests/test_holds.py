@@ -326,6 +326,13 @@ def test_the_scan_page_is_told_the_holds_at_the_first_scan_and_the_held_scan_is_
     assert [r["code"] for r in first["refusals"]] == ["on_hold"]
     event = flow.events()[-1]
     assert event.kind == "scan_refused" and json.loads(event.body)["refusals"][0]["code"] == "on_hold"
+    # A retry of the same request (same key) is answered from its event, holds included.
+    again = client.post("/scan/judge", json={"scans": [{"text": flow.bag}], "partial": True,
+                                             "idempotency_key": "holds-00000001",
+                                             "device_at": "2026-11-22T04:00:00-05:00"},
+                        headers={"X-CSRFToken": csrf.group(1), "Accept": "application/json"}
+                        ).get_json()
+    assert [h["alarm"] for h in again["holds"]] == [alarm.id] and flow.events()[-1].id == event.id
 
 
 def test_holds_are_shown_on_the_case_page_the_dashboard_and_the_inbox(client, flow, session):

@@ -19,7 +19,7 @@ from coi.core.errors import Conflict, DomainError, InvalidInput
 from coi.core.identifiers import CoiId
 from coi.db import for_writing
 from coi.labels import payload
-from coi.models import Case, Label, LabelRevocation, Unit, coi_of, serial_of
+from coi.models import AuditEntry, Case, Label, LabelRevocation, Unit, coi_of, serial_of
 from coi.services import enrolment, labels, seals
 from tests.helpers import login, make_case, post_form
 
@@ -94,7 +94,7 @@ def test_choosing_another_output_for_the_same_print_makes_no_new_label_and_no_re
         assert [row.id for row in again.rows] == [row.id for row in first.rows]
         assert [label.qr for label in again.labels] == [label.qr for label in first.labels]
         assert not any(label.reprint for label in again.labels)
-        rendered = labels.render(session=session, actor=world.actor("staff"),
+        rendered = labels.render(session=session, now=clock.now(), actor=world.actor("staff"),
                                  signer=app.extensions["coi.signer"], coi_text=case,
                                  label_ids=[row.id for row in first.rows], output=output)
         assert [label.qr for label in rendered.labels] == [label.qr for label in first.labels]
@@ -103,7 +103,7 @@ def test_choosing_another_output_for_the_same_print_makes_no_new_label_and_no_re
     assert session.exec(select(LabelRevocation)).all() == []
 
 
-def test_the_case_page_prints_the_same_labels_again_as_a_pdf_without_a_record(
+def test_the_case_page_prints_the_same_labels_again_as_a_pdf_without_a_new_label(
         app, client, session, world, clock, case):
     first = print_set(app, session, world, clock, case, output="zpl203")
     login(client, "staff")
@@ -115,6 +115,14 @@ def test_the_case_page_prints_the_same_labels_again_as_a_pdf_without_a_record(
     assert response.mimetype == "image/png"
     session.rollback()
     assert {row.id for row in label_rows(session)} == {row.id for row in first.rows}
+    # Each output is on the audit trail: the PDF of the first label, then the PNG of the set.
+    printed = session.exec(select(AuditEntry).where(AuditEntry.entity == "label",
+                                                    AuditEntry.action == "print")
+                           .order_by(col(AuditEntry.id))).all()
+    assert [(e.entity_id, e.new_value, e.actor_name) for e in printed] == [
+        (str(first.rows[0].id), "pdf", printed[0].actor_name)] + [
+        (str(row.id), "png", printed[0].actor_name) for row in first.rows]
+    assert printed[0].actor_name.endswith("(staff)")
     assert "Print again (same labels, not a reprint)" in client.get(
         f"/cases/{case}/labels").get_data(as_text=True)
 
@@ -125,7 +133,7 @@ def test_a_revoked_label_is_not_printed_again(app, session, world, clock, case):
                   label_id=first.rows[0].id, category="damaged", reason="torn")
     session.commit()
     with pytest.raises(Conflict, match="revoked: it must not be printed again"):
-        labels.render(session=session, actor=world.actor("staff"),
+        labels.render(session=session, now=clock.now(), actor=world.actor("staff"),
                       signer=app.extensions["coi.signer"], coi_text=case,
                       label_ids=[first.rows[0].id], output="pdf")
 
@@ -272,8 +280,8 @@ def test_no_sequence_of_prints_reprints_outputs_and_revocations_leaves_two_valid
                 case ("again", output) if ids:
                     valid = [label.id for label, revocation, _by in labels.labels_of(
                         session=session, actor=staff, coi_text=coi) if revocation is None]
-                    labels.render(session=session, actor=staff, signer=signer, coi_text=coi,
-                                  label_ids=valid or ids, output=output)
+                    labels.render(session=session, now=clock.now(), actor=staff, signer=signer,
+                                  coi_text=coi, label_ids=valid or ids, output=output)
             session.commit()
         except DomainError:
             session.rollback()

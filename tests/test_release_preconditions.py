@@ -11,9 +11,9 @@ import pytest
 from sqlmodel import select
 
 from coi.models import Alarm, Shipment, Signature
-from coi.services import alarms, custody, integrity
+from coi.services import alarms, custody, integrity, masterdata
 from coi.services.signatures import content_hash
-from tests.helpers import PASSWORD, Flow, csv_file, open_for, store
+from tests.helpers import PASSWORD, ROUTE, Flow, csv_file, open_for, store
 
 COLD = [5.0] * 12  # an hour at 5 C, within 2-8 C
 FROZEN = [-170.0] * 12  # an hour in vapour-phase nitrogen
@@ -148,6 +148,67 @@ def test_release_before_the_outbound_shipment_is_received_is_refused(flow):
     assert refused(outcome) == ["not_received"]
     message = outcome.verdict.refusals[0].message
     assert f"Shipment {shipment.id} of the outbound leg is not received" in message
+
+
+def test_a_leg_delivered_without_a_shipment_holds_the_product_until_qa_decides(flow):
+    flow.shipping = False  # the bag travels to manufacturing with no shipment, no logger
+    flow.until("deliver_manufacturing")
+    (alarm,) = flow.session.exec(select(Alarm).where(Alarm.case_id == flow.case.id,
+                                                     Alarm.code == "no_temperature_data")).all()
+    assert (alarm.kind, alarm.severity, json.loads(alarm.rule)["leg"]) == (
+        "temperature", "major", "outbound")
+    assert alarm.summary.startswith("No temperature data for the outbound leg: it was delivered "
+                                    "without a shipment")
+
+    def manufacture() -> Any:
+        flow.step = "manufacture"
+        return flow.scan("coordinator", flow.bag, flow.product or flow.register_product())
+
+    held = manufacture()
+    assert refused(held) == ["on_hold"]
+    assert held.verdict.refusals[0].message.startswith(
+        "On hold: no temperature data on the outbound leg, since")
+    # QA quarantines: still held. Accepted under a deviation by a second decision: the
+    # product is made and released, and the release lists the decision it rests on.
+    alarms.acknowledge(session=flow.session, now=flow.clock.now(), actor=flow.world.actor("qa"),
+                       alarm_id=alarm.id, comment="Looking into the shipper's validation")
+    alarms.resolve(session=flow.session, now=flow.clock.now(), actor=flow.world.actor("qa"),
+                   alarm_id=alarm.id, outcome="quarantined", comment="Pending", password=PASSWORD)
+    flow.session.commit()
+    assert refused(manufacture()) == ["on_hold"]
+    alarms.decide(session=flow.session, now=flow.clock.now(), actor=flow.world.actor("qa"),
+                  alarm_id=alarm.id, outcome="accepted_with_deviation", comment="Validated box",
+                  password=PASSWORD, deviation="DEV-2026-0042")
+    flow.session.commit()
+    flow.ok(manufacture())
+    outcome = flow.ok(release(flow))
+    assert checks(outcome)[1] == {"check": "outbound_logger_data", "ok": True, "shipment": None,
+                                  "alarm": alarm.id, "outcome": "accepted_with_deviation"}
+
+
+def test_a_leg_without_a_shipment_is_refused_even_where_the_route_holds_nothing_for_it(
+        app, session, world, clock):
+    # A route version whose holds leave `no_temperature_data` out (nothing holds): the
+    # precondition still refuses the release, naming the alarm QA must decide on.
+    masterdata.add_route_version(session=session, now=clock.now(), actor=None, reason="test",
+                                 definition=ROUTE.replace("version = 1", "version = 2\nhold = []"))
+    session.commit()
+    flow = Flow(app, session, world, clock)
+    flow.shipping = False
+    flow.until("manufacture")
+    alarm = session.exec(select(Alarm).where(Alarm.code == "no_temperature_data")).one()
+    outcome = release(flow)
+    assert refused(outcome) == ["no_temperature_data"]
+    assert outcome.verdict.refusals[0].message == (
+        "No temperature data for the outbound leg: it travelled without a shipment and its "
+        f"loggers; QA must decide on alarm {alarm.id} before release.")
+    accept_all(flow)
+    flow.ok(release(flow))
+
+
+def test_a_leg_with_its_shipment_raises_no_alarm_for_missing_data(flow):
+    flow.until("release")  # the Flow ships each leg with its logger file
+    assert flow.session.exec(select(Alarm).where(Alarm.case_id == flow.case.id)).all() == []
 
 
 def test_release_with_the_stability_budget_used_up_is_refused(flow):

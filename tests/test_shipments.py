@@ -289,6 +289,29 @@ def test_the_stability_budget_is_summed_across_legs(app, session, world, clock):
     assert budget_alarm.case_id == flow.case.id and "125 min" in budget_alarm.summary
 
 
+def test_legs_under_another_profile_do_not_spend_the_budget(app, session, world, clock):
+    """Fresh apheresis out at 2-8 C, cryopreserved product back in vapour-phase nitrogen: 50
+    minutes above 8 C on the way out spend the 2-8 C budget, not the 30 minutes the frozen
+    product is allowed, and its infusion is not refused for them."""
+    flow = Flow(app, session, world, clock)
+    flow.until("pack")
+    outbound = open_for(session, world, clock, flow.case)
+    clock.advance(hours=2)
+    flow.until("manufacture")
+    warm = [5.0] * 2 + [9.0] * 5 + [5.0] * 2  # 25 min above 8 C
+    store(session, world, clock, outbound, csv_file(warm + warm, start=outbound.opened_at))
+    flow.until("deliver_treatment")  # the return leg in its own shipment, within -150 C
+    back = session.exec(select(Shipment).where(Shipment.leg == "return")).one()
+    view = shipments.visible_shipment(session=session, actor=world.actor("coordinator"), shipment_id=back.id)
+    budget = evaluation.evaluate(session=session, now=clock.now(), view=view).budget
+    assert (budget.used, budget.total) == (timedelta(0), timedelta(minutes=30))
+    view = shipments.visible_shipment(session=session, actor=world.actor("coordinator"),
+                                      shipment_id=outbound.id)
+    assert evaluation.evaluate(session=session, now=clock.now(), view=view).budget.used == \
+        timedelta(minutes=50)
+    flow.until("infuse")  # the last step, with its stability_budget check
+
+
 # ------------------------------------------------------------------ bad input
 
 

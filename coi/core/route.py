@@ -71,11 +71,13 @@ class HoldRule:
 
 # The alarm codes that hold material when a route says nothing: a unit of another case, a
 # unit out of custody, the wrong person at a handoff (coi.core.workflow.ALARMING); a
-# temperature excursion or a used-up stability budget (coldchain.evaluate); an expired unit
+# temperature excursion or a used-up stability budget (coldchain.evaluate), a leg delivered
+# without a shipment and its loggers (coi.services.shipments); an expired unit
 # and a missed thaw window (coi.jobs.sweeps). `late` and the reminders hold nothing.
 DEFAULT_HOLD_CODES: dict[str, tuple[str, ...]] = {
     "custody": ("other_case", "not_in_custody", "wrong_person"),
-    "temperature": ("excursion_single", "excursion_cumulative", "stability_budget"),
+    "temperature": ("excursion_single", "excursion_cumulative", "stability_budget",
+                    "no_temperature_data"),
     "deadline": ("expired", "thaw_window"),
 }
 

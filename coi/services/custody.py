@@ -406,7 +406,8 @@ def _replay(session: Session, event: CustodyEvent, case: Case, entries: list[Ent
                       tuple(body.get("units", [])), body.get("phase", "complete"))
     alarms = list(session.exec(select(Alarm).where(Alarm.event_id == event.id)))
     return Outcome(verdict, case, route, step, session.get(Site, event.site_id) if event.site_id
-                   else None, event, alarms, replayed=True)
+                   else None, event, alarms, replayed=True,
+                   holds=holds.holds_of(session=session, case=case, route=route))
 
 
 def _acting_site(session: Session, actor: Actor, step: Step, receiving: bool,
@@ -503,11 +504,15 @@ def _record(
                                 body=body, actor_id=actor.user_id,
                                 site_id=site.id if site else None, device=device,
                                 device_at=device_at, request_key=request_key, flush=False)
+    unlogged = None
     if kind != "scan_refused" and step is not None and site is not None:
-        _apply(session, now, case, route, step, site, verdict, kind, read.units)
+        unlogged = _apply(session, now, case, route, step, site, verdict, kind, read.units)
     session.flush()
     alarms = [_raise_alarm(session, now, case, route, step, site, event, reason, actor)
               for reason in verdict.alarms]
+    if unlogged:
+        alarms += [alarm for alarm in [_no_temperature_data(session, now, case, route, site, event,
+                                                            actor, unlogged)] if alarm]
     return Outcome(verdict, case, route, step, site, event, alarms, holds=read.holds)
 
 
@@ -529,9 +534,10 @@ def _kind(serial: str, state: CaseState) -> str:
 
 
 def _apply(session: Session, now: datetime, case: Case, route: Route, step: Step, site: Site,
-           verdict: Verdict, kind: str, units: dict[str, Unit]) -> None:
+           verdict: Verdict, kind: str, units: dict[str, Unit]) -> str | None:
     """Keep the current-state rows (unit custody, the case's place on its route) in step with
-    the event just written; the ledger stays the evidence."""
+    the event just written; the ledger stays the evidence. Returns the leg a courier just
+    delivered without a shipment (and so without temperature data), if the route ships it."""
     for unit in (units[serial] for serial in verdict.units):
         shelf = route.shelf_life.get(unit.kind)
         if shelf and shelf.from_step == step.name and unit.expires_at is None and kind != "handoff_give":
@@ -548,7 +554,7 @@ def _apply(session: Session, now: datetime, case: Case, route: Route, step: Step
             unit.expiry_check_at = None  # used up: its expiry no longer matters
         session.add(unit)
     if kind == "handoff_give":
-        return
+        return None
     names = [s.name for s in route.steps]
     following = route.steps[names.index(step.name) + 1] if step.name != names[-1] else None
     case.last_step, case.last_step_at = step.name, now
@@ -559,8 +565,12 @@ def _apply(session: Session, now: datetime, case: Case, route: Route, step: Step
     case.state = "complete" if following is None else "in_progress"
     session.add(case)
     if kind == "handoff_receive":  # its update flushes the event, units and case first
-        shipments.on_handoff(session=session, now=now, case_id=case.id,  # type: ignore[arg-type]
-                             giver_roles=step.roles, receiver_roles=step.to_roles)
+        moved = shipments.on_handoff(session=session, now=now, case_id=case.id,  # type: ignore[arg-type]
+                                     giver_roles=step.roles, receiver_roles=step.to_roles)
+        leg = shipments.leg_into(case, site.id) if "courier" in step.roles else None  # type: ignore[arg-type]
+        if leg and not moved and route.shipping.get(leg):
+            return leg
+    return None
 
 
 def _raise_alarm(session: Session, now: datetime, case: Case, route: Route, step: Step | None,
@@ -579,6 +589,23 @@ def _raise_alarm(session: Session, now: datetime, case: Case, route: Route, step
                                site_id=site.id if site else None, event_id=event.id, actor=actor)
     assert alarm is not None  # no fingerprint: always raised
     return alarm
+
+
+def _no_temperature_data(session: Session, now: datetime, case: Case, route: Route,
+                         site: Site | None, event: CustodyEvent, actor: Actor,
+                         leg: str) -> Alarm | None:
+    """A leg the route ships under a temperature profile was delivered without a shipment
+    and its loggers: nothing shows what temperature the material travelled at. A hold of its
+    own (the route's holds, coi.services.holds) until QA decides; raised once per leg."""
+    profile = route.shipping[leg]
+    return alarms.raise_alarm(
+        session=session, now=now, kind="temperature", code="no_temperature_data", severity="major",
+        summary=f"No temperature data for the {leg} leg: it was delivered without a shipment "
+                f"and its loggers, so nothing shows it travelled within {profile}. QA must decide.",
+        rule={"rule": "shipment.no_temperature_data", "leg": leg, "profile": profile,
+              "route": route.product, "route_version": route.version},
+        case_id=case.id, site_id=site.id if site else None, event_id=event.id, actor=actor,
+        fingerprint=shipments.no_data_fingerprint(case.id, leg))  # type: ignore[arg-type]
 
 
 def signatures_of(session: Session, event: CustodyEvent) -> list[Signature]:

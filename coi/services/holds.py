@@ -10,6 +10,7 @@ and infusion preconditions ask.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from coi.models import (
     serial_of,
 )
 from coi.services import masterdata
+from coi.services.shipments import no_data_fingerprint
 
 # What holds, in words ("On hold: temperature excursion on shipment 12 ...").
 CODE_WORDS = {
@@ -45,6 +47,7 @@ CODE_WORDS = {
     "excursion_single": "temperature excursion",
     "excursion_cumulative": "cumulative time out of range",
     "stability_budget": "stability budget used up",
+    "no_temperature_data": "no temperature data",
     "expired": "expired unit",
     "thaw_window": "thaw window missed",
 }
@@ -132,6 +135,9 @@ def holds_by_case(*, session: Session, case_ids: Iterable[int]) -> dict[int, lis
 
 
 def _subject(session: Session, case: Case, alarm: Alarm) -> str:
+    leg = json.loads(alarm.rule).get("leg") if alarm.code == "no_temperature_data" else None
+    if leg:
+        return f"the {leg} leg"
     if alarm.shipment_id is not None:
         return f"shipment {alarm.shipment_id}"
     unit = session.get(Unit, alarm.unit_id) if alarm.unit_id else None
@@ -212,12 +218,26 @@ def preconditions(*, session: Session, case: Case, route: Route, step_name: str,
         return []
     doing = DOING[step_sign]
     found = holds_of(session=session, case=case, route=route) if found is None else found
+    listed: dict[str, Any] = {"holds": [h.alarm.id for h in found]} if found else {}
+    # The QA decisions that lifted holds: what the release or infusion rests on (a deviation
+    # the product was accepted under is named in what is signed).
+    lifted = [d for d in decisions_of(session=session, case=case)
+              if d.event.outcome not in HOLDING_OUTCOMES
+              and route.held_steps(d.alarm.kind, d.alarm.code, d.alarm.severity)]
+    if lifted:
+        listed["decisions"] = [{"alarm": d.alarm.id, "outcome": d.event.outcome,
+                                **({"deviation": d.deviation} if d.deviation else {})}
+                               for d in lifted]
     checks = [Check("no_holds", not found, " ".join(h.message(zone) for h in found
                                                     if step_name not in h.steps), "on_hold",
-                    {"holds": [h.alarm.id for h in found]} if found else {})]
-    for shipment in session.exec(select(Shipment).where(
-            Shipment.case_id == case.id, col(Shipment.leg).in_(LEGS_BEFORE[step_sign]))
-            .order_by(col(Shipment.id))):
+                    listed)]
+    legs = session.exec(select(Shipment).where(
+        Shipment.case_id == case.id, col(Shipment.leg).in_(LEGS_BEFORE[step_sign]))
+        .order_by(col(Shipment.id))).all()
+    for leg in LEGS_BEFORE[step_sign]:
+        if route.shipping.get(leg) and not any(shipment.leg == leg for shipment in legs):
+            checks.append(_unlogged_leg(session, case, leg, step_name, found, doing))
+    for shipment in legs:
         checks.append(Check(
             f"{shipment.leg}_received", shipment.received_at is not None,
             f"Shipment {shipment.id} of the {shipment.leg} leg is not received yet: receive it "
@@ -261,3 +281,26 @@ def preconditions(*, session: Session, case: Case, route: Route, step_name: str,
             f"QA must resolve it before infusion." if unheld else "", "critical_alarm_open",
             {"alarms": list(critical)} if critical else {}))
     return checks
+
+
+def _unlogged_leg(session: Session, case: Case, leg: str, step_name: str, found: list[Hold],
+                  doing: str) -> Check:
+    """A leg the route ships that travelled without a shipment: no logger data can come for
+    it, so only QA's decision on its `no_temperature_data` alarm (raised at the delivery,
+    coi.services.custody) lets the product go on. Refused once: when that alarm already
+    holds the step, the hold says so."""
+    alarm = session.exec(select(Alarm).where(
+        Alarm.fingerprint == no_data_fingerprint(case.id, leg))).first()  # type: ignore[arg-type]
+    if alarm is None:
+        return Check(f"{leg}_logger_data", False,
+                     f"No temperature data for the {leg} leg: no shipment with loggers was "
+                     f"opened for it, and the leg is not on record as delivered; no {doing}.",
+                     "no_temperature_data", {"shipment": None})
+    decided = alarm.state == "resolved" and alarm.outcome not in HOLDING_OUTCOMES
+    holding = any(h.alarm.id == alarm.id and step_name in h.steps for h in found)
+    return Check(f"{leg}_logger_data", decided,
+                 "" if decided or holding else
+                 f"No temperature data for the {leg} leg: it travelled without a shipment and "
+                 f"its loggers; QA must decide on alarm {alarm.id} before {doing}.",
+                 "no_temperature_data",
+                 {"shipment": None, "alarm": alarm.id, "outcome": alarm.outcome})

@@ -33,6 +33,7 @@ from coi.models import (
     coi_of,
     serial_of,
 )
+from coi.services import audit
 from coi.services.cases import visible_case
 from coi.services.keys import Signer, register_key
 
@@ -112,6 +113,7 @@ def print_set(
                if _holder(unit) not in valid]
     if not lacking:
         rows = [valid[_holder(unit)] for unit, _template in targets]
+        _printed_again(session, now, actor, rows, output)
         return PrintJob(rows, [_content(session, row, signer) for row in rows], writer, dpi)
     previous = [_last(session, case, unit) for unit, _template in lacking]
     if any(previous) and not (reason or "").strip():
@@ -123,10 +125,11 @@ def print_set(
     return PrintJob(rows, [_content(session, row, signer) for row in rows], writer, dpi)
 
 
-def render(*, session: Session, actor: Actor, signer: Signer, coi_text: str,
+def render(*, session: Session, now: datetime, actor: Actor, signer: Signer, coi_text: str,
            label_ids: list[int], output: str) -> PrintJob:
-    """Labels already printed, again, in any output: the same records (no new row, no
-    reprint). Only valid labels: a revoked one must not be stuck on anything."""
+    """Labels already printed, again, in any output: the same labels (no new label, no
+    reprint), each output on the audit trail. Only valid labels: a revoked one must not be
+    stuck on anything."""
     writer, dpi = _output(output)
     case = visible_case(session=session, actor=actor, coi_text=coi_text)
     _require_print(actor, case)
@@ -142,7 +145,18 @@ def render(*, session: Session, actor: Actor, signer: Signer, coi_text: str,
                 raise NotFound(f"No label {label_id} of this case.")
             raise Conflict(f"Label {label_id} was revoked: it must not be printed again.")
         rows.append(valid[label_id])
+    _printed_again(session, now, actor, rows, output)
     return PrintJob(rows, [_content(session, row, signer) for row in rows], writer, dpi)
+
+
+def _printed_again(session: Session, now: datetime, actor: Actor, rows: list[Label],
+                   output: str) -> None:
+    """Each output of a label already printed, on the audit trail (label reconciliation
+    counts every copy that could end up on a bag): who, when, in which output."""
+    for row in rows:
+        audit.record(session=session, now=now, actor=actor, entity="label", entity_id=row.id,
+                     action="print", changes={"output": (None, output)},
+                     reason="Printed again: the same label in another output, not a reprint")
 
 
 def reprint(

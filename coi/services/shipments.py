@@ -110,17 +110,33 @@ def _logger_errors(spec: LoggerSpec) -> list[dict[str, str]]:
 
 
 def on_handoff(*, session: Session, now: datetime, case_id: int, giver_roles: Sequence[str],
-               receiver_roles: Sequence[str]) -> None:
+               receiver_roles: Sequence[str]) -> bool:
     """Move the case's shipment on when a handoff completes: a courier's receipt dispatches
-    it, a receipt from a courier receives it. Conditional updates: a shipment moves once."""
+    it, a receipt from a courier receives it. Conditional updates: a shipment moves once.
+    False if no shipment moved (a leg travelled without one)."""
     if "courier" in receiver_roles:
-        session.execute(update(Shipment)
-                        .where(col(Shipment.case_id) == case_id, col(Shipment.state) == "open")
-                        .values(state="in_transit", dispatched_at=now))
+        moved = session.execute(update(Shipment)
+                                .where(col(Shipment.case_id) == case_id, col(Shipment.state) == "open")
+                                .values(state="in_transit", dispatched_at=now))
     elif "courier" in giver_roles:
-        session.execute(update(Shipment)
-                        .where(col(Shipment.case_id) == case_id, col(Shipment.state) == "in_transit")
-                        .values(state="received", received_at=now))
+        moved = session.execute(update(Shipment)
+                                .where(col(Shipment.case_id) == case_id,
+                                       col(Shipment.state) == "in_transit")
+                                .values(state="received", received_at=now))
+    else:
+        return False
+    return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+
+def leg_into(case: Case, site_id: int) -> str | None:
+    """The leg that ends at `site_id` (a delivery's receiving site), if any."""
+    return next((leg for leg, (_origin, destination) in legs_of(case).items()
+                 if destination == site_id), None)
+
+
+def no_data_fingerprint(case_id: int, leg: str) -> str:
+    """The one `no_temperature_data` alarm of a case's leg (coi.services.custody raises it)."""
+    return f"no-temperature-data:{case_id}:{leg}"
 
 
 @dataclass(frozen=True)

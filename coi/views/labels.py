@@ -67,7 +67,7 @@ def print_again(coi: str) -> Any:
     db, form = request_session(), request.form
     try:
         label_ids = [int(value) for value in form.getlist("label") if value.isdigit()]
-        job = labels.render(session=db, actor=actor(), signer=signer(), coi_text=coi,
+        job = labels.render(session=db, now=now(), actor=actor(), signer=signer(), coi_text=coi,
                             label_ids=label_ids, output=form.get("output", ""))
         return _deliver(job, f"labels-{coi}", send=form.get("send") == "printer", coi=coi)
     except (DomainError, PrinterError) as error:

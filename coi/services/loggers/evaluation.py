@@ -69,7 +69,8 @@ def evaluate(*, session: Session, now: datetime, view: ShipmentView, buckets: in
               for logger in view.loggers]
     used = [_time_out(session, other, now) if other.id != shipment.id else
             max((s.evaluation.time_out_of_range for s in series), default=timedelta(0))
-            for other in session.exec(select(Shipment).where(Shipment.case_id == shipment.case_id))]
+            for other in session.exec(select(Shipment).where(Shipment.case_id == shipment.case_id,
+                                                             Shipment.profile == shipment.profile))]
     return ShipmentEvaluation(view, profile, window, series, stability_budget(profile, used), files)
 
 
@@ -114,13 +115,19 @@ def _time_out(session: Session, shipment: Shipment, now: datetime) -> timedelta:
 
 
 def case_budget(*, session: Session, case_id: int, now: datetime) -> Budget | None:
-    """The case's stability budget across all its legs, against the profile of its latest
-    shipment (as the shipment page sums it); None: the case has no shipment yet."""
-    legs = list(session.exec(select(Shipment).where(Shipment.case_id == case_id)
-                             .order_by(col(Shipment.id))))
-    if not legs:
+    """The stability budget of what the case's latest shipment carries, as the shipment page
+    sums it: the time out of range of every leg travelled under the same profile, against
+    that profile. Legs under another profile carried another material (fresh apheresis at
+    2-8 C out, cryopreserved product back): minutes out of one range do not spend the budget
+    of the other. None: the case has no shipment yet."""
+    latest = session.exec(select(Shipment).where(Shipment.case_id == case_id)
+                          .order_by(col(Shipment.id).desc())).first()
+    if latest is None:
         return None
-    return stability_budget(profile_of(legs[-1]), [_time_out(session, leg, now) for leg in legs])
+    legs = session.exec(select(Shipment).where(Shipment.case_id == case_id,
+                                               Shipment.profile == latest.profile)
+                        .order_by(col(Shipment.id))).all()
+    return stability_budget(profile_of(latest), [_time_out(session, leg, now) for leg in legs])
 
 
 def alarms_of(*, session: Session, shipment_id: int) -> list[Alarm]:
