@@ -46,8 +46,9 @@ Shipments and their loggers (the Shipments page): Harriet Vance's and Marisol Re
 legs, each with its logger file (a plain CSV export from a logger on Boston's clock
 outbound, JSON readings from the liquid-nitrogen dry shipper back), Harriet Vance's
 outbound leg with its 40 minutes above 8 C; Ivan Petrov's outbound leg, where the late
-courier left the shipper warm: 50 minutes above 8 C, shaded on the chart, with a critical `excursion_single` alarm and a minor pre-alarm; Jun
-Takahashi's shipment packed with its logger, waiting for the courier's scan to dispatch it.
+courier left the shipper warm: 50 minutes above 8 C, shaded on the chart, with a critical
+`excursion_single` alarm and a minor pre-alarm; Jun Takahashi's shipment packed with its
+logger, waiting for the courier's scan to dispatch it.
 
 What to try (password for all: `demo-password-1`):
 - courier: on /scan, type Jun Takahashi's bag serial (printed with the logins) to receive

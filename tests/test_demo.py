@@ -31,6 +31,7 @@ from coi.services import alarms, custody, enrolment, holds, ledger, users
 from coi.services.custody import Credential
 from coi.services.loggers import clocks
 from tests.databases import Databases, Template
+from tests.helpers import login
 
 
 def test_init_loads_the_demo_once_and_prints_the_logins(app_config, tmp_path):
@@ -349,3 +350,16 @@ def test_case_1_was_quarantined_then_accepted_under_a_deviation_and_its_release_
     no_holds = json.loads(release.body)["checks"][0]
     assert no_holds["ok"] and {"alarm": decided.alarm.id, "outcome": "accepted_with_deviation",
                                "deviation": demo.DEVIATION} in no_holds["decisions"]
+
+
+def test_the_case_pages_show_the_holds_and_the_decisions_a_release_rests_on(loaded, client,
+                                                                              session):
+    login(client, "qa.mfg", demo.PASSWORD)
+    held = client.get(f"/cases/{coi_of(loaded['at_manufacturing']).text}").get_data(as_text=True)
+    assert "On hold:</b> temperature excursion on shipment" in held
+    assert "Quarantined by QA: a second signed QA decision" in held
+    done = client.get(f"/cases/{coi_of(loaded['infused']).text}").get_data(as_text=True)
+    assert "Nothing holds this case's material." in done
+    assert ("rests on QA's decision on alarm" in done
+            and f'deviation <b class="deviation">{demo.DEVIATION}</b>' in done)
+    assert "✔ outbound logger data" in done and "✔ stability budget" in done
