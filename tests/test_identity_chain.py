@@ -469,7 +469,8 @@ def test_each_kind_of_signature_is_rechecked_against_its_record(app, engine, ses
     resolved = session.exec(select(AlarmEvent).where(AlarmEvent.alarm_id == records.alarm,
                                                      AlarmEvent.action == "resolved")).one()
     correction = session.exec(select(AuditEntry).where(AuditEntry.entity == "patient",
-                                                       AuditEntry.action == "update")).first()
+                                                       AuditEntry.action == "update")
+                              .order_by(col(AuditEntry.id))).first()
     assert collect is not None and correction is not None
     session.expunge_all()  # the rows below are changed in Python to compute hashes, not saved
     collect.body = collect.body.replace('"collect"', '"pack"', 1)
@@ -505,6 +506,23 @@ def test_each_kind_of_signature_is_rechecked_against_its_record(app, engine, ses
            "binds, or its content hash, was changed",
            f"signature {correction_signature.id}: does not match what was signed: the record "
            "it binds, or its content hash, was changed"])
+
+
+def test_a_correction_is_found_changed_whichever_of_its_field_entries_was_changed(
+        app, engine, session, clock, records):
+    """A correction of two fields writes two audit entries with the one reason signed: a
+    change of either entry's reason is found."""
+    entries = session.exec(select(AuditEntry).where(AuditEntry.entity == "patient",
+                                                    AuditEntry.action == "update")
+                           .order_by(col(AuditEntry.id))).all()
+    assert len(entries) == 2
+    signature = session.exec(select(Signature).where(Signature.subject_type == "patient")).one()
+    behind_the_apps_back(engine, f"UPDATE audit_entry SET reason = 'routine' WHERE id = {entries[-1].id}")
+    rewrite_the_seal_chain(engine)
+    sign_a_checkpoint(app, session, clock)
+    assert findings(app, session) == [
+        f"signature {signature.id}: does not match what was signed: the record it binds, or its "
+        "content hash, was changed"]
 
 
 def test_who_signed_is_rechecked_against_the_record_it_was_given_for(app, engine, session, clock,

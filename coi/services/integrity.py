@@ -177,7 +177,8 @@ def _correction_content(session: Session, cipher: PhiCipher,
     field's old and new value sealed under the PHI key, and the reason."""
     entries = list(session.exec(select(AuditEntry).where(
         AuditEntry.entity == "patient", AuditEntry.entity_id == signature.subject_id,
-        AuditEntry.action == "update", AuditEntry.at == signature.signed_at)))
+        AuditEntry.action == "update", AuditEntry.at == signature.signed_at)
+        .order_by(col(AuditEntry.id))))
     if not entries or any(entry.field is None for entry in entries):
         return "no audit entry of a patient correction goes with it"
     try:
@@ -185,8 +186,11 @@ def _correction_content(session: Session, cipher: PhiCipher,
                    for entry in entries if entry.field is not None}
     except PhiKeyError:
         return None
+    # One reason was signed, written on each field's entry: entries that disagree (one was
+    # changed) rebuild a reason nobody signed, whichever entry was changed.
+    reason = "\n".join(sorted({entry.reason for entry in entries}))
     return _Rebuilt(signature.subject_id,
-                    correction_content(int(signature.subject_id), changes, entries[0].reason),
+                    correction_content(int(signature.subject_id), changes, reason),
                     {"signer_id": entries[0].actor_id, "meaning": "corrected"})
 
 
