@@ -13,6 +13,10 @@ itself, never from a submodule (those are free to change). It offers:
   `readings` (`Reading`: at, celsius, logger_id, line) are read as they are consumed, with
   rows that were not readings in `skipped` and rows that could not be read in `problems`
   (`Problem`: line, column, why). A file that cannot be trusted raises `Unreadable`.
+- A file detection cannot place: `layout_of(stream)` gives its columns, first rows and the
+  `fingerprint` of its shape (a saved mapping is found again by it); `mapping_from(data)`
+  reads a `ColumnMapping` from a form's or JSON's fields (`BadMapping` says what is wrong),
+  `mapping_document(mapping)` writes it back.
 - Which logger: `stated_logger(stream, name=...)` is the serial a file states of itself (None
   when it states none), `logger_key(serial)` the form serials are compared in (case, spaces,
   hyphens and underscores ignored: vendors print one serial several ways).
@@ -25,8 +29,9 @@ itself, never from a submodule (those are free to change). It offers:
   logger's readings into an `Evaluation` (excursions, gaps, mean kinetic temperature,
   `Breach`es); `stability_budget` sums a case's legs into a `Budget`.
 - Drawing: the `chart` module (`chart.thin` keeps every bucket's min and max, `chart.svg`).
-- On the command line: `python -m coldchain inspect FILE [--zone ZONE] [--json]` says what
-  the library reads from a file, or why it refuses it (see `coldchain.cli`).
+- On the command line: `python -m coldchain inspect FILE [--zone ZONE] [--mapping JSON|show]
+  [--json]` says what the library reads from a file, or why it refuses it (see
+  `coldchain.cli`).
 
 `import coldchain` stays cheap: reading and normalising are loaded with it; judging and
 drawing (which pull in TOML, resource and XML modules) load on first use of their names.
@@ -37,6 +42,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from coldchain.layout import BadMapping, Layout, layout_of, mapping_document, mapping_from
 from coldchain.model import ColumnMapping, Problem, Reading, ReadOptions, Source, Unreadable
 from coldchain.normalise import Tally, clock_offset_from_handoff, normalise
 from coldchain.readers import read, stated_logger
@@ -48,11 +54,13 @@ if TYPE_CHECKING:  # the names loaded on first use, for type checkers
     from coldchain.profiles import Profile, load_profiles
 
 __all__ = [
+    "BadMapping",
     "Breach",
     "Budget",
     "ColumnMapping",
     "Evaluation",
     "Evaluator",
+    "Layout",
     "Problem",
     "Profile",
     "ReadOptions",
@@ -62,9 +70,12 @@ __all__ = [
     "Unreadable",
     "chart",
     "clock_offset_from_handoff",
+    "layout_of",
     "load_profiles",
     "local_to_utc",
     "logger_key",
+    "mapping_document",
+    "mapping_from",
     "normalise",
     "read",
     "stability_budget",

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from coldchain.model import Problem, ReadOptions, Unreadable
+from coldchain.layout import BadMapping, layout_of, mapping_from
+from coldchain.model import ColumnMapping, Problem, ReadOptions, Unreadable
 from coldchain.normalise import normalise
 from coldchain.readers import read
 from coldchain.readers.common import zone_name
@@ -80,11 +81,13 @@ class Inspection:
         return ", ".join(sorted(self.loggers))
 
 
-def inspect_file(path: Path, *, zone: tzinfo | None = None, logger_id: str | None = None) -> Inspection:
-    """Read and normalise the file at `path` as the app would. Raises `Refused` for a file
-    that cannot be opened, that the library refuses, that holds no readings, or that holds a
-    reading that is not a temperature (not finite, or at or below absolute zero)."""
-    options = ReadOptions(zone=zone, logger_id=logger_id)
+def inspect_file(path: Path, *, zone: tzinfo | None = None, logger_id: str | None = None,
+                 mapping: ColumnMapping | None = None) -> Inspection:
+    """Read and normalise the file at `path` as the app would (with `mapping`, as a file read
+    through a column mapping). Raises `Refused` for a file that cannot be opened, that the
+    library refuses, that holds no readings, or that holds a reading that is not a temperature
+    (not finite, or at or below absolute zero)."""
+    options = ReadOptions(zone=zone, logger_id=logger_id, mapping=mapping)
     notes: list[Problem] = []  # what normalise put right, appended when the readings run out
     count, first, last, low, high, loggers = 0, None, None, math.inf, -math.inf, set()
     try:
@@ -222,7 +225,47 @@ examples:
   python -m coldchain inspect export.csv
   python -m coldchain inspect fridgetag.txt --zone Europe/Zurich
   python -m coldchain inspect export.csv --json | jq .count
+  python -m coldchain inspect odd.csv --mapping show
+  python -m coldchain inspect odd.csv --mapping '{"time": 1, "value": 3, "unit": "C", "order": "DMY"}'
 """
+
+
+def _mapping(text: str) -> ColumnMapping:
+    """--mapping: JSON, or the path of a JSON file."""
+    source = text
+    if not text.lstrip().startswith("{"):
+        try:
+            source = Path(text).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise Refused(f"the mapping {text!r} is neither JSON nor a readable JSON file "
+                          f"({getattr(error, 'strerror', None) or error})") from None
+    try:
+        return mapping_from(source)
+    except BadMapping as error:
+        raise Refused(f"the mapping cannot be used: {error}") from None
+
+
+def _show_layout(path: Path, as_json: bool, out: TextIO) -> int:
+    """--mapping show: the columns a mapping can name, and the fingerprint of the layout."""
+    try:
+        with path.open("rb") as stream:
+            layout = layout_of(stream, name=path.name)
+    except OSError as error:
+        raise Refused(f"it cannot be read ({error.strerror or error})") from None
+    if layout is None:
+        raise Refused("it is not delimited text with columns, so there is nothing to map")
+    if as_json:
+        out.write(json.dumps(layout.document()) + "\n")
+        return EXIT_READ
+    delimiter = {"\t": "tab", ",": "comma", ";": "semicolon"}[layout.delimiter]
+    lines = [f"delimiter   {delimiter}",
+             f"header      line {layout.header_line}" if layout.header_line else "header      none",
+             f"data from   line {layout.first_data_line}", "columns"]
+    lines += [f"  {number:>3}  {name}" for number, name in enumerate(layout.columns, 1)]
+    lines += ["first rows"] + [f"  {' | '.join(row)}" for row in layout.sample]
+    lines.append(f"fingerprint {layout.fingerprint}")
+    out.write("\n".join(lines) + "\n")
+    return EXIT_READ
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "Europe/Zurich (a zone the file states wins)")
     inspect.add_argument("--logger", metavar="SERIAL", help="logger serial for a file that names none "
                          "(a serial the file names wins)")
+    inspect.add_argument("--mapping", metavar="MAPPING", help="a column mapping, as JSON or a JSON file: "
+                         '{"time": "Date Time", "value": "Temp", "unit": "C", "order": "DMY"} (columns '
+                         "by header name or number from 1; also date, time_format, delimiter, decimal, "
+                         "first_data_line); --mapping show prints the file's columns instead")
     inspect.add_argument("--json", action="store_true", help="print one JSON object (keys: "
                          + ", ".join(JSON_KEYS) + '); a refusal prints {"refused": "<why>"}')
     return parser
@@ -251,7 +298,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     args = build_parser().parse_args(argv)
     try:
         zone = _zone(args.zone) if args.zone is not None else None
-        inspection = inspect_file(args.file, zone=zone, logger_id=args.logger or None)
+        if args.mapping == "show":
+            return _show_layout(args.file, args.json, out)
+        mapping = _mapping(args.mapping) if args.mapping is not None else None
+        inspection = inspect_file(args.file, zone=zone, logger_id=args.logger or None, mapping=mapping)
     except Refused as refused:
         if args.json:
             out.write(json.dumps({"refused": refused.why}) + "\n")

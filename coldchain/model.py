@@ -59,6 +59,7 @@ class ColumnMapping:
     value: str | int
     date: str | int | None = None
     unit: str | None = None  # "C" or "F": the unit of the value column
+    order: str | None = None  # "DMY", "MDY" or "YMD": the date order, when the dates leave it open
     time_format: str | None = None
     delimiter: str | None = None
     decimal: str | None = None  # "." or ","

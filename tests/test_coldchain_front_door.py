@@ -41,6 +41,8 @@ HOMES = {
     "Profile": "coldchain.profiles", "load_profiles": "coldchain.profiles",
     "read": "coldchain.readers", "stated_logger": "coldchain.readers",
     "local_to_utc": "coldchain.readers.common", "logger_key": "coldchain.readers.common",
+    "BadMapping": "coldchain.layout", "Layout": "coldchain.layout", "layout_of": "coldchain.layout",
+    "mapping_document": "coldchain.layout", "mapping_from": "coldchain.layout",
 }
 
 

@@ -424,7 +424,7 @@ def _time_parser(layout: _Layout, rows: list[tuple[int, list[str]]], mapping: Co
 
     stamps = [(n, stamp) for n, cells in rows if len(cells) > needed
               if (stamp := _stamp(joined(cells))) is not None]
-    order = _choose_order(stamps, hints.first_date)
+    order = mapping.order if mapping and mapping.order else _choose_order(stamps, hints.first_date)
     example = stamps[0][1].text if stamps else ""
 
     def by_order(cells: list[str]) -> datetime | str:
