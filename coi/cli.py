@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 from typing import TextIO
 
 import click
@@ -19,7 +20,8 @@ from coi.core.phi import PhiCipher
 from coi.db import session_scope, snapshot
 from coi.models import Patient, User
 from coi.services import integrity, ledger, users
-from coi.services.loggers import intake
+from coi.services.loggers import formats, intake
+from coldchain import ColumnMapping
 
 cli = AppGroup("coi", help="Chain-of-identity platform commands.")
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
@@ -99,9 +101,16 @@ def ledger_head() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True))
 @click.option("--user", "username", required=True, help="Who imports it (recorded as the uploader).")
 @click.option("--logger", "logger_serial", default=None, help="The logger, if the shipment has several.")
-def import_logger(shipment_id: int, path: str, username: str, logger_serial: str | None) -> None:
+@click.option("--mapping", "mapping_text", default=None,
+              help='A column mapping, as JSON or a JSON file: {"time": "Date Time", "value": "Temp", '
+                   '"unit": "C", "order": "DMY"} (see python -m coldchain inspect --help).')
+@click.option("--save-format", "format_name", default=None,
+              help="Save the mapping under this name for every file of the same layout.")
+def import_logger(shipment_id: int, path: str, username: str, logger_serial: str | None,
+                  mapping_text: str | None, format_name: str | None) -> None:
     """Import a logger file for a shipment (bulk back-loading), with a progress bar. The file
     is stored verbatim and evaluated like an upload; the same file again changes nothing."""
+    mapping = _mapping_option(mapping_text)
     clock = current_app.extensions["coi.clock"]
     with session_scope(_engine()) as session:
         user = session.exec(select(User).where(User.username == username)).first()
@@ -117,7 +126,8 @@ def import_logger(shipment_id: int, path: str, username: str, logger_serial: str
                 stored = intake.store(session=session, now=clock.now(), actor=me,
                                        shipment_id=shipment_id, stream=stream,
                                        filename=os.path.basename(path), via="cli",
-                                       logger_serial=logger_serial, progress=progress)
+                                       logger_serial=logger_serial, progress=progress,
+                                       mapping=mapping, format_name=format_name)
             except DomainError as error:
                 session.rollback()
                 if isinstance(error, intake.LoggerFileRefused):
@@ -134,6 +144,22 @@ def import_logger(shipment_id: int, path: str, username: str, logger_serial: str
     click.echo(f"Stored {count:,} readings as file {stored.file.id} (SHA-256 {stored.file.sha256}).")
     for alarm in stored.alarms:
         click.echo(f"ALARM {alarm.severity}: {alarm.summary}")
+
+
+def _mapping_option(text: str | None) -> ColumnMapping | None:
+    """--mapping: JSON, or the path of a JSON file."""
+    if text is None:
+        return None
+    if not text.lstrip().startswith("{"):
+        try:
+            text = Path(text).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise click.ClickException(f"The mapping {text!r} is neither JSON nor a readable JSON "
+                                       f"file ({getattr(error, 'strerror', None) or error}).") from None
+    try:
+        return formats.mapping_given(text)
+    except DomainError as error:
+        raise click.ClickException(error.message) from None
 
 
 def _engine():  # type: ignore[no-untyped-def]

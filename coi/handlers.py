@@ -5,6 +5,7 @@ the other, so the machine API never leans on an HTML page's code."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import IO, Any
 
@@ -23,6 +24,7 @@ from coi.services import custody, masterdata
 from coi.services.custody import Credential, Outcome
 from coi.services.loggers import intake
 from coi.web import actor, now, request_session
+from coldchain import ColumnMapping, mapping_document
 
 # Endpoints whose bodies may exceed the global request limit (1 MiB), and the setting that
 # limits each instead: camera frames and photos of labels, logger files.
@@ -149,13 +151,15 @@ def _item_label(item: str) -> str:
 
 
 def preview_logger_file(shipment_id: int, stream: IO[bytes], filename: str,
-                        logger_serial: str | None) -> dict[str, Any]:
+                        logger_serial: str | None,
+                        mapping: ColumnMapping | None = None) -> dict[str, Any]:
     """Read the file and say what it holds; nothing is stored (a refusal is kept)."""
     me = actor()
     try:
         shown = intake.preview(session=request_session(), now=now(), actor=me, shipment_id=shipment_id,
                                stream=stream, filename=filename, logger_serial=logger_serial,
-                               max_bytes=current_app.config["LOGGER_UPLOAD_MAX_BYTES"])
+                               max_bytes=current_app.config["LOGGER_UPLOAD_MAX_BYTES"],
+                               mapping=mapping)
     except intake.LoggerFileRefused as error:
         _keep_refusal(shipment_id, stream, filename, error)
         raise
@@ -164,7 +168,8 @@ def preview_logger_file(shipment_id: int, stream: IO[bytes], filename: str,
 
 def store_logger_file(shipment_id: int, stream: IO[bytes], filename: str, *, via: str,
                       logger_serial: str | None,
-                      expected_sha256: str | None = None) -> tuple[dict[str, Any], int]:
+                      expected_sha256: str | None = None, mapping: ColumnMapping | None = None,
+                      format_name: str | None = None) -> tuple[dict[str, Any], int]:
     """Store the file, judge the shipment and commit: (document, 201), or (document, 200)
     when the same file was stored before and nothing changed. A refusal is kept, then raised."""
     db = request_session()
@@ -172,7 +177,8 @@ def store_logger_file(shipment_id: int, stream: IO[bytes], filename: str, *, via
         stored = intake.store(session=db, now=now(), actor=actor(), shipment_id=shipment_id,
                               stream=stream, filename=filename, via=via, logger_serial=logger_serial,
                               expected_sha256=expected_sha256,
-                              max_bytes=current_app.config["LOGGER_UPLOAD_MAX_BYTES"])
+                              max_bytes=current_app.config["LOGGER_UPLOAD_MAX_BYTES"],
+                              mapping=mapping, format_name=format_name)
     except intake.LoggerFileRefused as error:
         _keep_refusal(shipment_id, stream, filename, error)
         raise
@@ -210,6 +216,9 @@ def preview_document(shown: intake.Preview, zone: str) -> dict[str, Any]:
         "skipped": [{"line": p.line, "column": p.column, "why": p.why} for p in shown.skipped[:20]],
         "meta": shown.meta,
         "already": _stored_before(shown.already, zone),
+        "mapping": mapping_document(shown.mapping) if shown.mapping else None,
+        "saved_format": shown.format_name,
+        "layout": shown.layout.document() if shown.layout else None,
     }
 
 
@@ -231,7 +240,9 @@ def stored_document(stored: intake.Stored, shipment_id: int) -> dict[str, Any]:
         "file": {"id": file.id, "sha256": file.sha256, "filename": file.filename,
                  "size": file.size, "format": file.format, "logger": file.logger_serial,
                  "shipment": file.shipment_id,
-                 "readings": result.reading_count if result else None},
+                 "readings": result.reading_count if result else None,
+                 "mapping": json.loads(file.report).get("mapping"),
+                 "saved_format": json.loads(file.report).get("saved_format")},
         "alarms": [{"id": a.id, "code": a.code, "severity": a.severity, "summary": a.summary}
                    for a in stored.alarms],
         "shipment_url": url_for("shipments.show", shipment_id=shipment_id),

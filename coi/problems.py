@@ -56,6 +56,7 @@ def _asks_for_json() -> bool:
 
 def _domain_error(error: DomainError) -> Any:
     extra = {"errors": error.errors} if isinstance(error, InvalidInput) and error.errors else {}
+    extra |= getattr(error, "extra", {})  # what else the refusal knows (a file's columns)
     response = make_response(render(error.status, error.title, error.message, error.code, **extra))
     if isinstance(error, Throttled) and error.retry_after:
         response.headers["Retry-After"] = str(error.retry_after)

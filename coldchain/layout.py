@@ -65,7 +65,10 @@ def layout_of(stream: BinaryIO, *, name: str = "") -> Layout | None:
     for delimiter in DELIMITERS:
         counts = Counter(len(split_cells(line, delimiter)) for _n, line in lines
                          if _is_data(split_cells(line, delimiter)))
-        count, rows = next(((c, r) for c, r in counts.most_common() if c >= 2), (0, 0))
+        # The commonest count of cells; of two as common, the wider (a preamble line with a
+        # date is narrower than the data).
+        count, rows = max(((c, r) for c, r in counts.items() if c >= 2),
+                          key=lambda pair: (pair[1], pair[0]), default=(0, 0))
         if not rows:
             continue
         first = next(n for n, line in lines if len(split_cells(line, delimiter)) == count

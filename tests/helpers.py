@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -305,6 +306,18 @@ def csv_file(values: list[float], *, start: datetime, minutes: int = 5, zone_off
         local = start + timedelta(minutes=minutes * i, hours=zone_offset_h)
         rows.append(f"{local:%Y-%m-%d %H:%M:%S},{value:.1f}")
     return ("\r\n".join(rows) + "\r\n").encode()
+
+
+def probes(start: datetime, values: list[float], *, device: str = "unit 7") -> bytes:
+    """A vendor export with two probes (detection cannot choose), day-first dates, decimal
+    commas, Berlin wall-clock times; its preamble changes from one export to the next."""
+    local = start.astimezone(ZoneInfo(BERLIN))
+    lines = [f"Device;{device}", f"Exported;{local:%d.%m.%Y}", "", "Date;Time;Probe A [°C];Probe B [°C]"]
+    for i, value in enumerate(values):
+        at = local + timedelta(minutes=5 * (i + 1))
+        lines.append(f"{at:%d.%m.%Y};{at:%H:%M};{value:.1f};21,5".replace(f"{value:.1f}",
+                                                                          f"{value:.1f}".replace(".", ",")))
+    return ("\r\n".join(lines) + "\r\n").encode()
 
 
 def json_file(values: list[float], *, start: datetime, serial: str, minutes: int = 5) -> bytes:

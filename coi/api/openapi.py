@@ -50,6 +50,8 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
     "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "code"],
                 "properties": {"type": _STR, "title": _STR, "status": {"type": "integer"},
                                "detail": _STR, "code": _STR, "position": {"type": "integer"},
+                               "layout": {"type": "object", "description": "a refused logger "
+                                          "file's columns and first rows, to give a mapping"},
                                "errors": {"type": "array", "items": {
                                    "type": "object", "properties": {"field": _STR,
                                                                     "message": _STR}}}}},
@@ -132,7 +134,11 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
         "file": {"type": "object", "required": ["id", "sha256", "readings"], "properties": {
             "id": {"type": "integer"}, "sha256": _STR, "filename": _STR, "size": {"type": "integer"},
             "format": _STR, "logger": _STR, "shipment": {"type": "integer"},
-            "readings": {"type": ["integer", "null"]}}},
+            "readings": {"type": ["integer", "null"]},
+            "mapping": {"type": ["object", "null"],
+                        "description": "the column mapping the file was read through"},
+            "saved_format": {"type": ["string", "null"],
+                             "description": "the saved format that mapping came from"}}},
         "alarms": {"type": "array", "items": {"type": "object", "properties": {
             "id": {"type": "integer"}, "code": _STR, "severity": _STR, "summary": _STR}}}}},
     "Readings": {"type": "object", "required": ["readings"], "properties": {
@@ -233,7 +239,20 @@ def document() -> dict[str, Any]:
                 "parameters": [_SHIPMENT, {"name": "filename", "in": "query", "schema": _STR},
                                {"name": "logger", "in": "query", "schema": _STR,
                                 "description": "needed when the shipment has several loggers and the "
-                                               "file states no serial"}],
+                                               "file states no serial"},
+                               {"name": "mapping", "in": "query", "schema": _STR,
+                                "description": "a column mapping as JSON, for a file detection cannot "
+                                               'place: {"time": "Date Time", "value": "Temp", "unit": '
+                                               '"C", "order": "DMY"} (columns by header name or number '
+                                               "from 1; also date, time_format, delimiter, decimal, "
+                                               "first_data_line). Without it, the saved format for "
+                                               "the file's layout is used, if there is one. A refused "
+                                               "file's problem lists its `layout` (columns, first "
+                                               "rows) to map"},
+                               {"name": "format_name", "in": "query", "schema": _STR,
+                                "description": "save `mapping` under this name for every file of "
+                                               "the same layout (audited; replaces the format in use "
+                                               "for that layout)"}],
                 "requestBody": {"required": True, "content": {
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                 "responses": _STORED}},

@@ -14,8 +14,9 @@ from coi.core.phi import PatientIdentity
 from coi.models import CASE_STATES, coi_of, serial_of
 from coi.schemas import EnrolmentIn, ScanIn, UnitIn, validate
 from coi.services import cases, enrolment, masterdata
-from coi.services.loggers import intake
+from coi.services.loggers import formats, intake
 from coi.web import actor, cipher, json_body, now, request_session
+from coldchain import ColumnMapping
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -99,8 +100,12 @@ def post_logger_file(shipment_id: int) -> Any:
     """A logger file as the request body (any content type), stored verbatim and evaluated.
     `?filename=` names it, `?logger=` picks the logger when the shipment has several and the
     file states no serial (a serial it states must be on the shipment and agree with it).
-    201 when stored, 200 when the same file was stored before (nothing changed)."""
-    return _store_body(shipment_id, request.args.get("filename") or "upload", "api")
+    `?mapping=` (JSON) reads it through a column mapping, `?format_name=` saves that mapping
+    for files of its layout. 201 when stored, 200 when the same file was stored before
+    (nothing changed)."""
+    return _store_body(shipment_id, request.args.get("filename") or "upload", "api",
+                       mapping=formats.mapping_given(request.args.get("mapping")),
+                       format_name=request.args.get("format_name") or None)
 
 
 @blueprint.route("/shipments/<int:shipment_id>/readings", methods=["POST"])
@@ -112,10 +117,11 @@ def post_readings(shipment_id: int) -> Any:
     return _store_body(shipment_id, "readings.json", "json")
 
 
-def _store_body(shipment_id: int, filename: str, via: str) -> Any:
+def _store_body(shipment_id: int, filename: str, via: str, mapping: ColumnMapping | None = None,
+                format_name: str | None = None) -> Any:
     document, status = handlers.store_logger_file(
         shipment_id, io.BytesIO(request.get_data(cache=False)), filename, via=via,
-        logger_serial=request.args.get("logger") or None)
+        logger_serial=request.args.get("logger") or None, mapping=mapping, format_name=format_name)
     return jsonify(document), status
 
 

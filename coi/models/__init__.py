@@ -18,6 +18,7 @@ from coi.models.audit import AuditEntry, AuditEntrySite
 from coi.models.case import CASE_STATES, Case, CoiSequence, case_sites, coi_of
 from coi.models.custody import COMPLETING_KINDS, CustodyEvent, LedgerCheckpoint
 from coi.models.label import Label, LabelKey, LabelRevocation
+from coi.models.logger_format import LoggerFormat
 from coi.models.patient import Patient
 from coi.models.product import Product, ProductRoute
 from coi.models.seal import RecordSeal
@@ -79,6 +80,7 @@ __all__ = [
     "LoggerFile",
     "LoggerFileChunk",
     "LoggerClockCheck",
+    "LoggerFormat",
     "LoggerFileResult",
     "LoggerReading",
     "LoginAttempt",

@@ -282,7 +282,7 @@ RESOLVERS: dict[str, Resolver] = {
     "site": _site,  # itself
     "shipment": _shipment, "logger_file": _logger_file, "logger_clock_check": _clock_check,
     "alarm": _alarm,
-    "product": _nowhere,  # every site's: global readers only
+    "product": _nowhere, "logger_format": _nowhere,  # every site's: global readers only
     "audit_trail": _nowhere,  # exports name their sites themselves
 }
 

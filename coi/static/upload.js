@@ -47,7 +47,7 @@
     });
   }
 
-  function showProblem(result) {
+  function showProblem(result, file, mapping) {
     const body = result.body || {};
     const box = el("div", { class: "verdict refused", role: "alert" },
       el("p", {}, el("b", {}, body.title || (result.status ? "Refused" : "The upload did not reach the server")),
@@ -56,13 +56,50 @@
     const errors = (body.errors || []).map((e) => el("li", {}, e.message));
     if (errors.length > 1) box.append(el("ul", {}, ...errors));
     answer.replaceChildren(box);
+    // A file with columns the readers could not place: say which column is which.
+    if (file && body.layout) answer.append(mappingForm(file, body.layout, mapping || {}));
+  }
+
+  // The column mapping: which column holds the time (and the date, if apart), which the
+  // temperature, its unit and the date order. "Read again" previews the file through it.
+  function mappingForm(file, layout, given) {
+    const columns = layout.columns.map((name, i) => [String(i + 1), `${i + 1}: ${name || "(no name)"}`]);
+    const fields = [
+      ["date", "Date column (if apart from the time)", [["", "none: the time column has the date"], ...columns]],
+      ["time", "Time column", columns],
+      ["value", "Temperature column", columns],
+      ["unit", "Unit", [["", "as the header says"], ["C", "°C"], ["F", "°F"]]],
+      ["order", "Date order", [["", "as the dates show"], ["DMY", "day first (31.12.2024)"],
+        ["MDY", "month first (12/31/2024)"], ["YMD", "year first (2024-12-31)"]]],
+    ];
+    const box = el("form", { class: "mapping stack", id: "mapping-form" },
+      el("h3", {}, "Which column is which?"),
+      el("p", { class: "muted" }, "First rows: " + layout.sample.map((row) => row.join(" | ")).join(" / ")));
+    fields.forEach(([key, label, options]) => {
+      const select = el("select", { name: `map_${key}`, id: `map-${key}` },
+        ...options.map(([value, text]) => el("option", { value }, text)));
+      select.value = given[`map_${key}`] || (key === "time" ? String(Math.min(2, columns.length)) : "");
+      box.append(el("label", { for: `map-${key}` }, label, " ", select));
+    });
+    const again = el("button", { type: "submit", class: "primary" }, "Read again with this mapping");
+    box.append(el("p", {}, again));
+    box.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const mapping = {};
+      new FormData(box).forEach((value, key) => { if (value) mapping[key] = value; });
+      answer.replaceChildren(el("p", { class: "muted" }, `Reading ${file.name} with the mapping…`));
+      const result = await send(form.action, file, mapping);
+      if (result.status === 200) showPreview(file, result.body, mapping);
+      else showProblem(result, file, mapping);
+    });
+    return box;
   }
 
   function reading(r) {
     return r ? `${r.celsius.toFixed(2)} °C at ${r.local}` : "–";
   }
 
-  function showPreview(file, p) {
+  function showPreview(file, p, mapping) {
     const rows = [
       ["Format", p.format + (p.zone ? ` · times read as ${p.zone}` : "")],
       ["Logger", p.logger],
@@ -75,6 +112,8 @@
     if (p.outside_window) rows.push(["Outside the window", `${p.before_window} before, ${p.after_window} after (kept, not judged)`]);
     if (p.clock_offset_s) rows.push(["Logger clock", `${p.clock_offset_s} s off; times corrected`]);
     rows.push(["Skipped", p.skipped_count ? `${p.skipped_count.toLocaleString()} row(s), see below` : "nothing"]);
+    if (p.saved_format) rows.push(["Read with", `the saved format “${p.saved_format}”`]);
+    else if (p.mapping) rows.push(["Read with", "the column mapping above"]);
     const list = el("dl", {});
     rows.forEach(([k, v]) => list.append(el("dt", {}, k), el("dd", {}, String(v))));
     const box = el("div", { class: "preview" }, el("h3", {}, `Preview of ${p.filename}`), list);
@@ -86,13 +125,21 @@
       box.append(el("p", { class: "verdict" }, `This file was stored before (file ${p.already.file}, ` +
         `shipment ${p.already.shipment}, ${p.already.uploaded_at}): storing it again changes nothing.`));
     }
+    // A mapping given here may be kept for every file of this layout.
+    const formatName = el("input", { name: "format_name", id: "format-name", maxlength: "80",
+      placeholder: "e.g. Vendor X two-probe export" });
+    if (mapping && !p.already) {
+      box.append(el("label", { for: "format-name" }, "Save this mapping as a format (optional) ", formatName));
+    }
     const commit = el("button", { type: "button", class: "primary", id: "commit" },
       p.already ? "Close" : `Store ${p.count.toLocaleString()} readings`);
     const cancel = el("button", { type: "button" }, "Cancel");
     commit.addEventListener("click", async () => {
       if (p.already) { answer.replaceChildren(); return; }
       commit.disabled = cancel.disabled = true;
-      const result = await send(form.dataset.commit, file, { sha256: p.sha256 });
+      const extra = Object.assign({ sha256: p.sha256 }, mapping || {});
+      if (mapping && formatName.value.trim()) extra.format_name = formatName.value.trim();
+      const result = await send(form.dataset.commit, file, extra);
       if (result.status === 200 || result.status === 201) {
         const alarms = (result.body.alarms || []).map((a) => el("li", { class: "sev-" + a.severity }, `${a.severity}: ${a.summary}`));
         answer.replaceChildren(el("div", { class: "verdict accepted", role: "status" },
@@ -100,7 +147,7 @@
           alarms.length ? el("ul", { class: "alarms" }, ...alarms) : "",
           el("p", {}, el("a", { href: result.body.shipment_url }, "Show the updated chart"))));
       } else {
-        showProblem(result);
+        showProblem(result, file, mapping);
       }
       busy = false;
     });
@@ -121,7 +168,7 @@
     if (result.status === 200) {
       showPreview(file, result.body);
     } else {
-      showProblem(result);
+      showProblem(result, file);
       busy = false;
     }
   }

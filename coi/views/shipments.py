@@ -25,9 +25,9 @@ from coi.core.errors import InvalidInput
 from coi.core.filenames import content_disposition
 from coi.models import LoggerClockCheck, Shipment
 from coi.services import shipments
-from coi.services.loggers import clocks, evaluation, intake
+from coi.services.loggers import clocks, evaluation, formats, intake
 from coi.web import actor, carry_out, now, request_session
-from coldchain import Profile, chart
+from coldchain import ColumnMapping, Profile, chart
 
 blueprint = Blueprint("shipments", __name__)
 
@@ -148,7 +148,8 @@ def preview_file(shipment_id: int) -> Any:
     """Read the file and say what it holds; nothing is stored (a refusal is logged)."""
     stream, filename = _upload()
     return jsonify(handlers.preview_logger_file(shipment_id, stream, filename,
-                                                logger_serial=request.form.get("logger") or None))
+                                                logger_serial=request.form.get("logger") or None,
+                                                mapping=_mapping()))
 
 
 @blueprint.route("/shipments/<int:shipment_id>/logger-files", methods=["POST"])
@@ -157,8 +158,15 @@ def commit_file(shipment_id: int) -> Any:
     stream, filename = _upload()
     document, status = handlers.store_logger_file(
         shipment_id, stream, filename, via="web", logger_serial=request.form.get("logger") or None,
-        expected_sha256=request.form.get("sha256") or None)
+        expected_sha256=request.form.get("sha256") or None, mapping=_mapping(),
+        format_name=request.form.get("format_name") or None)
     return jsonify(document), status
+
+
+def _mapping() -> ColumnMapping | None:
+    """The column mapping the upload box's form gave (`map_time`, `map_value`, ...), if any."""
+    return formats.mapping_given({key.removeprefix("map_"): value
+                                  for key, value in request.form.items() if key.startswith("map_")})
 
 
 @blueprint.route("/logger-files/<int:file_id>/raw")

@@ -25,21 +25,24 @@ from coi.core.canonical import canonical_json
 from coi.core.display import local_text
 from coi.core.errors import Conflict, InvalidInput, NotFound
 from coi.core.filenames import storable
-from coi.models import Alarm, LoggerFile, LoggerFileChunk, LoggerFileResult, ShipmentLogger
+from coi.models import Alarm, LoggerFile, LoggerFileChunk, LoggerFileResult, LoggerFormat, ShipmentLogger
 from coi.services import alarms, audit
-from coi.services.loggers import clocks
+from coi.services.loggers import clocks, formats
 from coi.services.loggers.evaluation import evaluate, profile_of, window_of
 from coi.services.loggers.readings import ReadingWriter, heard_from
 from coi.services.shipments import ShipmentView, require_upload, visible_shipment
 from coldchain import (
+    ColumnMapping,
     Evaluation,
     Evaluator,
+    Layout,
     Problem,
     ReadOptions,
     Source,
     Tally,
     Unreadable,
     logger_key,
+    mapping_document,
     normalise,
     read,
     stated_logger,
@@ -58,10 +61,13 @@ class LoggerFileRefused(InvalidInput):
 
     code = "logger_file_refused"
 
-    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+    def __init__(self, message: str, problems: list[Problem] | None = None,
+                 layout: Layout | None = None) -> None:
         self.problems = problems or []
         errors = [{"field": "file", "message": str(p)} for p in self.problems[:20]]
         super().__init__(message, errors or [{"field": "file", "message": message}])
+        # A file the readers could not place: its columns, so that a person can map them.
+        self.extra = {"layout": layout.document()} if layout is not None else {}
 
 
 @dataclass
@@ -115,6 +121,9 @@ class Preview:
     skipped: list[Problem]
     skipped_count: int
     already: LoggerFile | None = None  # the same file, stored before
+    mapping: ColumnMapping | None = None  # the column mapping it was read through
+    format_name: str | None = None  # the saved format that mapping came from
+    layout: Layout | None = None  # its columns, for a mapping
 
 
 @dataclass
@@ -136,8 +145,28 @@ def digest(stream: IO[bytes]) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
+@dataclass(frozen=True)
+class Mapped:
+    """How a file is read: through the mapping given, else the saved format for its layout
+    (found by its fingerprint), else by detection alone."""
+
+    mapping: ColumnMapping | None
+    saved: LoggerFormat | None
+    layout: Layout | None
+
+
+def _mapped(session: Session, stream: IO[bytes], filename: str,
+            mapping: ColumnMapping | None) -> Mapped:
+    found = formats.layout(stream, filename)
+    if mapping is not None or found is None:
+        return Mapped(mapping, None, found)
+    saved = formats.in_use(session=session, fingerprint=found.fingerprint)
+    return Mapped(formats.mapping_of(saved) if saved else None, saved, found)
+
+
 def _open(view: ShipmentView, stream: IO[bytes], filename: str,
-          logger_serial: str | None) -> tuple[Source, ShipmentLogger]:
+          logger_serial: str | None, mapped: Mapped = Mapped(None, None, None)
+          ) -> tuple[Source, ShipmentLogger]:
     """Read the file as the shipment logger it belongs to. A serial the file states must be
     one of the shipment's loggers and agree with the one the uploader named; serials are
     compared by `logger_key` (case, spaces, hyphens and underscores ignored)."""
@@ -157,11 +186,12 @@ def _open(view: ShipmentView, stream: IO[bytes], filename: str,
                                [{"field": "logger", "message": "This shipment has several loggers: "
                                  f"{_serials(view)}."}])
         chosen = assigned.get(logger_key(stated)) or _refuse_stranger(stated, view)
-    options = ReadOptions(zone=ZoneInfo(chosen.zone) if chosen.zone else None, logger_id=chosen.serial)
+    options = ReadOptions(zone=ZoneInfo(chosen.zone) if chosen.zone else None, logger_id=chosen.serial,
+                          mapping=mapped.mapping)
     try:
         source = read(cast(BinaryIO, stream), name=filename, options=options)
     except Unreadable as error:
-        raise LoggerFileRefused(_refusal(error.problems), error.problems) from None
+        raise LoggerFileRefused(_refusal(error.problems, mapped), error.problems, mapped.layout) from None
     if source.logger_id and logger_key(source.logger_id) != logger_key(chosen.serial):
         if logger_key(source.logger_id) not in assigned:
             _refuse_stranger(source.logger_id, view)
@@ -185,10 +215,15 @@ def _serials(view: ShipmentView) -> str:
     return ", ".join(logger.serial for logger in view.loggers)
 
 
-def _refusal(problems: list[Problem]) -> str:
+def _refusal(problems: list[Problem], mapped: Mapped | None = None) -> str:
     first = str(problems[0]) if problems else "the file cannot be read"
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return f"The file was refused: {first}{more}. Nothing from it was stored."
+    through = ""
+    if mapped is not None and mapped.saved is not None:
+        through = f" It was read with the saved format {mapped.saved.name!r}."
+    elif mapped is not None and mapped.mapping is not None:
+        through = " It was read with the column mapping given."
+    return f"The file was refused: {first}{more}.{through} Nothing from it was stored."
 
 
 def _readings(source: Source, chosen: ShipmentLogger, tally: Tally) -> Iterator[Any]:
@@ -232,14 +267,17 @@ def _skipped(source: Source) -> tuple[list[Problem], int]:
 
 
 def preview(*, session: Session, now: datetime, actor: Actor, shipment_id: int, stream: IO[bytes],
-            filename: str, logger_serial: str | None = None, max_bytes: int | None = None) -> Preview:
+            filename: str, logger_serial: str | None = None, max_bytes: int | None = None,
+            mapping: ColumnMapping | None = None) -> Preview:
     """Read the file without storing anything: what it holds, what was skipped, and whether
-    it was stored before. Raises LoggerFileRefused as `store` would."""
+    it was stored before; with `mapping`, read through it. Raises LoggerFileRefused as
+    `store` would (with the file's layout, when it has columns to map)."""
     view = visible_shipment(session=session, actor=actor, shipment_id=shipment_id)
     require_upload(actor, view)
     sha, size = _checked_digest(stream, max_bytes)
     already = session.exec(select(LoggerFile).where(LoggerFile.sha256 == sha)).first()
-    source, chosen = _open(view, stream, filename, logger_serial)
+    mapped = _mapped(session, stream, filename, mapping)
+    source, chosen = _open(view, stream, filename, logger_serial, mapped)
     clocks.correct(session, view, source, chosen)
     window, span, tally = window_of(view.shipment, now), Span(), Tally()
     for reading in _readings(source, chosen, tally):
@@ -248,7 +286,8 @@ def preview(*, session: Session, now: datetime, actor: Actor, shipment_id: int, 
     skipped, skipped_count = _skipped(source)
     return Preview(filename, size, sha, source.format, chosen.serial, source.zone, source.interval,
                    source.clock_offset, dict(source.meta), span, window, tally.duplicates, skipped,
-                   skipped_count, already)
+                   skipped_count, already, mapped.mapping, mapped.saved.name if mapped.saved else None,
+                   mapped.layout)
 
 
 def _zone_note(source: Source) -> str:
@@ -269,12 +308,15 @@ def store(
     *, session: Session, now: datetime, actor: Actor, shipment_id: int, stream: IO[bytes],
     filename: str, via: str, logger_serial: str | None = None,
     expected_sha256: str | None = None, max_bytes: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, mapping: ColumnMapping | None = None,
+    format_name: str | None = None,
 ) -> Stored:
     """Store a logger file and its readings, then evaluate the shipment and raise alarms.
     The same file again (same SHA-256) changes nothing. `expected_sha256` (from a preview)
     makes sure the file committed is the file that was shown. `progress` is called with the
-    number of readings stored so far."""
+    number of readings stored so far. With `mapping` the file is read through it (else
+    through the saved format for its layout, if any); `format_name` saves the mapping as a
+    format for files of this layout."""
     view = visible_shipment(session=session, actor=actor, shipment_id=shipment_id)
     require_upload(actor, view)
     if via not in VIA:
@@ -285,12 +327,27 @@ def store(
     already = session.exec(select(LoggerFile).where(LoggerFile.sha256 == sha)).first()
     if already is not None:
         return Stored(already, False, session.get(LoggerFileResult, already.id))
-    source, chosen = _open(view, stream, filename, logger_serial)
+    if format_name and mapping is None:
+        raise InvalidInput("Give the column mapping to save as a format.",
+                           [{"field": "mapping", "message": "A format is a column mapping."}])
+    mapped = _mapped(session, stream, filename, mapping)
+    source, chosen = _open(view, stream, filename, logger_serial, mapped)
+    if format_name:
+        if mapped.layout is None:
+            raise InvalidInput("Only a delimited file (columns) can be saved as a format.",
+                               [{"field": "format_name", "message": "This file has no columns."}])
+        mapped = replace(mapped, saved=formats.save(
+            session=session, now=now, actor=actor, name=format_name, found=mapped.layout,
+            mapping=mapping,  # type: ignore[arg-type]
+            reason=f"Column mapping given for {storable(filename, FILENAME_MAX)} (shipment {shipment_id})"))
     clocks.correct(session, view, source, chosen)
     report = {"format": source.format, "zone": source.zone, "logger": source.logger_id,
               "interval_s": source.interval.total_seconds() if source.interval else None,
               "clock_offset_s": source.clock_offset.total_seconds() if source.clock_offset else None,
               "meta": source.meta}
+    if mapped.mapping is not None:  # how the file was read is part of what was read from it
+        report["mapping"] = mapping_document(mapped.mapping)
+        report["saved_format"] = mapped.saved.name if mapped.saved else None
     # The logger's first file for the shipment is evaluated as it is stored: its readings
     # come out of `normalise` in time order, one per time, exactly as `readings.points` would read
     # them back. A later file's readings interleave with the stored ones: read back then.
