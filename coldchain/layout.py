@@ -58,6 +58,15 @@ def layout_of(stream: BinaryIO, *, name: str = "") -> Layout | None:
     finally:
         stream.seek(start)
     lines = [(number, line) for number, line in enumerate(head, 1) if line.strip()]
+    if not lines or lines[0][1].lstrip("\ufeff \t").startswith(("{", "[", "<")):
+        return None  # a JSON or XML document: no columns
+    try:
+        return _layout(lines)
+    except Unreadable:  # cells that cannot be told apart: nothing a mapping can name
+        return None
+
+
+def _layout(lines: list[tuple[int, str]]) -> Layout | None:
     # The delimiter that gives the most data rows of one cell count, then one whose header
     # has that count too (a decimal comma in a semicolon file splits the rows evenly on commas
     # as well, but not the header).

@@ -144,3 +144,13 @@ def test_inspect_refuses_a_mapping_it_cannot_use(tmp_path):
     status, out, _err = run("inspect", str(path), "--mapping", '{"time": 2, "value": "Nope"}', "--json",
                             "--zone", "UTC")
     assert status == 2 and "the value column 'Nope' is not in the file's header" in json.loads(out)["refused"]
+
+
+@pytest.mark.parametrize("data", [
+    b'{"logger": "L", "readings": [{"at": "2024-01-01T00:00:00Z", "celsius": 5}]}',
+    b"<?xml version='1.0'?><epcis/>",
+    b"a,b\rc,\"d\"\r\n",  # cells that cannot be told apart
+    b"just one column\n12\n",
+])
+def test_a_file_without_columns_to_map_has_no_layout(data):
+    assert layout_of(io.BytesIO(data)) is None
