@@ -34,13 +34,17 @@ from coldchain.readers.common import (
     units_in,
     zone_name,
 )
+from coldchain.readers.dayperiods import CONFLICTING, half_of_day
 from coldchain.readers.text import Text
 
 DELIMITERS = (",", ";", "\t")
 ORDERS = ("DMY", "MDY", "YMD")
 _ORDER_WORDS = {"DMY": "day first", "MDY": "month first", "YMD": "year first"}
 
-_CLOCK = r"(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?(?:\s*([AaPp])\.?[Mm]\.?)?"
+# A clock, then maybe a day period: 'PM', 'p.m.', 'dop.', 'de la tarde' (words, dots and spaces;
+# which words are day periods is for `half_of_day` to say). A lone 'Z' is the UTC designator.
+_CLOCK = (r"(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?"
+          r"(?:\s*(?!Z(?:$|[+-]))([^\W\d_](?:[^\W\d_]|[.\s])*?))?")
 _STAMP = re.compile(rf"^(\d{{1,4}})([./-])(\d{{1,2}})\2(\d{{1,4}})"  # a date, maybe a clock and an offset
                     rf"(?:(?:T|\s+){_CLOCK}\s*(Z|[+-]\d\d(?::?\d\d)?)?)?$")
 _TIME_OF_DAY = re.compile(rf"^{_CLOCK}$")
@@ -82,8 +86,9 @@ class _Stamp:
     text: str
     fields: tuple[str, str, str]
     separator: str
-    clock: tuple[int, int, int, int, str]  # hour, minute, second, microsecond, 'A'/'P'/''
+    clock: tuple[int, int, int, int, str]  # hour, minute, second, microsecond, 'A'/'P'/'?'/''
     offset: timezone | None
+    marker: str = ""  # the day period as written ('odp.')
 
 
 @dataclass
@@ -259,12 +264,19 @@ def _time_place(cells: list[str]) -> tuple[int, int | None] | None:
     date column) for a date cell followed by a time cell; None for a row without a time."""
     for i, cell in enumerate(cells):
         match = _STAMP.match(cell.strip())
-        if match:
+        if match and _known_marker(match.group(9)):
             if match.group(5) is not None:
                 return i, None
-            if i + 1 < len(cells) and _TIME_OF_DAY.match(cells[i + 1].strip()):
+            if i + 1 < len(cells) and (clock := _TIME_OF_DAY.match(cells[i + 1].strip())) and \
+                    _known_marker(clock.group(5)):
                 return i + 1, i
     return None
+
+
+def _known_marker(marker: str | None) -> bool:
+    """No day period, or a word some language uses as one (even if languages disagree on it:
+    such a row is a time whose reading is refused, naming the word)."""
+    return not marker or half_of_day(marker) is not None
 
 
 def _header_above(rows: list[list[str]], data_line: int) -> list[str] | None:
@@ -424,6 +436,12 @@ def _time_parser(layout: _Layout, rows: list[tuple[int, list[str]]], mapping: Co
 
     stamps = [(n, stamp) for n, cells in rows if len(cells) > needed
               if (stamp := _stamp(joined(cells))) is not None]
+    conflicting = next(((n, s) for n, s in stamps if s.clock[4] == CONFLICTING), None)
+    if conflicting is not None:
+        line, stamp = conflicting
+        raise refuse(f"the day period '{stamp.marker}' in '{stamp.text}' means before noon in some languages "
+                     "and after noon in others, so the time cannot be told; give the time format in a column "
+                     "mapping", line=line)
     order = _choose_order(stamps, hints.first_date)
     example = stamps[0][1].text if stamps else ""
 
@@ -435,6 +453,10 @@ def _time_parser(layout: _Layout, rows: list[tuple[int, list[str]]], mapping: Co
             except ValueError:
                 pass
         stamp = _stamp(text)
+        if stamp is not None and stamp.clock[4] == CONFLICTING:
+            return (f"the day period '{stamp.marker}' in '{text}' means before noon in some languages and "
+                    "after noon in others; give the time format in a column mapping (24-hour times are "
+                    "safest)")
         at = _resolve(stamp, order) if stamp else None
         return at if at is not None else f"'{text}' is not a time like '{example}'"
     return by_order
@@ -444,10 +466,13 @@ def _stamp(text: str) -> _Stamp | None:
     match = _STAMP.match(text)
     if not match or match.group(5) is None:
         return None
-    a, separator, b, c, hour, minute, second, fraction, half, offset = match.groups()
+    a, separator, b, c, hour, minute, second, fraction, marker, offset = match.groups()
+    half = half_of_day(marker) if marker else ""
+    if half is None:
+        return None
     micro = int((fraction or "0").ljust(6, "0"))
-    clock = (int(hour), int(minute), int(second or 0), micro, (half or "").upper())
-    return _Stamp(text, (a, b, c), separator, clock, _offset(offset) if offset else None)
+    clock = (int(hour), int(minute), int(second or 0), micro, half)
+    return _Stamp(text, (a, b, c), separator, clock, _offset(offset) if offset else None, marker or "")
 
 
 def _offset(text: str) -> timezone:
@@ -475,7 +500,7 @@ def _resolve(stamp: _Stamp, order: str) -> datetime | None:
         return None
     hour, minute, second, micro, half = stamp.clock
     if half:
-        if not 1 <= hour <= 12:
+        if half == CONFLICTING or not 1 <= hour <= 12:
             return None
         hour = hour % 12 + (12 if half == "P" else 0)
     try:
