@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from math import isfinite
 
 from coldchain.model import ColumnMapping, Reading, ReadOptions, Source
+from coldchain.readers.cells import Shape, filled, settle, shaped
 from coldchain.readers.common import (
     Localiser,
     Notes,
@@ -117,6 +118,9 @@ def read(text: Text, options: ReadOptions, hints: Hints = Hints()) -> Source:
     mapping = options.mapping
     layout = _find_layout(text.head, mapping, hints)
     header = layout.header
+    head_rows = [(n, split_cells(line, layout.delimiter)) for n, line in enumerate(text.head, 1)
+                 if n >= layout.data_line and line.strip()]
+    shape = _shape(layout, head_rows)
     meta = dict(hints.meta)
 
     def name(column: int) -> str:
@@ -133,8 +137,8 @@ def read(text: Text, options: ReadOptions, hints: Hints = Hints()) -> Source:
     else:
         value_column = _temperature_column(layout)
     unit_column = _unit_column(hints, header)
-    rows = [(n, split_cells(line, layout.delimiter)) for n, line in enumerate(text.head, 1)
-            if n >= layout.data_line and line.strip()]
+    rows = [(n, cells) for n, raw in head_rows
+            if isinstance(cells := (shaped(raw, shape) if shape else raw), list)]
     decimal = _decimal(mapping, [cells[value_column].strip() for _, cells in rows
                                  if value_column < len(cells)])
     unit = None if unit_column is not None else _unit(header[value_column] if header and
@@ -177,6 +181,12 @@ def read(text: Text, options: ReadOptions, hints: Hints = Hints()) -> Source:
             if number < layout.data_line:
                 continue
             cells = split_cells(line, layout.delimiter)
+            if shape is not None:
+                fitted = shaped(cells, shape)
+                if isinstance(fitted, str):
+                    notes.problem(number, None, fitted)
+                    continue
+                cells = fitted
             if len(cells) <= needed:
                 if not line.replace(layout.delimiter, "").strip():
                     continue  # a blank row
@@ -223,6 +233,21 @@ def read(text: Text, options: ReadOptions, hints: Hints = Hints()) -> Source:
 
 
 # ------------------------------------------------------------------ layout
+
+def _shape(layout: _Layout, head_rows: list[tuple[int, list[str]]]) -> Shape | None:
+    """How the data rows line up with the header (None without a header: nothing to check
+    against). Where a decimal comma split numbers before the time column, the time
+    column's position is moved to where it is once they are joined."""
+    if not layout.header:
+        return None
+    timed = [(n, cells) for n, cells in head_rows if _time_place(cells) is not None]
+    shape = settle(timed, filled(layout.header), layout.delimiter)
+    time_column, date_column = layout.time_column, layout.date_column
+    layout.time_column -= sum(joined_at < time_column for joined_at in shape.joins)
+    if date_column is not None:
+        layout.date_column = date_column - sum(joined_at < date_column for joined_at in shape.joins)
+    return shape
+
 
 def _find_layout(head: list[str], mapping: ColumnMapping | None, hints: Hints) -> _Layout:
     delimiters = (mapping.delimiter,) if mapping and mapping.delimiter else DELIMITERS
