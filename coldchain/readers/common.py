@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from coldchain.model import Problem, Reading, ReadOptions, Source, Unreadable
 
@@ -115,6 +117,49 @@ def stated_offset(text: str) -> timezone | None:
     return fixed_zone(-offset if sign == "-" else offset)
 
 
+_ABBREVIATION = re.compile(r"(?<![A-Za-z])([A-Z]{3,5})(?![A-Za-z])")
+_SAMPLE_DAYS = (1, 15)  # two days a month find every abbreviation a zone uses in a year
+
+
+def stated_zone(text: str, on: date | None) -> tuple[timezone | None, str | None]:
+    """The zone a header or preamble text states, as (zone, None): an offset ('GMT+02:00',
+    'UTC') or an abbreviation that means one UTC offset wherever it is used in the year of
+    `on` ('CEST', 'EDT'); or (None, abbreviation) for one that means several ('CST' is
+    Chicago, Havana and Shanghai), which is not trusted; (None, None) when it states none.
+    Abbreviations come from the machine's zone database, not a hand-kept list."""
+    offset = stated_offset(text)
+    if offset is not None:
+        return offset, None
+    for abbreviation in _ABBREVIATION.findall(text):
+        offsets = abbreviation_offsets(on.year if on else _REFERENCE_YEAR).get(abbreviation)
+        if offsets and len(offsets) == 1:
+            return fixed_zone(next(iter(offsets))), None
+        if offsets:
+            return None, abbreviation
+    return None, None
+
+
+_REFERENCE_YEAR = 2025  # the rules used when a file gives no date to look them up for
+
+
+@cache
+def abbreviation_offsets(year: int) -> dict[str, frozenset[timedelta]]:
+    """Every zone abbreviation in use in `year` and the UTC offsets it stands for there."""
+    found: dict[str, set[timedelta]] = {}
+    for key in available_timezones():
+        try:
+            zone = ZoneInfo(key)
+        except (ValueError, OSError):  # a name the database lists but cannot load
+            continue
+        for month in range(1, 13):
+            for day in _SAMPLE_DAYS:
+                at = datetime(year, month, day, 12, tzinfo=zone)
+                name, offset = at.tzname(), at.utcoffset()
+                if name and offset is not None and name[0] not in "+-" and not name.isdigit():
+                    found.setdefault(name, set()).add(offset)
+    return {name: frozenset(offsets) for name, offsets in found.items()}
+
+
 def zone_name(zone: tzinfo) -> str:
     key = getattr(zone, "key", None)
     if isinstance(key, str):
@@ -125,17 +170,27 @@ def zone_name(zone: tzinfo) -> str:
 
 
 def choose_zone(stated: tzinfo | None, options: ReadOptions, meta: dict[str, str], *,
-                sample: datetime | None = None, untrusted: str | None = None) -> tzinfo:
+                sample: datetime | None = None, untrusted: str | None = None,
+                where: str = "the file") -> tzinfo:
     """The zone the file states wins; the configured one is used when it states none. `sample`
     (a local time from the file) is where a disagreement between the two is looked for;
-    `untrusted` is an ambiguous abbreviation the file gives instead of a zone."""
+    `untrusted` is an ambiguous abbreviation the file gives instead of a zone; `where` says
+    where the file states its zone ("header 'Time (CEST)'", "preamble"), for meta
+    ["zone_source"]. A disagreement is noted in meta["zone_conflict"] so that the app can flag
+    it: the logger may have been set up in another zone than the one it is registered in."""
     if stated is not None:
+        meta["zone_source"] = where
         if options.zone is not None and sample is not None and \
                 options.zone.utcoffset(sample) != stated.utcoffset(sample):
             meta["zone_note"] = (f"the file states {zone_name(stated)}; the configured zone "
                                  f"{zone_name(options.zone)} was not used")
+            configured = options.zone.utcoffset(sample) or timedelta(0)
+            meta["zone_conflict"] = (f"the file states {zone_name(stated)} ({where}), but the configured "
+                                     f"zone {zone_name(options.zone)} was {offset_name(configured)} at the "
+                                     f"first reading ({sample:%Y-%m-%d %H:%M}); the file's zone was used")
         return stated
     if options.zone is not None:
+        meta["zone_source"] = "configured"
         if untrusted:
             meta["zone_note"] = (f"the file gives its zone only as '{untrusted}', which is ambiguous; "
                                  f"times were read in the configured zone {zone_name(options.zone)}")

@@ -30,7 +30,7 @@ from coldchain.readers.common import (
     make_source,
     note_interval,
     refuse,
-    stated_offset,
+    stated_zone,
     to_celsius,
     units_in,
     zone_name,
@@ -70,6 +70,7 @@ class Hints:
     logger_id: str | None = None
     zone: tzinfo | None = None
     untrusted_zone: str | None = None  # an ambiguous abbreviation such as 'CST'
+    zone_source: str = "preamble"  # where the file states `zone`, for meta["zone_source"]
     unit: str | None = None  # "C" or "F"
     first_date: date | None = None  # the date of the first reading: settles the day/month order
     interval: timedelta | None = None
@@ -155,14 +156,13 @@ def read(text: Text, options: ReadOptions, hints: Hints = Hints()) -> Source:
                 stamps.append(at)
             if len(stamps) >= 50:
                 break
-    zone_in_header = stated_offset(" ".join(name(c) for c in (layout.time_column, layout.date_column)
-                                            if c is not None)) if header else None
-    stated = zone_in_header or hints.zone or _zone_in_preamble(text.head[:layout.data_line - 1])
+    on = stamps[0].date() if stamps else hints.first_date
+    stated, where, untrusted = _stated_zone(layout, text.head, hints, on)
     offsets_per_row = bool(stamps) and stamps[0].tzinfo is not None
     if offsets_per_row:
-        stated = stamps[0].tzinfo
+        stated, where = stamps[0].tzinfo, "per-row offsets"
     zone = choose_zone(stated, options, meta, sample=stamps[0].replace(tzinfo=None) if stamps else None,
-                       untrusted=None if stated else hints.untrusted_zone)
+                       untrusted=None if stated else untrusted, where=where)
     logger_id = choose_logger(hints.logger_id or _serial_in_preamble(text.head, layout),
                               options, meta)
     interval = note_interval(hints.interval, stamps, meta)
@@ -407,13 +407,29 @@ def _number(cell: str, decimal: str) -> float | None:
     return value
 
 
-def _zone_in_preamble(lines: list[str]) -> tzinfo | None:
-    for line in lines:
-        if _ZONE_LINE.search(line):
-            zone = stated_offset(line)
+def _stated_zone(layout: _Layout, head: list[str], hints: Hints,
+                 on: date | None) -> tuple[tzinfo | None, str, str | None]:
+    """The zone the file states, where it states it, and an ambiguous abbreviation it gives
+    instead. The time column's header comes first ('Date-Time (CEST)', 'Time, GMT+02:00'):
+    it is what the times are written in; then the vendor reader's preamble, then a
+    'Time zone' line of a generic preamble."""
+    untrusted = hints.untrusted_zone
+    header = layout.header or []
+    for column in (layout.time_column, layout.date_column):
+        if column is not None and column < len(header):
+            zone, ambiguous = stated_zone(header[column], on)
             if zone is not None:
-                return zone
-    return None
+                return zone, f"header '{header[column]}'", None
+            untrusted = untrusted or ambiguous
+    if hints.zone is not None:
+        return hints.zone, hints.zone_source, None
+    for line in head[:layout.data_line - 1]:
+        if _ZONE_LINE.search(line):
+            zone, ambiguous = stated_zone(line, on)
+            if zone is not None:
+                return zone, "preamble", None
+            untrusted = untrusted or ambiguous
+    return None, "", untrusted
 
 
 def _serial_in_preamble(head: list[str], layout: _Layout) -> str | None:
