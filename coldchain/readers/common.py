@@ -254,15 +254,23 @@ def local_to_utc(local: datetime, zone: tzinfo) -> datetime | str:
 
 # ------------------------------------------------------------------ units
 
-_DEGREE_UNIT = re.compile(r"(?:°|º|\bdeg(?:rees?)?\.?)\s*([CF])(?![a-z])", re.IGNORECASE)
+# '°C', 'ºC' (the masculine ordinal, which Spanish and Portuguese keyboards put where the
+# degree sign is), '˚C', 'degC', 'deg C', 'degrees F'; the one-character signs '℃' and '℉'; and
+# 'oC' for a degree sign typed as a letter, only as a word of its own ('[oC]', 'Temp oC') and
+# in capitals, so that 'of' in 'Temperature of probe' is no Fahrenheit.
+_DEGREE_UNIT = re.compile(r"(?:[°º˚]|\bdeg(?:rees?)?\.?)\s*([CF])(?![a-z])", re.IGNORECASE)
+_LETTER_O_UNIT = re.compile(r"(?<![^\s(\[/])o([CF])(?=$|[\s)\]/,;])")
+_SIGN_UNIT = {"℃": "C", "℉": "F"}
 _WORD_UNIT = re.compile(r"\b(celsius|fahrenheit)\b", re.IGNORECASE)
 _BARE_UNIT = re.compile(r"(?:^|[\s,(\[/])([CF])(?=$|[\s,)\]/])")
 
 
 def units_in(text: str) -> set[str]:
     """The temperature units ("C", "F") a header or preamble text names: '°F', 'degC',
-    'Celsius', or a lone C or F ('Temp, F', 'Value (C)')."""
+    '[oC]', '℃', 'Celsius', or a lone C or F ('Temp, F', 'Value (C)')."""
     found = {m.group(1).upper() for m in _DEGREE_UNIT.finditer(text)}
+    found |= {m.group(1) for m in _LETTER_O_UNIT.finditer(text)}
+    found |= {unit for sign, unit in _SIGN_UNIT.items() if sign in text}
     found |= {m.group(1)[0].upper() for m in _WORD_UNIT.finditer(text)}
     if not found:
         found = {m.group(1) for m in _BARE_UNIT.finditer(text)}

@@ -377,8 +377,9 @@ def _unit(value_header: str, hints: Hints, mapping: ColumnMapping | None) -> str
         return unit
     if wanted:
         return wanted
-    raise refuse("the file does not say whether temperatures are in °C or °F; give the unit in a column "
-                 "mapping")
+    named = f" (its column is headed '{value_header}')" if value_header.strip() else ""
+    raise refuse(f"the file does not say whether temperatures are in °C or °F{named}; give the unit in a "
+                 "column mapping")
 
 
 def _decimal(mapping: ColumnMapping | None, cells: list[str]) -> str:
