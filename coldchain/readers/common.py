@@ -28,17 +28,33 @@ class Notes:
         source.meta["skipped_count"] = "0"
         source.meta["problem_count"] = "0"
 
-    def skip(self, line: int | None, column: str | None, why: str) -> None:
+    def skip(self, line: int | None, column: str | None, why: str, where: str | None = None) -> None:
         self.skipped += 1
         if len(self.source.skipped) < KEEP:
-            self.source.skipped.append(Problem(line, column, why))
+            self.source.skipped.append(Problem(line, column, why, where))
         self.source.meta["skipped_count"] = str(self.skipped)
 
-    def problem(self, line: int | None, column: str | None, why: str) -> None:
+    def problem(self, line: int | None, column: str | None, why: str, where: str | None = None) -> None:
         self.problems += 1
         if len(self.source.problems) < KEEP:
-            self.source.problems.append(Problem(line, column, why))
+            self.source.problems.append(Problem(line, column, why, where))
         self.source.meta["problem_count"] = str(self.problems)
+
+    def why_no_readings(self, entry: str = "row") -> str | None:
+        """Why a file that yielded no readings yielded none, from what its rows were; None
+        when it had no rows at all (the reader knows better then)."""
+        first_problem = self.source.problems[0] if self.source.problems else None
+        first_skipped = self.source.skipped[0] if self.source.skipped else None
+        if first_problem and not first_skipped:
+            return (f"the file holds no readings: every {entry} failed to read ({self.problems:,}); the "
+                    f"first: {first_problem}")
+        if first_skipped and not first_problem:
+            return (f"the file holds no readings: none of its {self.skipped:,} {entry}(s) holds a "
+                    f"temperature; the first: {first_skipped}")
+        if first_problem and first_skipped:
+            return (f"the file holds no readings: {self.skipped:,} {entry}(s) hold no temperature and "
+                    f"{self.problems:,} failed to read; the first failure: {first_problem}")
+        return None
 
 
 def make_source(*, format: str, logger_id: str | None, zone: str | None, interval: timedelta | None,
@@ -47,16 +63,23 @@ def make_source(*, format: str, logger_id: str | None, zone: str | None, interva
     they run out, meta["reading_count"] says how many there were."""
     source = Source(format=format, logger_id=logger_id, zone=zone, interval=interval, readings=iter(()),
                     meta=meta, clock_offset=clock_offset)
-    source.readings = _counted(source, rows(Notes(source)))
+    notes = Notes(source)
+    source.readings = _counted(source, notes, rows(notes))
     return source
 
 
-def _counted(source: Source, readings: Iterator[Reading]) -> Iterator[Reading]:
+def _counted(source: Source, notes: Notes, readings: Iterator[Reading]) -> Iterator[Reading]:
+    """The readings, counted; when there were none, meta["no_readings"] says why (what the
+    rows were, else what the reader said, else that there were no rows)."""
     count = 0
     for reading in readings:
         count += 1
         yield reading
     source.meta["reading_count"] = str(count)
+    if not count:
+        entry = "sensor report" if source.format.startswith("epcis") else "row"
+        source.meta["no_readings"] = notes.why_no_readings(entry) or source.meta.get("no_readings") or \
+            "the file holds no readings: it has no data rows"
 
 
 def refuse(why: str, line: int | None = None, column: str | None = None) -> Unreadable:
