@@ -5,7 +5,8 @@ Detection looks at the first 64 KB: the delimiter and the first row holding a ti
 header above it, the time column (one date-and-time cell, or a date cell followed by a time
 cell), the temperature column, its unit, the decimal mark and the day/month order. Whatever
 it cannot settle is refused with the candidates named, never guessed; a ColumnMapping in the
-options says it instead.
+options says it instead. Data rows must line up with the header (see `cells`): a row with
+more cells than it names is never read shifted.
 """
 
 from __future__ import annotations
