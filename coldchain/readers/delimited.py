@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from math import isfinite
 
 from coldchain.model import ColumnMapping, Reading, ReadOptions, Source
@@ -26,7 +26,6 @@ from coldchain.readers.common import (
     Notes,
     choose_logger,
     choose_zone,
-    fixed_zone,
     logger_key,
     make_source,
     note_interval,
@@ -36,20 +35,11 @@ from coldchain.readers.common import (
     units_in,
     zone_name,
 )
-from coldchain.readers.dayperiods import CONFLICTING, half_of_day
+from coldchain.readers.dayperiods import CONFLICTING
+from coldchain.readers.stamps import STAMP, choose_order, parse_stamp, resolve, time_place
 from coldchain.readers.text import Text
 
 DELIMITERS = (",", ";", "\t")
-ORDERS = ("DMY", "MDY", "YMD")
-_ORDER_WORDS = {"DMY": "day first", "MDY": "month first", "YMD": "year first"}
-
-# A clock, then maybe a day period: 'PM', 'p.m.', 'dop.', 'de la tarde' (words, dots and spaces;
-# which words are day periods is for `half_of_day` to say). A lone 'Z' is the UTC designator.
-_CLOCK = (r"(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?"
-          r"(?:\s*(?!Z(?:$|[+-]))([^\W\d_](?:[^\W\d_]|[.\s])*?))?")
-_STAMP = re.compile(rf"^(\d{{1,4}})([./-])(\d{{1,2}})\2(\d{{1,4}})"  # a date, maybe a clock and an offset
-                    rf"(?:(?:T|\s+){_CLOCK}\s*(Z|[+-]\d\d(?::?\d\d)?)?)?$")
-_TIME_OF_DAY = re.compile(rf"^{_CLOCK}$")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 _TEMPERATURE_NAME = re.compile(r"temp|^t(?:\s*[\[(].*)?$", re.IGNORECASE)
 _NOT_TEMPERATURE = re.compile(r"dew|heat|index|%", re.IGNORECASE)
@@ -80,18 +70,6 @@ class Hints:
     value_column: str | int | None = None
     unit_column: str | int | None = None
     meta: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Stamp:
-    """A time cell split into its parts, before the day/month order is known."""
-
-    text: str
-    fields: tuple[str, str, str]
-    separator: str
-    clock: tuple[int, int, int, int, str]  # hour, minute, second, microsecond, 'A'/'P'/'?'/''
-    offset: timezone | None
-    marker: str = ""  # the day period as written ('odp.')
 
 
 @dataclass
@@ -241,7 +219,7 @@ def _shape(layout: _Layout, head_rows: list[tuple[int, list[str]]]) -> Shape | N
     column's position is moved to where it is once they are joined."""
     if not layout.header:
         return None
-    timed = [(n, cells) for n, cells in head_rows if _time_place(cells) is not None]
+    timed = [(n, cells) for n, cells in head_rows if time_place(cells) is not None]
     shape = settle(timed, filled(layout.header), layout.delimiter)
     time_column, date_column = layout.time_column, layout.date_column
     layout.time_column -= sum(joined_at < time_column for joined_at in shape.joins)
@@ -260,7 +238,7 @@ def _find_layout(head: list[str], mapping: ColumnMapping | None, hints: Hints) -
         places: Counter[tuple[int, int | None]] = Counter()
         first: dict[tuple[int, int | None], int] = {}
         for number, line in enumerate(head[start - 1:], start):
-            place = _time_place(split_cells(line, delimiter))
+            place = time_place(split_cells(line, delimiter))
             if place is not None:
                 places[place] += 1
                 first.setdefault(place, number)
@@ -285,26 +263,6 @@ def _find_layout(head: list[str], mapping: ColumnMapping | None, hints: Hints) -
     return best
 
 
-def _time_place(cells: list[str]) -> tuple[int, int | None] | None:
-    """Where a row's time is: (column, None) for a cell with date and time, (time column,
-    date column) for a date cell followed by a time cell; None for a row without a time."""
-    for i, cell in enumerate(cells):
-        match = _STAMP.match(cell.strip())
-        if match and _known_marker(match.group(9)):
-            if match.group(5) is not None:
-                return i, None
-            if i + 1 < len(cells) and (clock := _TIME_OF_DAY.match(cells[i + 1].strip())) and \
-                    _known_marker(clock.group(5)):
-                return i + 1, i
-    return None
-
-
-def _known_marker(marker: str | None) -> bool:
-    """No day period, or a word some language uses as one (even if languages disagree on it:
-    such a row is a time whose reading is refused, naming the word)."""
-    return not marker or half_of_day(marker) is not None
-
-
 def _header_above(rows: list[list[str]], data_line: int) -> list[str] | None:
     """The nearest row above the data with two or more names and no numbers or times in it
     (rows with fewer than two filled cells, like section markers, are passed over)."""
@@ -313,7 +271,7 @@ def _header_above(rows: list[list[str]], data_line: int) -> list[str] | None:
         filled = [cell for cell in cells if cell]
         if len(filled) < 2:
             continue
-        if any(_NUMBER.match(cell.replace(",", ".")) or _STAMP.match(cell) for cell in filled):
+        if any(_NUMBER.match(cell.replace(",", ".")) or STAMP.match(cell) for cell in filled):
             return None
         return cells
     return None
@@ -478,14 +436,14 @@ def _time_parser(layout: _Layout, rows: list[tuple[int, list[str]]], mapping: Co
         return by_format
 
     stamps = [(n, stamp) for n, cells in rows if len(cells) > needed
-              if (stamp := _stamp(joined(cells))) is not None]
+              if (stamp := parse_stamp(joined(cells))) is not None]
     conflicting = next(((n, s) for n, s in stamps if s.clock[4] == CONFLICTING), None)
     if conflicting is not None:
         line, stamp = conflicting
         raise refuse(f"the day period '{stamp.marker}' in '{stamp.text}' means before noon in some languages "
                      "and after noon in others, so the time cannot be told; give the time format in a column "
                      "mapping", line=line)
-    order = _choose_order(stamps, hints.first_date)
+    order = choose_order(stamps, hints.first_date)
     example = stamps[0][1].text if stamps else ""
 
     def by_order(cells: list[str]) -> datetime | str:
@@ -495,113 +453,11 @@ def _time_parser(layout: _Layout, rows: list[tuple[int, list[str]]], mapping: Co
                 return datetime.fromisoformat(text)
             except ValueError:
                 pass
-        stamp = _stamp(text)
+        stamp = parse_stamp(text)
         if stamp is not None and stamp.clock[4] == CONFLICTING:
             return (f"the day period '{stamp.marker}' in '{text}' means before noon in some languages and "
                     "after noon in others; give the time format in a column mapping (24-hour times are "
                     "safest)")
-        at = _resolve(stamp, order) if stamp else None
+        at = resolve(stamp, order) if stamp else None
         return at if at is not None else f"'{text}' is not a time like '{example}'"
     return by_order
-
-
-def _stamp(text: str) -> _Stamp | None:
-    match = _STAMP.match(text)
-    if not match or match.group(5) is None:
-        return None
-    a, separator, b, c, hour, minute, second, fraction, marker, offset = match.groups()
-    half = half_of_day(marker) if marker else ""
-    if half is None:
-        return None
-    micro = int((fraction or "0").ljust(6, "0"))
-    clock = (int(hour), int(minute), int(second or 0), micro, half)
-    return _Stamp(text, (a, b, c), separator, clock, _offset(offset) if offset else None, marker or "")
-
-
-def _offset(text: str) -> timezone:
-    if text == "Z":
-        return fixed_zone(timedelta(0))
-    digits = text[1:].replace(":", "")
-    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
-    return fixed_zone(-offset if text[0] == "-" else offset)
-
-
-def _day(stamp: _Stamp, order: str) -> date | None:
-    a, b, c = stamp.fields
-    year, month, day = {"DMY": (c, b, a), "MDY": (c, a, b), "YMD": (a, b, c)}[order]
-    if len(month) > 2 or len(day) > 2 or len(year) not in (2, 4):
-        return None
-    try:
-        return date(int(year) + (2000 if len(year) == 2 else 0), int(month), int(day))
-    except ValueError:
-        return None
-
-
-def _resolve(stamp: _Stamp, order: str) -> datetime | None:
-    day = _day(stamp, order)
-    if day is None:
-        return None
-    hour, minute, second, micro, half = stamp.clock
-    if half:
-        if half == CONFLICTING or not 1 <= hour <= 12:
-            return None
-        hour = hour % 12 + (12 if half == "P" else 0)
-    try:
-        return datetime(day.year, day.month, day.day, hour, minute, second, micro, tzinfo=stamp.offset)
-    except ValueError:
-        return None
-
-
-def _choose_order(stamps: list[tuple[int, _Stamp]], first_date: date | None) -> str:
-    """The day/month order the dates are in: the only one under which they are all valid
-    dates, or the only one under which the date moves forward by less than four weeks each
-    time it changes (under the wrong order, 11/10 to 12/10 jumps a month)."""
-    if not stamps:
-        return "YMD"
-    valid = [order for order in ORDERS if all(_day(stamp, order) for _, stamp in stamps)]
-    if not valid:
-        line, stamp = next(((n, s) for n, s in stamps if not any(_day(s, order) for order in ORDERS)),
-                           stamps[0])
-        raise refuse(f"'{stamp.text}' and the other dates fit no single day/month/year order; give the "
-                     "time format in a column mapping", line=line)
-    if len(valid) == 1:
-        return valid[0]
-    if first_date is not None:
-        matching = [order for order in valid if _day(stamps[0][1], order) == first_date]
-        if len(matching) == 1:
-            return matching[0]
-    steady = [order for order in valid if _steady(stamps, order)]
-    if len(steady) == 1:
-        return steady[0]
-    line, stamp = stamps[0]
-    readings = " or ".join(f"{_ORDER_WORDS[order]} ({_day(stamp, order):%d %b %Y})" for order in valid)
-    formats = " or ".join(f"'{_strptime_format(stamp, order)}'" for order in valid)
-    raise refuse(f"dates like '{stamp.text}' could be read {readings}, and the file does not settle it; "
-                 f"give the time format in a column mapping ({formats})", line=line)
-
-
-def _steady(stamps: list[tuple[int, _Stamp]], order: str) -> bool:
-    changes = 0
-    previous: date | None = None
-    for _, stamp in stamps:
-        day = _day(stamp, order)
-        if day is None:
-            return False
-        if previous is not None and day != previous:
-            changes += 1
-            if not timedelta(0) < day - previous < timedelta(days=28):
-                return False
-        previous = day
-    return changes > 0
-
-
-def _strptime_format(stamp: _Stamp, order: str) -> str:
-    a, b, c = stamp.fields
-    codes = {"DMY": ("%d", "%m", "%Y" if len(c) == 4 else "%y"),
-             "MDY": ("%m", "%d", "%Y" if len(c) == 4 else "%y"),
-             "YMD": ("%Y" if len(a) == 4 else "%y", "%m", "%d")}[order]
-    clock = re.split(r"T|\s+", stamp.text, maxsplit=1)[-1]
-    time_codes = "%H:%M:%S" if clock.count(":") == 2 else "%H:%M"
-    if stamp.clock[4]:
-        time_codes = time_codes.replace("%H", "%I") + " %p"
-    return f"{stamp.separator.join(codes)} {time_codes}"
