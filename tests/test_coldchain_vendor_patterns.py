@@ -246,6 +246,6 @@ def test_epcis_problems_name_the_event_and_the_sensor_report() -> None:
     good = {"type": "Temperature", "value": 5, "uom": "CEL"}
     bad = {"type": "Temperature", "value": 5, "uom": "XYZ"}
     source, readings = read_all(_epcis(_event(good), _event(good, good), _event(good, bad)))
-    assert len(readings) == 4
+    assert len(readings) == 4 and source.meta["zone_source"] == "per-row offsets"
     [problem] = source.problems
     assert str(problem) == "event 3, sensor report 2, column uom: the unit 'XYZ' is not CEL, FAH or KEL"

@@ -178,6 +178,8 @@ def _source(reports: list[_Report], fmt: str, options: ReadOptions) -> Source:
             outcomes.append((kind, replace(problem, where=report.where)))
     readings = [outcome for outcome in outcomes if isinstance(outcome, Reading)]
     meta["other_reports"] = str(other)  # sensor reports about other quantities than temperature
+    if offsets:
+        meta["zone_source"] = "per-row offsets"  # each report's time carries its own UTC offset
     if not reports:
         meta["no_readings"] = "the document holds no readings: it has no sensor reports"
     elif other == len(reports):
