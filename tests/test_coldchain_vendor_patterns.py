@@ -64,6 +64,13 @@ def test_decimal_commas_that_could_split_two_ways_are_refused_naming_the_line() 
     assert "'2026-11-22 09:00 | 17,97 | 45'" in why and "'2026-11-22 09:00 | 17 | 97,45'" in why
 
 
+def test_a_later_row_can_settle_which_cells_a_decimal_comma_split() -> None:
+    # '17,97,45' alone could be 17.97 | 45 or 17 | 97.45; '18,5,-3' can only be 18.5 | -3.
+    data = (b"Time,Temp (C),Offset (C)\n2026-11-22 09:00,17,97,45\n2026-11-22 09:10,18,5,-3\n")
+    _, readings = read_all(data, zone=UTC, logger_id="L1")
+    assert [r.celsius for r in readings] == [17.97, 18.5]
+
+
 def test_rows_that_split_differently_are_refused_not_read_as_17() -> None:
     # '18' has no decimals, so that row has one cell fewer: which column it lost cannot be told.
     why = refusal(b"Time,Temp (C)\n2026-11-22 09:00,17,97\n2026-11-22 09:10,18\n", zone=UTC, logger_id="L1")

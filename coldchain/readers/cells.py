@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from itertools import combinations
+from math import comb
 
 from coldchain.model import Unreadable
 from coldchain.readers.common import refuse
 
 _INTEGER = re.compile(r"^\s*[+-]?\d+$")  # the part before a decimal comma: no space before the comma
 _FRACTION = re.compile(r"^\d+$")  # the part after it: digits only, no space after the comma
-_MAX_PAIRS = 16  # more candidate pairs than this on one row is no layout anyone can vouch for
+_MAX_LAYOUTS = 1000  # more ways than this to split one row is no layout anyone can vouch for
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,18 @@ def _layouts(cells: list[str], names: int, delimiter: str) -> set[tuple[int, ...
         return set()
     pairs = [i for i in range(filled(cells) - 1)
              if _INTEGER.match(cells[i]) and _FRACTION.match(cells[i + 1])]
-    if len(pairs) > _MAX_PAIRS:
+    if comb(len(pairs), extra) > _MAX_LAYOUTS:
         return set()
     return {joins for joins in combinations(pairs, extra)
             if all(b - a > 1 for a, b in zip(joins, joins[1:], strict=False))}
+
+
+def _fits(cells: list[str], names: int, joins: tuple[int, ...]) -> bool:
+    """The row fits the header once the numbers at `joins` are joined."""
+    if not joins:
+        return filled(cells) <= names
+    return filled(cells) == names + len(joins) and \
+        all(_INTEGER.match(cells[i]) and _FRACTION.match(cells[i + 1]) for i in joins)
 
 
 def join(cells: list[str], joins: tuple[int, ...]) -> list[str]:
@@ -79,20 +88,25 @@ def settle(rows: list[tuple[int, list[str]]], names: int, delimiter: str) -> Sha
     be read more than one way."""
     common: set[tuple[int, ...]] | None = None
     for line, cells in rows:
-        layouts = _layouts(cells, names, delimiter)
-        if not layouts:
-            raise _unfitting(line, cells, names)
-        if common is not None and not common & layouts:
+        if common is None:
+            common = _layouts(cells, names, delimiter)
+            if not common:
+                raise _unfitting(line, cells, names)
+            continue
+        fitting = {joins for joins in common if _fits(cells, names, joins)}
+        if not fitting:
+            if not _layouts(cells, names, delimiter):
+                raise _unfitting(line, cells, names)
             above = names + len(next(iter(common)))
             raise refuse(f"the row has {filled(cells)} cells where the rows above have {above} "
                          f"for the header's {names} columns, so its values cannot be matched to the columns "
                          "(numbers written with a decimal comma in a comma-separated file?): export the file "
                          "with ';' as the delimiter or with quoted values", line=line)
-        common = layouts if common is None else common & layouts
+        common = fitting
     if not common or common == {()}:
         return Shape(names)
     if len(common) > 1:
-        line, cells = next((n, c) for n, c in rows if len(_layouts(c, names, delimiter)) > 1)
+        line, cells = rows[0]  # every row fits each of the layouts, the first as well as any
         readings = " or as ".join(f"'{' | '.join(join(cells, joins)[:filled(cells) - len(joins)])}'"
                                   for joins in sorted(common)[:3])
         raise refuse(f"the row has {filled(cells)} cells for the header's {names} columns: with a comma as "
@@ -109,8 +123,7 @@ def shaped(cells: list[str], shape: Shape) -> list[str] | str:
             return cells
         return (f"the row has {count} cells but the header names {shape.names} columns, so its values cannot "
                 "be matched to the columns")
-    if count == shape.cells and all(_INTEGER.match(cells[i]) and _FRACTION.match(cells[i + 1])
-                                    for i in shape.joins):
+    if _fits(cells, shape.names, shape.joins):
         return join(cells, shape.joins)
     return (f"the row does not split its decimal-comma numbers like the others ({count} cells where they "
             f"have {shape.cells}), so its values cannot be matched to the columns")
