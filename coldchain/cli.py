@@ -112,10 +112,14 @@ def inspect_file(path: Path, *, zone: tzinfo | None = None, logger_id: str | Non
         raise Refused(f"it cannot be read ({error.strerror or error})") from None
     skipped_count = int(source.meta.get("skipped_count", len(source.skipped)))
     if first is None or last is None:
-        # A reader that knows why (a model that keeps daily summaries only) says so in meta.
+        # A reader that knows why (a model that keeps daily summaries only) says so in meta;
+        # otherwise the library's reason names the first row that failed, or what there was.
+        problem_count = int(source.meta.get("problem_count", len(source.problems)))
         detail = source.meta.get("content") or (f"{skipped_count:,} row(s) were not readings"
-                                                if skipped_count else None)
-        raise Refused("the file holds no readings" + (f" ({detail})" if detail else ""))
+                                                if skipped_count and not problem_count else None)
+        if detail or "no_readings" not in source.meta:
+            raise Refused("the file holds no readings" + (f" ({detail})" if detail else ""))
+        raise Refused(source.meta["no_readings"])
     meta = dict(source.meta)
     if source.clock_offset:
         # The reader's note says the times are as the logger kept them; normalise has since

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
 from coldchain.model import ColumnMapping, Unreadable
-from coldchain.readers.delimited import DELIMITERS, ORDERS, split_cells
+from coldchain.readers.delimited import DELIMITERS, split_cells
+from coldchain.readers.stamps import ORDERS
 from coldchain.readers.text import Text
 
 SAMPLE_ROWS = 3

@@ -25,15 +25,20 @@ class Reading:
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Something a reader or the normaliser could not take as it stands: where (line, column
-    name or number as text) and why, in words a courier can act on."""
+    name or number as text) and why, in words a courier can act on. `where` says the place in
+    a document that has no lines ('event 3, sensor report 2'); `line` then still orders and
+    counts (the position among all entries)."""
 
     line: int | None
     column: str | None
     why: str
+    where: str | None = None
 
     def __str__(self) -> str:
         where = []
-        if self.line is not None:
+        if self.where:
+            where.append(self.where)
+        elif self.line is not None:
             where.append(f"line {self.line}")
         if self.column:
             where.append(f"column {self.column}")

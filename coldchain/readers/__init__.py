@@ -22,7 +22,7 @@ from coldchain.readers import (
 )
 from coldchain.readers.common import refuse
 from coldchain.readers.readings_json import read_json_readings
-from coldchain.readers.text import Text
+from coldchain.readers.text import Text, encoding_name
 
 __all__ = ["read", "read_json_readings", "stated_logger"]
 
@@ -67,10 +67,11 @@ def read(stream: BinaryIO, *, name: str = "", options: ReadOptions = NO_OPTIONS)
     """Read a logger file. Raises Unreadable when the whole file must be refused; rows that
     cannot be read land in `source.problems` as the readings are consumed."""
     text = Text(stream, name)
-    for detect, reader in READERS:
-        if detect(text):
-            return reader(text, options)
-    return delimited.read(text, options)
+    reader = next((reader for detect, reader in READERS if detect(text)), delimited.read)
+    source = reader(text, options)
+    if text.encoding != "utf-8":
+        source.meta["encoding"] = encoding_name(text.encoding)
+    return source
 
 
 # A logger id no file can state (a NUL byte makes a file binary, refused): it stands for "the

@@ -75,6 +75,7 @@ def read(text: Text, options: ReadOptions) -> Source:
     if not has_data:
         meta["content"] = ("daily summaries only (minimum and maximum per day), no individual readings: "
                            "this model does not log")
+        meta["no_readings"] = f"the report holds no readings: {meta['content']}"
         return make_source(format=fmt, logger_id=logger_id, zone=None, interval=interval, meta=meta,
                            rows=_nothing)
     zone = choose_zone(None, options, meta)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from coldchain.model import Problem, Reading, ReadOptions, Source, Unreadable
 
@@ -26,17 +28,33 @@ class Notes:
         source.meta["skipped_count"] = "0"
         source.meta["problem_count"] = "0"
 
-    def skip(self, line: int | None, column: str | None, why: str) -> None:
+    def skip(self, line: int | None, column: str | None, why: str, where: str | None = None) -> None:
         self.skipped += 1
         if len(self.source.skipped) < KEEP:
-            self.source.skipped.append(Problem(line, column, why))
+            self.source.skipped.append(Problem(line, column, why, where))
         self.source.meta["skipped_count"] = str(self.skipped)
 
-    def problem(self, line: int | None, column: str | None, why: str) -> None:
+    def problem(self, line: int | None, column: str | None, why: str, where: str | None = None) -> None:
         self.problems += 1
         if len(self.source.problems) < KEEP:
-            self.source.problems.append(Problem(line, column, why))
+            self.source.problems.append(Problem(line, column, why, where))
         self.source.meta["problem_count"] = str(self.problems)
+
+    def why_no_readings(self, entry: str = "row") -> str | None:
+        """Why a file that yielded no readings yielded none, from what its rows were; None
+        when it had no rows at all (the reader knows better then)."""
+        first_problem = self.source.problems[0] if self.source.problems else None
+        first_skipped = self.source.skipped[0] if self.source.skipped else None
+        if first_problem and not first_skipped:
+            return (f"the file holds no readings: every {entry} failed to read ({self.problems:,}); the "
+                    f"first: {first_problem}")
+        if first_skipped and not first_problem:
+            return (f"the file holds no readings: none of its {self.skipped:,} {entry}(s) holds a "
+                    f"temperature; the first: {first_skipped}")
+        if first_problem and first_skipped:
+            return (f"the file holds no readings: {self.skipped:,} {entry}(s) hold no temperature and "
+                    f"{self.problems:,} failed to read; the first failure: {first_problem}")
+        return None
 
 
 def make_source(*, format: str, logger_id: str | None, zone: str | None, interval: timedelta | None,
@@ -45,16 +63,23 @@ def make_source(*, format: str, logger_id: str | None, zone: str | None, interva
     they run out, meta["reading_count"] says how many there were."""
     source = Source(format=format, logger_id=logger_id, zone=zone, interval=interval, readings=iter(()),
                     meta=meta, clock_offset=clock_offset)
-    source.readings = _counted(source, rows(Notes(source)))
+    notes = Notes(source)
+    source.readings = _counted(source, notes, rows(notes))
     return source
 
 
-def _counted(source: Source, readings: Iterator[Reading]) -> Iterator[Reading]:
+def _counted(source: Source, notes: Notes, readings: Iterator[Reading]) -> Iterator[Reading]:
+    """The readings, counted; when there were none, meta["no_readings"] says why (what the
+    rows were, else what the reader said, else that there were no rows)."""
     count = 0
     for reading in readings:
         count += 1
         yield reading
     source.meta["reading_count"] = str(count)
+    if not count:
+        entry = "sensor report" if source.format.startswith("epcis") else "row"
+        source.meta["no_readings"] = notes.why_no_readings(entry) or source.meta.get("no_readings") or \
+            "the file holds no readings: it has no data rows"
 
 
 def refuse(why: str, line: int | None = None, column: str | None = None) -> Unreadable:
@@ -115,6 +140,49 @@ def stated_offset(text: str) -> timezone | None:
     return fixed_zone(-offset if sign == "-" else offset)
 
 
+_ABBREVIATION = re.compile(r"(?<![A-Za-z])([A-Z]{3,5})(?![A-Za-z])")
+_SAMPLE_DAYS = (1, 15)  # two days a month find every abbreviation a zone uses in a year
+
+
+def stated_zone(text: str, on: date | None) -> tuple[timezone | None, str | None]:
+    """The zone a header or preamble text states, as (zone, None): an offset ('GMT+02:00',
+    'UTC') or an abbreviation that means one UTC offset wherever it is used in the year of
+    `on` ('CEST', 'EDT'); or (None, abbreviation) for one that means several ('CST' is
+    Chicago, Havana and Shanghai), which is not trusted; (None, None) when it states none.
+    Abbreviations come from the machine's zone database, not a hand-kept list."""
+    offset = stated_offset(text)
+    if offset is not None:
+        return offset, None
+    for abbreviation in _ABBREVIATION.findall(text):
+        offsets = abbreviation_offsets(on.year if on else _REFERENCE_YEAR).get(abbreviation)
+        if offsets and len(offsets) == 1:
+            return fixed_zone(next(iter(offsets))), None
+        if offsets:
+            return None, abbreviation
+    return None, None
+
+
+_REFERENCE_YEAR = 2025  # the rules used when a file gives no date to look them up for
+
+
+@cache
+def abbreviation_offsets(year: int) -> dict[str, frozenset[timedelta]]:
+    """Every zone abbreviation in use in `year` and the UTC offsets it stands for there."""
+    found: dict[str, set[timedelta]] = {}
+    for key in available_timezones():
+        try:
+            zone = ZoneInfo(key)
+        except (ValueError, OSError):  # a name the database lists but cannot load
+            continue
+        for month in range(1, 13):
+            for day in _SAMPLE_DAYS:
+                at = datetime(year, month, day, 12, tzinfo=zone)
+                name, offset = at.tzname(), at.utcoffset()
+                if name and offset is not None and name[0] not in "+-" and not name.isdigit():
+                    found.setdefault(name, set()).add(offset)
+    return {name: frozenset(offsets) for name, offsets in found.items()}
+
+
 def zone_name(zone: tzinfo) -> str:
     key = getattr(zone, "key", None)
     if isinstance(key, str):
@@ -125,17 +193,27 @@ def zone_name(zone: tzinfo) -> str:
 
 
 def choose_zone(stated: tzinfo | None, options: ReadOptions, meta: dict[str, str], *,
-                sample: datetime | None = None, untrusted: str | None = None) -> tzinfo:
+                sample: datetime | None = None, untrusted: str | None = None,
+                where: str = "the file") -> tzinfo:
     """The zone the file states wins; the configured one is used when it states none. `sample`
     (a local time from the file) is where a disagreement between the two is looked for;
-    `untrusted` is an ambiguous abbreviation the file gives instead of a zone."""
+    `untrusted` is an ambiguous abbreviation the file gives instead of a zone; `where` says
+    where the file states its zone ("header 'Time (CEST)'", "preamble"), for meta
+    ["zone_source"]. A disagreement is noted in meta["zone_conflict"] so that the app can flag
+    it: the logger may have been set up in another zone than the one it is registered in."""
     if stated is not None:
+        meta["zone_source"] = where
         if options.zone is not None and sample is not None and \
                 options.zone.utcoffset(sample) != stated.utcoffset(sample):
             meta["zone_note"] = (f"the file states {zone_name(stated)}; the configured zone "
                                  f"{zone_name(options.zone)} was not used")
+            configured = options.zone.utcoffset(sample) or timedelta(0)
+            meta["zone_conflict"] = (f"the file states {zone_name(stated)} ({where}), but the configured "
+                                     f"zone {zone_name(options.zone)} was {offset_name(configured)} at the "
+                                     f"first reading ({sample:%Y-%m-%d %H:%M}); the file's zone was used")
         return stated
     if options.zone is not None:
+        meta["zone_source"] = "configured"
         if untrusted:
             meta["zone_note"] = (f"the file gives its zone only as '{untrusted}', which is ambiguous; "
                                  f"times were read in the configured zone {zone_name(options.zone)}")
@@ -199,15 +277,23 @@ def local_to_utc(local: datetime, zone: tzinfo) -> datetime | str:
 
 # ------------------------------------------------------------------ units
 
-_DEGREE_UNIT = re.compile(r"(?:°|º|\bdeg(?:rees?)?\.?)\s*([CF])(?![a-z])", re.IGNORECASE)
+# '°C', 'ºC' (the masculine ordinal, which Spanish and Portuguese keyboards put where the
+# degree sign is), '˚C', 'degC', 'deg C', 'degrees F'; the one-character signs '℃' and '℉'; and
+# 'oC' for a degree sign typed as a letter, only as a word of its own ('[oC]', 'Temp oC') and
+# in capitals, so that 'of' in 'Temperature of probe' is no Fahrenheit.
+_DEGREE_UNIT = re.compile(r"(?:[°º˚]|\bdeg(?:rees?)?\.?)\s*([CF])(?![a-z])", re.IGNORECASE)
+_LETTER_O_UNIT = re.compile(r"(?<![^\s(\[/])o([CF])(?=$|[\s)\]/,;])")
+_SIGN_UNIT = {"℃": "C", "℉": "F"}
 _WORD_UNIT = re.compile(r"\b(celsius|fahrenheit)\b", re.IGNORECASE)
 _BARE_UNIT = re.compile(r"(?:^|[\s,(\[/])([CF])(?=$|[\s,)\]/])")
 
 
 def units_in(text: str) -> set[str]:
     """The temperature units ("C", "F") a header or preamble text names: '°F', 'degC',
-    'Celsius', or a lone C or F ('Temp, F', 'Value (C)')."""
+    '[oC]', '℃', 'Celsius', or a lone C or F ('Temp, F', 'Value (C)')."""
     found = {m.group(1).upper() for m in _DEGREE_UNIT.finditer(text)}
+    found |= {m.group(1) for m in _LETTER_O_UNIT.finditer(text)}
+    found |= {unit for sign, unit in _SIGN_UNIT.items() if sign in text}
     found |= {m.group(1)[0].upper() for m in _WORD_UNIT.finditer(text)}
     if not found:
         found = {m.group(1) for m in _BARE_UNIT.finditer(text)}

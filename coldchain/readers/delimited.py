@@ -5,7 +5,8 @@ Detection looks at the first 64 KB: the delimiter and the first row holding a ti
 header above it, the time column (one date-and-time cell, or a date cell followed by a time
 cell), the temperature column, its unit, the decimal mark and the day/month order. Whatever
 it cannot settle is refused with the candidates named, never guessed; a ColumnMapping in the
-options says it instead.
+options says it instead. Data rows must line up with the header (see `cells`): a row with
+more cells than it names is never read shifted.
 """
 
 from __future__ import annotations
@@ -15,35 +16,30 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from math import isfinite
 
 from coldchain.model import ColumnMapping, Reading, ReadOptions, Source
+from coldchain.readers.cells import Shape, filled, settle, shaped
 from coldchain.readers.common import (
     Localiser,
     Notes,
     choose_logger,
     choose_zone,
-    fixed_zone,
     logger_key,
     make_source,
     note_interval,
     refuse,
-    stated_offset,
+    stated_zone,
     to_celsius,
     units_in,
     zone_name,
 )
+from coldchain.readers.dayperiods import CONFLICTING
+from coldchain.readers.stamps import STAMP, choose_order, parse_stamp, resolve, time_place
 from coldchain.readers.text import Text
 
 DELIMITERS = (",", ";", "\t")
-ORDERS = ("DMY", "MDY", "YMD")
-_ORDER_WORDS = {"DMY": "day first", "MDY": "month first", "YMD": "year first"}
-
-_CLOCK = r"(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?(?:\s*([AaPp])\.?[Mm]\.?)?"
-_STAMP = re.compile(rf"^(\d{{1,4}})([./-])(\d{{1,2}})\2(\d{{1,4}})"  # a date, maybe a clock and an offset
-                    rf"(?:(?:T|\s+){_CLOCK}\s*(Z|[+-]\d\d(?::?\d\d)?)?)?$")
-_TIME_OF_DAY = re.compile(rf"^{_CLOCK}$")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 _TEMPERATURE_NAME = re.compile(r"temp|^t(?:\s*[\[(].*)?$", re.IGNORECASE)
 _NOT_TEMPERATURE = re.compile(r"dew|heat|index|%", re.IGNORECASE)
@@ -65,6 +61,7 @@ class Hints:
     logger_id: str | None = None
     zone: tzinfo | None = None
     untrusted_zone: str | None = None  # an ambiguous abbreviation such as 'CST'
+    zone_source: str = "preamble"  # where the file states `zone`, for meta["zone_source"]
     unit: str | None = None  # "C" or "F"
     first_date: date | None = None  # the date of the first reading: settles the day/month order
     interval: timedelta | None = None
@@ -73,17 +70,6 @@ class Hints:
     value_column: str | int | None = None
     unit_column: str | int | None = None
     meta: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Stamp:
-    """A time cell split into its parts, before the day/month order is known."""
-
-    text: str
-    fields: tuple[str, str, str]
-    separator: str
-    clock: tuple[int, int, int, int, str]  # hour, minute, second, microsecond, 'A'/'P'/''
-    offset: timezone | None
 
 
 @dataclass
@@ -112,6 +98,9 @@ def read(text: Text, options: ReadOptions, hints: Hints = Hints()) -> Source:
     mapping = options.mapping
     layout = _find_layout(text.head, mapping, hints)
     header = layout.header
+    head_rows = [(n, split_cells(line, layout.delimiter)) for n, line in enumerate(text.head, 1)
+                 if n >= layout.data_line and line.strip()]
+    shape = _shape(layout, head_rows)
     meta = dict(hints.meta)
 
     def name(column: int) -> str:
@@ -128,8 +117,8 @@ def read(text: Text, options: ReadOptions, hints: Hints = Hints()) -> Source:
     else:
         value_column = _temperature_column(layout)
     unit_column = _unit_column(hints, header)
-    rows = [(n, split_cells(line, layout.delimiter)) for n, line in enumerate(text.head, 1)
-            if n >= layout.data_line and line.strip()]
+    rows = [(n, cells) for n, raw in head_rows
+            if isinstance(cells := (shaped(raw, shape) if shape else raw), list)]
     decimal = _decimal(mapping, [cells[value_column].strip() for _, cells in rows
                                  if value_column < len(cells)])
     unit = None if unit_column is not None else _unit(header[value_column] if header and
@@ -146,14 +135,13 @@ def read(text: Text, options: ReadOptions, hints: Hints = Hints()) -> Source:
                 stamps.append(at)
             if len(stamps) >= 50:
                 break
-    zone_in_header = stated_offset(" ".join(name(c) for c in (layout.time_column, layout.date_column)
-                                            if c is not None)) if header else None
-    stated = zone_in_header or hints.zone or _zone_in_preamble(text.head[:layout.data_line - 1])
+    on = stamps[0].date() if stamps else hints.first_date
+    stated, where, untrusted = _stated_zone(layout, text.head, hints, on)
     offsets_per_row = bool(stamps) and stamps[0].tzinfo is not None
     if offsets_per_row:
-        stated = stamps[0].tzinfo
+        stated, where = stamps[0].tzinfo, "per-row offsets"
     zone = choose_zone(stated, options, meta, sample=stamps[0].replace(tzinfo=None) if stamps else None,
-                       untrusted=None if stated else hints.untrusted_zone)
+                       untrusted=None if stated else untrusted, where=where)
     logger_id = choose_logger(hints.logger_id or _serial_in_preamble(text.head, layout),
                               options, meta)
     interval = note_interval(hints.interval, stamps, meta)
@@ -172,6 +160,12 @@ def read(text: Text, options: ReadOptions, hints: Hints = Hints()) -> Source:
             if number < layout.data_line:
                 continue
             cells = split_cells(line, layout.delimiter)
+            if shape is not None:
+                fitted = shaped(cells, shape)
+                if isinstance(fitted, str):
+                    notes.problem(number, None, fitted)
+                    continue
+                cells = fitted
             if len(cells) <= needed:
                 if not line.replace(layout.delimiter, "").strip():
                     continue  # a blank row
@@ -219,6 +213,21 @@ def read(text: Text, options: ReadOptions, hints: Hints = Hints()) -> Source:
 
 # ------------------------------------------------------------------ layout
 
+def _shape(layout: _Layout, head_rows: list[tuple[int, list[str]]]) -> Shape | None:
+    """How the data rows line up with the header (None without a header: nothing to check
+    against). Where a decimal comma split numbers before the time column, the time
+    column's position is moved to where it is once they are joined."""
+    if not layout.header:
+        return None
+    timed = [(n, cells) for n, cells in head_rows if time_place(cells) is not None]
+    shape = settle(timed, filled(layout.header), layout.delimiter)
+    time_column, date_column = layout.time_column, layout.date_column
+    layout.time_column -= sum(joined_at < time_column for joined_at in shape.joins)
+    if date_column is not None:
+        layout.date_column = date_column - sum(joined_at < date_column for joined_at in shape.joins)
+    return shape
+
+
 def _find_layout(head: list[str], mapping: ColumnMapping | None, hints: Hints) -> _Layout:
     delimiters = (mapping.delimiter,) if mapping and mapping.delimiter else DELIMITERS
     given_start = mapping.first_data_line if mapping else None
@@ -229,7 +238,7 @@ def _find_layout(head: list[str], mapping: ColumnMapping | None, hints: Hints) -
         places: Counter[tuple[int, int | None]] = Counter()
         first: dict[tuple[int, int | None], int] = {}
         for number, line in enumerate(head[start - 1:], start):
-            place = _time_place(split_cells(line, delimiter))
+            place = time_place(split_cells(line, delimiter))
             if place is not None:
                 places[place] += 1
                 first.setdefault(place, number)
@@ -254,19 +263,6 @@ def _find_layout(head: list[str], mapping: ColumnMapping | None, hints: Hints) -
     return best
 
 
-def _time_place(cells: list[str]) -> tuple[int, int | None] | None:
-    """Where a row's time is: (column, None) for a cell with date and time, (time column,
-    date column) for a date cell followed by a time cell; None for a row without a time."""
-    for i, cell in enumerate(cells):
-        match = _STAMP.match(cell.strip())
-        if match:
-            if match.group(5) is not None:
-                return i, None
-            if i + 1 < len(cells) and _TIME_OF_DAY.match(cells[i + 1].strip()):
-                return i + 1, i
-    return None
-
-
 def _header_above(rows: list[list[str]], data_line: int) -> list[str] | None:
     """The nearest row above the data with two or more names and no numbers or times in it
     (rows with fewer than two filled cells, like section markers, are passed over)."""
@@ -275,7 +271,7 @@ def _header_above(rows: list[list[str]], data_line: int) -> list[str] | None:
         filled = [cell for cell in cells if cell]
         if len(filled) < 2:
             continue
-        if any(_NUMBER.match(cell.replace(",", ".")) or _STAMP.match(cell) for cell in filled):
+        if any(_NUMBER.match(cell.replace(",", ".")) or STAMP.match(cell) for cell in filled):
             return None
         return cells
     return None
@@ -340,8 +336,9 @@ def _unit(value_header: str, hints: Hints, mapping: ColumnMapping | None) -> str
         return unit
     if wanted:
         return wanted
-    raise refuse("the file does not say whether temperatures are in °C or °F; give the unit in a column "
-                 "mapping")
+    named = f" (its column is headed '{value_header}')" if value_header.strip() else ""
+    raise refuse(f"the file does not say whether temperatures are in °C or °F{named}; give the unit in a "
+                 "column mapping")
 
 
 def _decimal(mapping: ColumnMapping | None, cells: list[str]) -> str:
@@ -370,13 +367,29 @@ def _number(cell: str, decimal: str) -> float | None:
     return value
 
 
-def _zone_in_preamble(lines: list[str]) -> tzinfo | None:
-    for line in lines:
-        if _ZONE_LINE.search(line):
-            zone = stated_offset(line)
+def _stated_zone(layout: _Layout, head: list[str], hints: Hints,
+                 on: date | None) -> tuple[tzinfo | None, str, str | None]:
+    """The zone the file states, where it states it, and an ambiguous abbreviation it gives
+    instead. The time column's header comes first ('Date-Time (CEST)', 'Time, GMT+02:00'):
+    it is what the times are written in; then the vendor reader's preamble, then a
+    'Time zone' line of a generic preamble."""
+    untrusted = hints.untrusted_zone
+    header = layout.header or []
+    for column in (layout.time_column, layout.date_column):
+        if column is not None and column < len(header):
+            zone, ambiguous = stated_zone(header[column], on)
             if zone is not None:
-                return zone
-    return None
+                return zone, f"header '{header[column]}'", None
+            untrusted = untrusted or ambiguous
+    if hints.zone is not None:
+        return hints.zone, hints.zone_source, None
+    for line in head[:layout.data_line - 1]:
+        if _ZONE_LINE.search(line):
+            zone, ambiguous = stated_zone(line, on)
+            if zone is not None:
+                return zone, "preamble", None
+            untrusted = untrusted or ambiguous
+    return None, "", untrusted
 
 
 def _serial_in_preamble(head: list[str], layout: _Layout) -> str | None:
@@ -423,8 +436,14 @@ def _time_parser(layout: _Layout, rows: list[tuple[int, list[str]]], mapping: Co
         return by_format
 
     stamps = [(n, stamp) for n, cells in rows if len(cells) > needed
-              if (stamp := _stamp(joined(cells))) is not None]
-    order = mapping.order if mapping and mapping.order else _choose_order(stamps, hints.first_date)
+              if (stamp := parse_stamp(joined(cells))) is not None]
+    conflicting = next(((n, s) for n, s in stamps if s.clock[4] == CONFLICTING), None)
+    if conflicting is not None and not (mapping and mapping.time_format):
+        line, stamp = conflicting
+        raise refuse(f"the day period '{stamp.marker}' in '{stamp.text}' means before noon in some languages "
+                     "and after noon in others, so the time cannot be told; give the time format in a column "
+                     "mapping", line=line)
+    order = mapping.order if mapping and mapping.order else choose_order(stamps, hints.first_date)
     example = stamps[0][1].text if stamps else ""
 
     def by_order(cells: list[str]) -> datetime | str:
@@ -434,106 +453,11 @@ def _time_parser(layout: _Layout, rows: list[tuple[int, list[str]]], mapping: Co
                 return datetime.fromisoformat(text)
             except ValueError:
                 pass
-        stamp = _stamp(text)
-        at = _resolve(stamp, order) if stamp else None
+        stamp = parse_stamp(text)
+        if stamp is not None and stamp.clock[4] == CONFLICTING:
+            return (f"the day period '{stamp.marker}' in '{text}' means before noon in some languages and "
+                    "after noon in others; give the time format in a column mapping (24-hour times are "
+                    "safest)")
+        at = resolve(stamp, order) if stamp else None
         return at if at is not None else f"'{text}' is not a time like '{example}'"
     return by_order
-
-
-def _stamp(text: str) -> _Stamp | None:
-    match = _STAMP.match(text)
-    if not match or match.group(5) is None:
-        return None
-    a, separator, b, c, hour, minute, second, fraction, half, offset = match.groups()
-    micro = int((fraction or "0").ljust(6, "0"))
-    clock = (int(hour), int(minute), int(second or 0), micro, (half or "").upper())
-    return _Stamp(text, (a, b, c), separator, clock, _offset(offset) if offset else None)
-
-
-def _offset(text: str) -> timezone:
-    if text == "Z":
-        return fixed_zone(timedelta(0))
-    digits = text[1:].replace(":", "")
-    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
-    return fixed_zone(-offset if text[0] == "-" else offset)
-
-
-def _day(stamp: _Stamp, order: str) -> date | None:
-    a, b, c = stamp.fields
-    year, month, day = {"DMY": (c, b, a), "MDY": (c, a, b), "YMD": (a, b, c)}[order]
-    if len(month) > 2 or len(day) > 2 or len(year) not in (2, 4):
-        return None
-    try:
-        return date(int(year) + (2000 if len(year) == 2 else 0), int(month), int(day))
-    except ValueError:
-        return None
-
-
-def _resolve(stamp: _Stamp, order: str) -> datetime | None:
-    day = _day(stamp, order)
-    if day is None:
-        return None
-    hour, minute, second, micro, half = stamp.clock
-    if half:
-        if not 1 <= hour <= 12:
-            return None
-        hour = hour % 12 + (12 if half == "P" else 0)
-    try:
-        return datetime(day.year, day.month, day.day, hour, minute, second, micro, tzinfo=stamp.offset)
-    except ValueError:
-        return None
-
-
-def _choose_order(stamps: list[tuple[int, _Stamp]], first_date: date | None) -> str:
-    """The day/month order the dates are in: the only one under which they are all valid
-    dates, or the only one under which the date moves forward by less than four weeks each
-    time it changes (under the wrong order, 11/10 to 12/10 jumps a month)."""
-    if not stamps:
-        return "YMD"
-    valid = [order for order in ORDERS if all(_day(stamp, order) for _, stamp in stamps)]
-    if not valid:
-        line, stamp = next(((n, s) for n, s in stamps if not any(_day(s, order) for order in ORDERS)),
-                           stamps[0])
-        raise refuse(f"'{stamp.text}' and the other dates fit no single day/month/year order; give the "
-                     "time format in a column mapping", line=line)
-    if len(valid) == 1:
-        return valid[0]
-    if first_date is not None:
-        matching = [order for order in valid if _day(stamps[0][1], order) == first_date]
-        if len(matching) == 1:
-            return matching[0]
-    steady = [order for order in valid if _steady(stamps, order)]
-    if len(steady) == 1:
-        return steady[0]
-    line, stamp = stamps[0]
-    readings = " or ".join(f"{_ORDER_WORDS[order]} ({_day(stamp, order):%d %b %Y})" for order in valid)
-    formats = " or ".join(f"'{_strptime_format(stamp, order)}'" for order in valid)
-    raise refuse(f"dates like '{stamp.text}' could be read {readings}, and the file does not settle it; "
-                 f"give the time format in a column mapping ({formats})", line=line)
-
-
-def _steady(stamps: list[tuple[int, _Stamp]], order: str) -> bool:
-    changes = 0
-    previous: date | None = None
-    for _, stamp in stamps:
-        day = _day(stamp, order)
-        if day is None:
-            return False
-        if previous is not None and day != previous:
-            changes += 1
-            if not timedelta(0) < day - previous < timedelta(days=28):
-                return False
-        previous = day
-    return changes > 0
-
-
-def _strptime_format(stamp: _Stamp, order: str) -> str:
-    a, b, c = stamp.fields
-    codes = {"DMY": ("%d", "%m", "%Y" if len(c) == 4 else "%y"),
-             "MDY": ("%m", "%d", "%Y" if len(c) == 4 else "%y"),
-             "YMD": ("%Y" if len(a) == 4 else "%y", "%m", "%d")}[order]
-    clock = re.split(r"T|\s+", stamp.text, maxsplit=1)[-1]
-    time_codes = "%H:%M:%S" if clock.count(":") == 2 else "%H:%M"
-    if stamp.clock[4]:
-        time_codes = time_codes.replace("%H", "%I") + " %p"
-    return f"{stamp.separator.join(codes)} {time_codes}"

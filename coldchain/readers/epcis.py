@@ -5,7 +5,9 @@ readings; uom CEL, FAH or KEL. A report's time is its own 'time', else its senso
 else the event's eventTime, each with its UTC offset. Aggregates (min/max/mean over a period)
 and exceptions (ERROR_CONDITION, ALARM_CONDITION) are skipped with the reason. A reading's
 `line` is the 1-based position of its sensorReport among all sensorReports of the document,
-in document order (documents have no meaningful lines). Documents are parsed whole: the app's
+in document order (documents have no meaningful lines); a problem says where a person finds
+the report instead ('event 3, sensor report 2': the event's position in the event list, the
+report's among that event's reports). Documents are parsed whole: the app's
 size limit keeps them small. XML with a DOCTYPE or entity declarations is refused.
 """
 
@@ -43,6 +45,13 @@ class _Report:
     fields: Mapping[str, object]
     metadata: Mapping[str, object]
     event_time: object
+    event: int = 0  # 1-based position of its event in the event list
+    in_event: int = 0  # 1-based position among its event's sensor reports
+
+    @property
+    def where(self) -> str:
+        """Where a person finds the report in the document: documents have no lines."""
+        return f"event {self.event}, sensor report {self.in_event}"
 
 
 def is_epcis(document: object) -> bool:
@@ -75,31 +84,35 @@ def read_xml(text: Text, options: ReadOptions) -> Source:
 
 def _json_reports(document: object) -> Iterator[_Report]:
     position = 0
-    for event in _json_events(document):
+    for number, event in _json_events(document):
+        in_event = 0
         for element in _list(event.get("sensorElementList")):
             if not isinstance(element, dict):
                 continue
             metadata = element.get("sensorMetadata")
             for report in _list(element.get("sensorReport")):
                 position += 1
+                in_event += 1
                 yield _Report(position, report if isinstance(report, dict) else {},
-                              metadata if isinstance(metadata, dict) else {}, event.get("eventTime"))
+                              metadata if isinstance(metadata, dict) else {}, event.get("eventTime"),
+                              number, in_event)
 
 
-def _json_events(document: object) -> Iterator[dict[str, object]]:
-    """The objects holding a sensorElementList, in document order. A loop over a stack, not
-    recursion: a document nested a few hundred levels deep (which the JSON decoder still
-    reads) must not exhaust the interpreter's recursion limit here."""
-    stack: list[object] = [document]
+def _json_events(document: object) -> Iterator[tuple[int, dict[str, object]]]:
+    """The objects holding a sensorElementList, in document order, with their 1-based
+    position in the list holding them (the eventList). A loop over a stack, not recursion: a
+    document nested a few hundred levels deep (which the JSON decoder still reads) must not
+    exhaust the interpreter's recursion limit here."""
+    stack: list[tuple[int, object]] = [(1, document)]
     while stack:
-        node = stack.pop()
+        number, node = stack.pop()
         if isinstance(node, dict):
             if "sensorElementList" in node:
-                yield node
+                yield number, node
             else:
-                stack.extend(reversed(list(node.values())))
+                stack.extend(reversed([(1, value) for value in node.values()]))
         elif isinstance(node, list):
-            stack.extend(reversed(node))
+            stack.extend(reversed(list(enumerate(node, 1))))
 
 
 def _list(value: object) -> list[object]:
@@ -108,18 +121,29 @@ def _list(value: object) -> list[object]:
 
 def _xml_reports(root: ET.Element) -> Iterator[_Report]:
     position = 0
-    for event in root.iter():
+    for event, number in _xml_events(root):
         lists = [child for child in event if _local(child.tag) == "sensorElementList"]
-        if not lists:
-            continue
         event_time = next((child.text for child in event if _local(child.tag) == "eventTime"), None)
+        in_event = 0
         for element in (element for found in lists for element in found):
             metadata = next((_attributes(child) for child in element
                              if _local(child.tag) == "sensorMetadata"), {})
             for child in element:
                 if _local(child.tag) == "sensorReport":
                     position += 1
-                    yield _Report(position, _attributes(child), metadata, event_time)
+                    in_event += 1
+                    yield _Report(position, _attributes(child), metadata, event_time, number, in_event)
+
+
+def _xml_events(root: ET.Element) -> Iterator[tuple[ET.Element, int]]:
+    """The elements holding a sensorElementList, in document order, with their 1-based
+    position among their siblings (the events of the EventList)."""
+    if any(_local(child.tag) == "sensorElementList" for child in root):
+        yield root, 1
+    for parent in root.iter():
+        for number, event in enumerate(parent, 1):
+            if any(_local(child.tag) == "sensorElementList" for child in event):
+                yield event, number
 
 
 def _local(name: str) -> str:
@@ -150,9 +174,17 @@ def _source(reports: list[_Report], fmt: str, options: ReadOptions) -> Source:
             offsets.add(offset_name(outcome.at.utcoffset() or timedelta(0)))
             outcomes.append(replace(outcome, at=outcome.at.astimezone(UTC)))
         else:
-            outcomes.append(outcome)
+            kind, problem = outcome
+            outcomes.append((kind, replace(problem, where=report.where)))
     readings = [outcome for outcome in outcomes if isinstance(outcome, Reading)]
     meta["other_reports"] = str(other)  # sensor reports about other quantities than temperature
+    if offsets:
+        meta["zone_source"] = "per-row offsets"  # each report's time carries its own UTC offset
+    if not reports:
+        meta["no_readings"] = "the document holds no readings: it has no sensor reports"
+    elif other == len(reports):
+        meta["no_readings"] = (f"the document holds no readings: its {other:,} sensor report(s) are about "
+                               "other quantities than temperature")
 
     def replay(notes: Notes) -> Iterator[Reading]:
         for outcome in outcomes:
@@ -160,7 +192,8 @@ def _source(reports: list[_Report], fmt: str, options: ReadOptions) -> Source:
                 yield outcome
             else:
                 kind, problem = outcome
-                (notes.skip if kind == "skip" else notes.problem)(problem.line, problem.column, problem.why)
+                (notes.skip if kind == "skip" else notes.problem)(problem.line, problem.column, problem.why,
+                                                                  problem.where)
 
     return make_source(format=fmt, logger_id=logger_id, zone=", ".join(sorted(offsets)) or None,
                        interval=usual_step([reading.at for reading in readings]), meta=meta, rows=replay)

@@ -40,6 +40,9 @@ def read_json_readings(document: object, *, options: ReadOptions) -> Source:
         raise Unreadable(problems[:KEEP] + ([Problem(None, None, f"and {more} more entries like these")]
                                              if more > 0 else []))
 
+    if offsets:
+        meta["zone_source"] = "per-row offsets"
+
     def rows(notes: Notes) -> Iterator[Reading]:
         yield from readings
 

@@ -1,9 +1,13 @@
 """Bytes to numbered text lines, with the decoding rules every reader shares.
 
 UTF-8 (with or without a byte-order mark) and UTF-16 with a byte-order mark are decoded as
-such. A line that is not UTF-8 is taken as Windows-1252 only when its non-ASCII bytes are all
-sign bytes real exports use (degree, micro, plus-minus, superscript two and three); any other
-such byte refuses the file. Binary files, PDFs and office documents are refused up front.
+such. A line that is not UTF-8 is taken as Windows-1252 when its non-ASCII bytes are all sign
+bytes real exports use (degree, masculine ordinal, micro, plus-minus, superscript two and
+three). A file whose first 64 KB hold other bytes that are not UTF-8 is in a legacy 8-bit
+encoding: charset-normalizer names the encodings that fit it best, and the file is decoded
+when they all read those 64 KB alike (as Windows-1250 and -1252 read 'ü' and '°'); when they
+disagree ('è' in one is 'č' in another) it is refused naming the byte and line, never
+guessed. Binary files, PDFs and office documents are refused up front.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from coldchain.model import Problem, Unreadable
 SNIFF_BYTES = 64 * 1024  # how much of the file detection looks at
 CHUNK_BYTES = 64 * 1024
 MAX_LINE_BYTES = 1024 * 1024
-SIGN_BYTES = frozenset(b"\xb0\xb5\xb1\xb2\xb3")  # ° µ ± ² ³ in Windows-1252
+SIGN_BYTES = frozenset(b"\xb0\xba\xb5\xb1\xb2\xb3")  # ° º µ ± ² ³ in Windows-1252
 
 _NOT_TEXT = (
     (b"%PDF", "this is a PDF report, not a text export: upload the logger's text or CSV export"),
@@ -48,6 +52,11 @@ class Text:
             chunks = _utf16_to_utf8(chunks)
         elif b"\x00" in first:
             raise _refused(name, _BINARY)
+        self.encoding = "utf-8"
+        if not first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF8)) and \
+                not _utf8_or_signs(first):
+            self.encoding = legacy_encoding(first)
+            chunks = _recoded(chunks, self.encoding)
         self._lines = _text_lines(chunks)
         self.head: list[str] = []
         size = 0
@@ -93,6 +102,93 @@ def _chunks(first: bytes, stream: BinaryIO) -> Iterator[bytes]:
     yield first
     while chunk := stream.read(CHUNK_BYTES):
         yield chunk
+
+
+def _whole_lines(head: bytes) -> bytes:
+    """The head up to its last line ending (the 64 KB may end inside a character)."""
+    cut = head.rfind(b"\n")
+    return head[:cut] if cut >= 0 else head
+
+
+def _utf8_or_signs(head: bytes) -> bool:
+    """Every line of the head is UTF-8, or has no other non-ASCII bytes than sign bytes."""
+    try:
+        _whole_lines(head).decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return True
+    for raw in _whole_lines(head).split(b"\n"):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            if any(byte >= 0x80 and byte not in SIGN_BYTES for byte in raw):
+                return False
+    return True
+
+
+# The encodings a legacy export can be in: the Windows ANSI code pages that logger software on
+# a PC writes, and the ISO-8859 sets of Western and Central Europe. DOS and classic-Mac code
+# pages are left out: charset-normalizer finds them as plausible as the others for a short
+# file, and each reads the degree byte as something else ('ḞC', 'įC').
+LEGACY_ENCODINGS = frozenset({f"cp{number}" for number in range(1250, 1259)} |
+                             {"latin_1", "iso8859_2", "iso8859_15"})
+
+
+def legacy_encoding(head: bytes) -> str:
+    """The 8-bit encoding of a head that is not UTF-8: the best fit charset-normalizer finds
+    among LEGACY_ENCODINGS, when every encoding that fits as well reads the head the same.
+    Otherwise Unreadable naming the first byte (and its line) that they read differently."""
+    from charset_normalizer import from_bytes  # here: only files that are not UTF-8 pay for it
+
+    body = _whole_lines(head)
+    matches = [match for match in from_bytes(body) if match.encoding in LEGACY_ENCODINGS]
+    least = min((match.chaos for match in matches), default=None)
+    candidates = [match.encoding for match in matches if match.chaos == least]
+    if candidates and len({body.decode(encoding, errors="replace") for encoding in candidates}) == 1:
+        return candidates[0]
+    for number, raw in enumerate(body.split(b"\n"), 1):
+        for byte in raw:
+            readings: dict[str, str] = {}  # how the byte reads -> the first encoding reading it so
+            for encoding in candidates:
+                readings.setdefault(bytes([byte]).decode(encoding, errors="replace"), encoding)
+            if byte >= 0x80 and len(readings) != 1:
+                shown = ", ".join(f"'{char}' in {encoding_name(encoding)}"
+                                  for char, encoding in readings.items())
+                why = (f"it reads {shown}, and the file does not tell which" if shown else
+                       "and no 8-bit encoding reads the file plausibly")
+                raise Unreadable(Problem(number, None, f"byte 0x{byte:02X} is not UTF-8; {why}: save the "
+                                         "export as UTF-8 and upload it again"))
+    raise Unreadable(Problem(None, None, "the file is not UTF-8 and its encoding cannot be told: save the "
+                             "export as UTF-8 and upload it again"))
+
+
+def encoding_name(encoding: str) -> str:
+    """An encoding as people name it: 'Windows-1252', 'ISO-8859-2', 'Latin-1'."""
+    if encoding.startswith("cp"):
+        return f"Windows-{encoding[2:]}"
+    if encoding.startswith("iso8859_"):
+        return f"ISO-8859-{encoding[8:]}"
+    return {"latin_1": "Latin-1", "utf-8": "UTF-8"}.get(encoding, encoding)
+
+
+def _recoded(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
+    """The chunks decoded from `encoding` and written as UTF-8, which the line splitter reads;
+    a byte the encoding does not define refuses the file naming its line."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    lines = 0
+    for chunk in chunks:
+        try:
+            text = decoder.decode(chunk)
+        except UnicodeDecodeError as error:
+            line = lines + error.object[:error.start].count(b"\n") + 1
+            byte = error.object[error.start]
+            why = (f"byte 0x{byte:02X} is not {encoding} like the rest of the file: save "
+                   "the export as UTF-8 and upload it again")
+            raise Unreadable(Problem(line, None, why)) from None
+        lines += text.count("\n")
+        yield text.encode("utf-8")
+    yield decoder.decode(b"", final=True).encode("utf-8")
 
 
 def _utf16_to_utf8(chunks: Iterator[bytes]) -> Iterator[bytes]:
