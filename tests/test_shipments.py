@@ -71,8 +71,11 @@ def test_a_case_has_one_shipment_on_its_way_at_a_time(app, session, world, clock
 
 @pytest.mark.parametrize(("serials", "zone", "message"), [
     ((), BERLIN, "at least one"),
-    (("bad serial!",), BERLIN, "not a logger serial"),
+    (("bad\tserial",), BERLIN, "control character"),
+    (("X" * 65,), BERLIN, "1 to 64 characters"),
+    (("- _",), BERLIN, "no letter or digit"),
     (("A", "A"), BERLIN, "named twice"),
+    (("0434 EF00", "0434-ef00"), BERLIN, "named twice"),
     (("A",), "Mars/Olympus", "not a time zone"),
 ])
 def test_a_shipment_with_bad_loggers_is_not_opened(app, session, world, clock, serials, zone, message):
