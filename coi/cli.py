@@ -13,7 +13,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlmodel import select
 
-from coi import demo, migrate
+from coi import demo, handlers, migrate
 from coi.core.errors import DomainError
 from coi.core.phi import PhiCipher
 from coi.db import session_scope, snapshot
@@ -127,11 +127,11 @@ def import_logger(shipment_id: int, path: str, username: str, logger_serial: str
                     session.commit()
                 raise click.ClickException(error.message) from None
         session.commit()
-    if not stored.created:
-        click.echo(f"This file was stored before (file {stored.file.id}): nothing changed.")
+    click.echo(handlers.stored_message(stored, shipment_id))
+    if not stored.changed:
         return
-    count = stored.result.reading_count if stored.result else 0
-    click.echo(f"Stored {count:,} readings as file {stored.file.id} (SHA-256 {stored.file.sha256}).")
+    if stored.created:
+        click.echo(f"File {stored.file.id}, SHA-256 {stored.file.sha256}.")
     for alarm in stored.alarms:
         click.echo(f"ALARM {alarm.severity}: {alarm.summary}")
 

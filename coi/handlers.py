@@ -177,7 +177,7 @@ def store_logger_file(shipment_id: int, stream: IO[bytes], filename: str, *, via
         _keep_refusal(shipment_id, stream, filename, error)
         raise
     db.commit()
-    return stored_document(stored, shipment_id), 201 if stored.created else 200
+    return stored_document(stored, shipment_id), 201 if stored.changed else 200
 
 
 def _keep_refusal(shipment_id: int, stream: IO[bytes], filename: str, error: DomainError) -> None:
@@ -209,25 +209,37 @@ def preview_document(shown: intake.Preview, zone: str) -> dict[str, Any]:
         "skipped_count": shown.skipped_count,
         "skipped": [{"line": p.line, "column": p.column, "why": p.why} for p in shown.skipped[:20]],
         "meta": shown.meta,
-        "already": _stored_before(shown.already, zone),
+        "already": _stored_before(shown.already, shown.linked_here, zone),
     }
 
 
-def _stored_before(file: LoggerFile | None, zone: str) -> dict[str, Any] | None:
+def _stored_before(file: LoggerFile | None, linked_here: bool, zone: str) -> dict[str, Any] | None:
+    """The same file stored before: `linked_here`, for this shipment (storing it changes
+    nothing); else for another leg (storing attaches it to this shipment too)."""
     if file is None:
         return None
-    return {"file": file.id, "shipment": file.shipment_id,
+    return {"file": file.id, "shipment": file.shipment_id, "linked_here": linked_here,
             "uploaded_at": local_text(file.uploaded_at, zone)}
+
+
+def stored_message(stored: intake.Stored, shipment_id: int) -> str:
+    """What storing a file did, in words (the web, the API and the CLI say the same)."""
+    file, result = stored.file, stored.result
+    if stored.created:
+        return f"Stored {result.reading_count if result else 0:,} readings from {file.filename}."
+    if stored.link is not None:
+        return (f"This file was stored for shipment {file.shipment_id} (file {file.id}); it is now "
+                f"attached to shipment {shipment_id} too and judged in its window "
+                f"({stored.link.outside_window:,} of its readings fall outside it).")
+    return f"This file was stored before (file {file.id}, shipment {file.shipment_id}): nothing changed."
 
 
 def stored_document(stored: intake.Stored, shipment_id: int) -> dict[str, Any]:
     file, result = stored.file, stored.result
     return {
         "created": stored.created,
-        "message": (f"Stored {result.reading_count if result else 0:,} readings from {file.filename}."
-                    if stored.created else
-                    f"This file was stored before (file {file.id}, shipment {file.shipment_id}): "
-                    "nothing changed."),
+        "linked": stored.link is not None,
+        "message": stored_message(stored, shipment_id),
         "file": {"id": file.id, "sha256": file.sha256, "filename": file.filename,
                  "size": file.size, "format": file.format, "logger": file.logger_serial,
                  "shipment": file.shipment_id,

@@ -128,7 +128,12 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
         }},
     "StoredLoggerFile": {"type": "object", "required": ["created", "message", "file", "alarms"],
                          "properties": {
-        "created": {"type": "boolean"}, "message": _STR, "shipment_url": _STR,
+        "created": {"type": "boolean", "description": "the file and its readings were stored now"},
+        "linked": {"type": "boolean",
+                   "description": "the file was stored before for another shipment (a logger that "
+                                  "travelled two legs) and is now attached to this one too, judged "
+                                  "in its window; stored once"},
+        "message": _STR, "shipment_url": _STR,
         "file": {"type": "object", "required": ["id", "sha256", "readings"], "properties": {
             "id": {"type": "integer"}, "sha256": _STR, "filename": _STR, "size": {"type": "integer"},
             "format": _STR, "logger": _STR, "shipment": {"type": "integer"},
@@ -166,8 +171,9 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
 
 _SHIPMENT = {"name": "shipment_id", "in": "path", "required": True,
              "schema": {"type": "integer", "minimum": 1, "maximum": ROW_ID_MAX}}
-_STORED = {"201": {"description": "Stored and judged; alarms raised", **_json("StoredLoggerFile")},
-           "200": {"description": "The same data was stored before: nothing changed",
+_STORED = {"201": {"description": "Stored (or attached to this shipment, if stored for another) "
+                          "and judged; alarms raised", **_json("StoredLoggerFile")},
+           "200": {"description": "The same data was stored before for this shipment: nothing changed",
                    **_json("StoredLoggerFile")},
            "409": _PROBLEM, **_ERRORS}
 _COI = {"name": "coi", "in": "path", "required": True, "schema": _STR,

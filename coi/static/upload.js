@@ -82,15 +82,20 @@
       box.append(el("ul", { class: "skipped" }, ...p.skipped.map((s) =>
         el("li", {}, `line ${s.line ?? "?"}${s.column ? ", column " + s.column : ""}: ${s.why}`))));
     }
-    if (p.already) {
+    const nothing = p.already && p.already.linked_here;
+    if (nothing) {
       box.append(el("p", { class: "verdict" }, `This file was stored before (file ${p.already.file}, ` +
         `shipment ${p.already.shipment}, ${p.already.uploaded_at}): storing it again changes nothing.`));
+    } else if (p.already) {
+      box.append(el("p", { class: "verdict" }, `This file was stored for shipment ${p.already.shipment} ` +
+        `(file ${p.already.file}, ${p.already.uploaded_at}): its logger travelled this leg too. ` +
+        "Attaching it judges its stored readings in this shipment’s window; it is not stored twice."));
     }
     const commit = el("button", { type: "button", class: "primary", id: "commit" },
-      p.already ? "Close" : `Store ${p.count.toLocaleString()} readings`);
+      nothing ? "Close" : p.already ? "Attach to this shipment" : `Store ${p.count.toLocaleString()} readings`);
     const cancel = el("button", { type: "button" }, "Cancel");
     commit.addEventListener("click", async () => {
-      if (p.already) { answer.replaceChildren(); return; }
+      if (nothing) { answer.replaceChildren(); return; }
       commit.disabled = cancel.disabled = true;
       const result = await send(form.dataset.commit, file, { sha256: p.sha256 });
       if (result.status === 200 || result.status === 201) {

@@ -2,8 +2,10 @@
 and judged, with alarms raised at once for what breaches the shipment's profile.
 
 The raw file is the original record: kept verbatim with its SHA-256, never rewritten; the
-same file again changes nothing. A file is refused whole (nothing of it stored) when it
-cannot be trusted; the caller rolls back and records the refusal (`record_refusal`).
+same file again for the same shipment changes nothing. A logger that travelled two legs
+brings one file to both shipments: stored once (bytes and readings), linked to each, judged
+in each one's window. A file is refused whole (nothing of it stored) when it cannot be
+trusted; the caller rolls back and records the refusal (`record_refusal`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,17 @@ from coi.core.canonical import canonical_json
 from coi.core.display import local_text
 from coi.core.errors import Conflict, InvalidInput, NotFound
 from coi.core.filenames import storable
-from coi.models import Alarm, LoggerFile, LoggerFileChunk, LoggerFileResult, ShipmentLogger
+from coi.models import (
+    Alarm,
+    LoggerFile,
+    LoggerFileChunk,
+    LoggerFileLink,
+    LoggerFileResult,
+    ShipmentLogger,
+    case_sites,
+)
 from coi.services import alarms, audit
-from coi.services.loggers import clocks
+from coi.services.loggers import clocks, readings
 from coi.services.loggers.evaluation import evaluate, profile_of, window_of
 from coi.services.loggers.readings import ReadingWriter, heard_from
 from coi.services.shipments import ShipmentView, require_upload, visible_shipment
@@ -115,6 +125,7 @@ class Preview:
     skipped: list[Problem]
     skipped_count: int
     already: LoggerFile | None = None  # the same file, stored before
+    linked_here: bool = False  # ... and judged for this shipment already: nothing changes
 
 
 @dataclass
@@ -123,6 +134,12 @@ class Stored:
     created: bool  # False: the same file was stored before, and nothing changed
     result: LoggerFileResult | None
     alarms: list[Alarm] = field(default_factory=list)
+    link: LoggerFileLink | None = None  # set when the file was attached to this shipment now
+
+    @property
+    def changed(self) -> bool:
+        """Stored, or attached to another shipment: False only when nothing changed."""
+        return self.created or self.link is not None
 
 
 def digest(stream: IO[bytes]) -> tuple[str, int]:
@@ -239,6 +256,8 @@ def preview(*, session: Session, now: datetime, actor: Actor, shipment_id: int, 
     require_upload(actor, view)
     sha, size = _checked_digest(stream, max_bytes)
     already = session.exec(select(LoggerFile).where(LoggerFile.sha256 == sha)).first()
+    if already is not None and _link_of(session, already, view) is None:
+        return _link_preview(session, now, view, already, filename, logger_serial)
     source, chosen = _open(view, stream, filename, logger_serial)
     clocks.correct(session, view, source, chosen)
     window, span, tally = window_of(view.shipment, now), Span(), Tally()
@@ -248,7 +267,75 @@ def preview(*, session: Session, now: datetime, actor: Actor, shipment_id: int, 
     skipped, skipped_count = _skipped(source)
     return Preview(filename, size, sha, source.format, chosen.serial, source.zone, source.interval,
                    source.clock_offset, dict(source.meta), span, window, tally.duplicates, skipped,
-                   skipped_count, already)
+                   skipped_count, already, already is not None)
+
+
+def _link_of(session: Session, file: LoggerFile, view: ShipmentView) -> LoggerFileLink | None:
+    return session.exec(select(LoggerFileLink).where(LoggerFileLink.file_id == file.id,
+                                                     LoggerFileLink.shipment_id == view.shipment.id)).first()
+
+
+def _linked_logger(view: ShipmentView, file: LoggerFile, logger_serial: str | None) -> ShipmentLogger:
+    """The shipment's logger a file stored for another leg is from (by `logger_key`)."""
+    assigned = {logger_key(logger.serial): logger for logger in view.loggers}
+    if logger_serial and logger_key(logger_serial) != logger_key(file.logger_serial):
+        raise LoggerFileRefused(f"This file is from logger {file.logger_serial}, but it was uploaded as "
+                                f"logger {logger_serial}'s. Upload it as logger {file.logger_serial}'s; "
+                                "nothing was stored.")
+    chosen = assigned.get(logger_key(file.logger_serial))
+    if chosen is None:
+        _refuse_stranger(file.logger_serial, view)
+    return chosen
+
+
+def _stored_span(session: Session, file: LoggerFile, window: tuple[datetime, datetime]) -> Span:
+    """The stored readings of a file, judged against another shipment's window."""
+    span = Span()
+    for at, celsius in readings.of_file(session, file.id):  # type: ignore[arg-type]
+        span.add(at, celsius, window)
+    zone = json.loads(file.report).get("zone")
+    _check_span(span, window, f" (the file's times were read as {zone} when it was stored)" if zone else "")
+    return span
+
+
+def _link_preview(session: Session, now: datetime, view: ShipmentView, file: LoggerFile,
+                  filename: str, logger_serial: str | None) -> Preview:
+    """What attaching a file stored for another leg would judge here: its stored readings
+    (as they were read then) in this shipment's window."""
+    chosen = _linked_logger(view, file, logger_serial)
+    window = window_of(view.shipment, now)
+    span = _stored_span(session, file, window)
+    report, result = json.loads(file.report), session.get(LoggerFileResult, file.id)
+    kept: dict[str, Any] = json.loads(result.skipped) if result else {"count": 0, "rows": []}
+    interval, offset = report.get("interval_s"), report.get("clock_offset_s")
+    return Preview(filename, file.size, file.sha256, file.format, chosen.serial, report.get("zone"),
+                   timedelta(seconds=interval) if interval else None,
+                   timedelta(seconds=offset) if offset else None, dict(report.get("meta") or {}), span,
+                   window, result.duplicates if result else 0,
+                   [Problem(p["line"], p["column"], p["why"]) for p in kept["rows"]], kept["count"],
+                   file, False)
+
+
+def _attach(session: Session, now: datetime, actor: Actor, view: ShipmentView, file: LoggerFile,
+            via: str, logger_serial: str | None) -> Stored:
+    """Link a file stored for another leg to this shipment and judge the shipment on it."""
+    chosen = _linked_logger(view, file, logger_serial)
+    span = _stored_span(session, file, window_of(view.shipment, now))
+    link = LoggerFileLink(file_id=file.id, shipment_id=view.shipment.id,  # type: ignore[arg-type]
+                          logger_serial=chosen.serial, via=via, linked_at=now,
+                          linked_by_id=actor.user_id,  # type: ignore[arg-type]
+                          outside_window=span.outside_window)
+    session.add(link)
+    session.flush()
+    audit.record(session=session, now=now, actor=actor, entity="logger_file", entity_id=file.id,
+                 action="link", reason=f"Logger file {file.id} ({file.filename}), stored for shipment "
+                 f"{file.shipment_id}, attached to shipment {view.shipment.id} ({via}): its logger "
+                 "travelled this leg too", sites=case_sites(view.case),
+                 changes={"shipment": (None, view.shipment.id), "logger": (None, chosen.serial),
+                          "outside_window": (None, span.outside_window)})
+    heard_from(session, view.shipment.id, span.last)  # type: ignore[arg-type]
+    raised = raise_alarms(session=session, now=now, view=view)
+    return Stored(file, False, session.get(LoggerFileResult, file.id), raised, link)
 
 
 def _zone_note(source: Source) -> str:
@@ -284,6 +371,8 @@ def store(
         raise Conflict("The file is not the one previewed (its SHA-256 differs); preview it again.")
     already = session.exec(select(LoggerFile).where(LoggerFile.sha256 == sha)).first()
     if already is not None:
+        if _link_of(session, already, view) is None:
+            return _attach(session, now, actor, view, already, via, logger_serial)
         return Stored(already, False, session.get(LoggerFileResult, already.id))
     source, chosen = _open(view, stream, filename, logger_serial)
     clocks.correct(session, view, source, chosen)
@@ -295,8 +384,9 @@ def store(
     # come out of `normalise` in time order, one per time, exactly as `readings.points` would read
     # them back. A later file's readings interleave with the stored ones: read back then.
     window, evaluator = window_of(view.shipment, now), None
-    if session.exec(select(LoggerFile.id).where(LoggerFile.shipment_id == shipment_id,
-                                                LoggerFile.logger_serial == chosen.serial)).first() is None:
+    if session.exec(select(LoggerFileLink.id).where(
+            LoggerFileLink.shipment_id == shipment_id,
+            LoggerFileLink.logger_serial == chosen.serial)).first() is None:
         evaluator = Evaluator(profile_of(view.shipment), window_start=window[0],
                               window_end=view.shipment.received_at, interval=source.interval or None,
                               logger_id=chosen.serial)
@@ -319,6 +409,9 @@ def store(
     if progress:
         progress(span.count)
     _store_chunks(session, file, stream)
+    session.add(LoggerFileLink(file_id=file_id, shipment_id=shipment_id, logger_serial=chosen.serial,  # type: ignore[arg-type]
+                               via=via, linked_at=now, linked_by_id=actor.user_id,  # type: ignore[arg-type]
+                               outside_window=span.outside_window))
     skipped, skipped_count = _skipped(source)
     result = LoggerFileResult(
         file_id=file.id, reading_count=span.count, first_at=span.first,  # type: ignore[arg-type]
@@ -427,9 +520,16 @@ def check_readings_document(body: bytes) -> None:
 
 
 def visible_file(*, session: Session, actor: Actor, file_id: int) -> LoggerFile:
-    """A stored logger file, if the reader may see its shipment; NotFound otherwise."""
+    """A stored logger file, if the reader may see a shipment it is linked to; NotFound
+    otherwise."""
     file = session.get(LoggerFile, file_id)
     if file is None:
         raise NotFound(f"No logger file {file_id}.")
-    visible_shipment(session=session, actor=actor, shipment_id=file.shipment_id)
-    return file
+    for shipment_id in session.exec(select(LoggerFileLink.shipment_id)
+                                    .where(LoggerFileLink.file_id == file_id)):
+        try:
+            visible_shipment(session=session, actor=actor, shipment_id=shipment_id)
+        except NotFound:
+            continue
+        return file
+    raise NotFound(f"No logger file {file_id} that you may see.")
