@@ -99,7 +99,11 @@ def ledger_head() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True))
 @click.option("--user", "username", required=True, help="Who imports it (recorded as the uploader).")
 @click.option("--logger", "logger_serial", default=None, help="The logger, if the shipment has several.")
-def import_logger(shipment_id: int, path: str, username: str, logger_serial: str | None) -> None:
+@click.option("--zone", default=None,
+              help="The logger's time zone (IANA name, e.g. Europe/Berlin): files that state none are "
+                   "read in it, and it is kept for the logger (audited). Default: the logger's zone.")
+def import_logger(shipment_id: int, path: str, username: str, logger_serial: str | None,
+                  zone: str | None) -> None:
     """Import a logger file for a shipment (bulk back-loading), with a progress bar. The file
     is stored verbatim and evaluated like an upload; the same file again changes nothing."""
     clock = current_app.extensions["coi.clock"]
@@ -117,7 +121,7 @@ def import_logger(shipment_id: int, path: str, username: str, logger_serial: str
                 stored = intake.store(session=session, now=clock.now(), actor=me,
                                        shipment_id=shipment_id, stream=stream,
                                        filename=os.path.basename(path), via="cli",
-                                       logger_serial=logger_serial, progress=progress)
+                                       logger_serial=logger_serial, progress=progress, zone=zone)
             except DomainError as error:
                 session.rollback()
                 if isinstance(error, intake.LoggerFileRefused):

@@ -149,13 +149,13 @@ def _item_label(item: str) -> str:
 
 
 def preview_logger_file(shipment_id: int, stream: IO[bytes], filename: str,
-                        logger_serial: str | None) -> dict[str, Any]:
+                        logger_serial: str | None, zone: str | None = None) -> dict[str, Any]:
     """Read the file and say what it holds; nothing is stored (a refusal is kept)."""
     me = actor()
     try:
         shown = intake.preview(session=request_session(), now=now(), actor=me, shipment_id=shipment_id,
                                stream=stream, filename=filename, logger_serial=logger_serial,
-                               max_bytes=current_app.config["LOGGER_UPLOAD_MAX_BYTES"])
+                               max_bytes=current_app.config["LOGGER_UPLOAD_MAX_BYTES"], zone=zone)
     except intake.LoggerFileRefused as error:
         _keep_refusal(shipment_id, stream, filename, error)
         raise
@@ -163,15 +163,15 @@ def preview_logger_file(shipment_id: int, stream: IO[bytes], filename: str,
 
 
 def store_logger_file(shipment_id: int, stream: IO[bytes], filename: str, *, via: str,
-                      logger_serial: str | None,
-                      expected_sha256: str | None = None) -> tuple[dict[str, Any], int]:
+                      logger_serial: str | None, expected_sha256: str | None = None,
+                      zone: str | None = None) -> tuple[dict[str, Any], int]:
     """Store the file, judge the shipment and commit: (document, 201), or (document, 200)
     when the same file was stored before and nothing changed. A refusal is kept, then raised."""
     db = request_session()
     try:
         stored = intake.store(session=db, now=now(), actor=actor(), shipment_id=shipment_id,
                               stream=stream, filename=filename, via=via, logger_serial=logger_serial,
-                              expected_sha256=expected_sha256,
+                              expected_sha256=expected_sha256, zone=zone,
                               max_bytes=current_app.config["LOGGER_UPLOAD_MAX_BYTES"])
     except intake.LoggerFileRefused as error:
         _keep_refusal(shipment_id, stream, filename, error)
@@ -199,6 +199,8 @@ def preview_document(shown: intake.Preview, zone: str) -> dict[str, Any]:
     return {
         "filename": shown.filename, "size": shown.size, "sha256": shown.sha256,
         "format": shown.format, "logger": shown.logger, "zone": shown.zone,
+        # The logger's zone as it will be kept with the file, and the one it replaces.
+        "logger_zone": shown.logger_zone, "zone_was": shown.zone_was, "zone_changes": shown.zone_changes,
         "interval_s": shown.interval.total_seconds() if shown.interval else None,
         "clock_offset_s": shown.clock_offset.total_seconds() if shown.clock_offset else None,
         "count": span.count, "first": reading(span.first_reading), "last": reading(span.last_reading),

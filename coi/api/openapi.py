@@ -176,6 +176,10 @@ _STORED = {"201": {"description": "Stored (or attached to this shipment, if stor
            "200": {"description": "The same data was stored before for this shipment: nothing changed",
                    **_json("StoredLoggerFile")},
            "409": _PROBLEM, **_ERRORS}
+_ZONE = {"name": "zone", "in": "query", "schema": _STR,
+         "description": "the logger's time zone (IANA name, e.g. Europe/Berlin), confirmed or set "
+                        "at upload: a file that states no zone is read in it, and a new one is kept "
+                        "for the shipment's logger (audited). Default: the zone the logger has."}
 _COI = {"name": "coi", "in": "path", "required": True, "schema": _STR,
         "description": "COI identifier with its check character, e.g. A999826000001X"}
 
@@ -239,13 +243,13 @@ def document() -> dict[str, Any]:
                 "parameters": [_SHIPMENT, {"name": "filename", "in": "query", "schema": _STR},
                                {"name": "logger", "in": "query", "schema": _STR,
                                 "description": "needed when the shipment has several loggers and the "
-                                               "file states no serial"}],
+                                               "file states no serial"}, _ZONE],
                 "requestBody": {"required": True, "content": {
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                 "responses": _STORED}},
             "/shipments/{shipment_id}/readings": {"post": {
                 "summary": "Post readings as JSON for a shipment's logger",
-                "operationId": "postReadings", "parameters": [_SHIPMENT],
+                "operationId": "postReadings", "parameters": [_SHIPMENT, _ZONE],
                 "requestBody": {"required": True, **_json("Readings")},
                 "responses": _STORED}},
             "/identifiers/parse": {"post": {

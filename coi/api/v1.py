@@ -98,8 +98,10 @@ def post_scan() -> Any:
 def post_logger_file(shipment_id: int) -> Any:
     """A logger file as the request body (any content type), stored verbatim and evaluated.
     `?filename=` names it, `?logger=` picks the logger when the shipment has several and the
-    file states no serial (a serial it states must be on the shipment and agree with it).
-    201 when stored, 200 when the same file was stored before (nothing changed)."""
+    file states no serial (a serial it states must be on the shipment and agree with it),
+    `?zone=` confirms or sets the logger's zone (IANA name; kept for the logger, audited).
+    201 when stored (or attached to this shipment), 200 when the same file was stored before
+    for it (nothing changed)."""
     return _store_body(shipment_id, request.args.get("filename") or "upload", "api")
 
 
@@ -115,7 +117,7 @@ def post_readings(shipment_id: int) -> Any:
 def _store_body(shipment_id: int, filename: str, via: str) -> Any:
     document, status = handlers.store_logger_file(
         shipment_id, io.BytesIO(request.get_data(cache=False)), filename, via=via,
-        logger_serial=request.args.get("logger") or None)
+        logger_serial=request.args.get("logger") or None, zone=request.args.get("zone") or None)
     return jsonify(document), status
 
 

@@ -11,7 +11,10 @@
   const bar = document.getElementById("upload-progress");
   const answer = document.getElementById("upload-answer");
   const maxBytes = Number(form.dataset.maxBytes);
+  const zoneInput = document.getElementById("zone-input");
+  const loggerInput = document.getElementById("logger-input");
   let busy = false;
+  let previewed = null; // the file whose preview is shown: read again when the zone changes
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -26,6 +29,7 @@
       data.append("csrf_token", form.querySelector("[name=csrf_token]").value);
       const logger = form.querySelector("[name=logger]");
       if (logger) data.append("logger", logger.value);
+      if (zoneInput) data.append("zone", zoneInput.value.trim());
       Object.entries(extra || {}).forEach(([k, v]) => data.append(k, v));
       data.append("file", file, file.name);
       const xhr = new XMLHttpRequest();
@@ -74,6 +78,11 @@
     ];
     if (p.outside_window) rows.push(["Outside the window", `${p.before_window} before, ${p.after_window} after (kept, not judged)`]);
     if (p.clock_offset_s) rows.push(["Logger clock", `${p.clock_offset_s} s off; times corrected`]);
+    if (p.zone_changes) {
+      rows.push(["Logger’s zone", `${p.zone_was || "none"} → ${p.logger_zone} (kept for the logger when stored)`]);
+    } else if (p.logger_zone) {
+      rows.push(["Logger’s zone", `${p.logger_zone} (confirmed)`]);
+    }
     rows.push(["Skipped", p.skipped_count ? `${p.skipped_count.toLocaleString()} row(s), see below` : "nothing"]);
     const list = el("dl", {});
     rows.forEach(([k, v]) => list.append(el("dt", {}, k), el("dd", {}, String(v))));
@@ -109,7 +118,7 @@
       }
       busy = false;
     });
-    cancel.addEventListener("click", () => { answer.replaceChildren(); busy = false; });
+    cancel.addEventListener("click", () => { answer.replaceChildren(); busy = false; previewed = null; });
     box.append(el("p", {}, commit, " ", cancel));
     answer.replaceChildren(box);
   }
@@ -124,6 +133,7 @@
     answer.replaceChildren(el("p", { class: "muted" }, `Reading ${file.name}…`));
     const result = await send(form.action, file);
     if (result.status === 200) {
+      previewed = file;
       showPreview(file, result.body);
     } else {
       showProblem(result);
@@ -132,6 +142,15 @@
   }
 
   input.addEventListener("change", () => take(input.files[0]));
+  // The preview is read again in the zone chosen; a logger chosen brings its own zone.
+  if (zoneInput) zoneInput.addEventListener("change", () => {
+    if (previewed) { busy = false; take(previewed); }
+  });
+  if (loggerInput && zoneInput) loggerInput.addEventListener("change", () => {
+    const chosen = loggerInput.selectedOptions[0];
+    zoneInput.value = zoneInput.defaultValue = chosen ? chosen.dataset.zone : "";
+    if (previewed) { busy = false; take(previewed); }
+  });
   ["dragenter", "dragover"].forEach((name) => zone.addEventListener(name, (event) => {
     event.preventDefault();
     zone.classList.add("over");

@@ -148,7 +148,8 @@ def preview_file(shipment_id: int) -> Any:
     """Read the file and say what it holds; nothing is stored (a refusal is logged)."""
     stream, filename = _upload()
     return jsonify(handlers.preview_logger_file(shipment_id, stream, filename,
-                                                logger_serial=request.form.get("logger") or None))
+                                                logger_serial=request.form.get("logger") or None,
+                                                zone=request.form.get("zone") or None))
 
 
 @blueprint.route("/shipments/<int:shipment_id>/logger-files", methods=["POST"])
@@ -157,7 +158,7 @@ def commit_file(shipment_id: int) -> Any:
     stream, filename = _upload()
     document, status = handlers.store_logger_file(
         shipment_id, stream, filename, via="web", logger_serial=request.form.get("logger") or None,
-        expected_sha256=request.form.get("sha256") or None)
+        expected_sha256=request.form.get("sha256") or None, zone=request.form.get("zone") or None)
     return jsonify(document), status
 
 

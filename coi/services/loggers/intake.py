@@ -40,7 +40,7 @@ from coi.services import alarms, audit
 from coi.services.loggers import clocks, readings
 from coi.services.loggers.evaluation import evaluate, profile_of, window_of
 from coi.services.loggers.readings import ReadingWriter, heard_from
-from coi.services.shipments import ShipmentView, require_upload, visible_shipment
+from coi.services.shipments import ShipmentView, require_upload, visible_shipment, zone_problem
 from coldchain import (
     Evaluation,
     Evaluator,
@@ -126,6 +126,9 @@ class Preview:
     skipped_count: int
     already: LoggerFile | None = None  # the same file, stored before
     linked_here: bool = False  # ... and judged for this shipment already: nothing changes
+    logger_zone: str | None = None  # the logger's zone as stored with the file
+    zone_was: str | None = None  # the logger's zone until now
+    zone_changes: bool = False  # storing the file makes `logger_zone` the logger's zone
 
 
 @dataclass
@@ -154,7 +157,7 @@ def digest(stream: IO[bytes]) -> tuple[str, int]:
 
 
 def _open(view: ShipmentView, stream: IO[bytes], filename: str,
-          logger_serial: str | None) -> tuple[Source, ShipmentLogger]:
+          logger_serial: str | None, zone: str | None = None) -> tuple[Source, ShipmentLogger]:
     """Read the file as the shipment logger it belongs to. A serial the file states must be
     one of the shipment's loggers and agree with the one the uploader named; serials are
     compared by `logger_key` (case, spaces, hyphens and underscores ignored)."""
@@ -174,7 +177,8 @@ def _open(view: ShipmentView, stream: IO[bytes], filename: str,
                                [{"field": "logger", "message": "This shipment has several loggers: "
                                  f"{_serials(view)}."}])
         chosen = assigned.get(logger_key(stated)) or _refuse_stranger(stated, view)
-    options = ReadOptions(zone=ZoneInfo(chosen.zone) if chosen.zone else None, logger_id=chosen.serial)
+    zone = zone or chosen.zone  # the uploader's zone for the logger, else the one it has
+    options = ReadOptions(zone=ZoneInfo(zone) if zone else None, logger_id=chosen.serial)
     try:
         source = read(cast(BinaryIO, stream), name=filename, options=options)
     except Unreadable as error:
@@ -249,25 +253,59 @@ def _skipped(source: Source) -> tuple[list[Problem], int]:
 
 
 def preview(*, session: Session, now: datetime, actor: Actor, shipment_id: int, stream: IO[bytes],
-            filename: str, logger_serial: str | None = None, max_bytes: int | None = None) -> Preview:
+            filename: str, logger_serial: str | None = None, max_bytes: int | None = None,
+            zone: str | None = None) -> Preview:
     """Read the file without storing anything: what it holds, what was skipped, and whether
-    it was stored before. Raises LoggerFileRefused as `store` would."""
+    it was stored before. `zone`: the logger's zone as the uploader confirms or sets it (the
+    file is read in it if it states none). Raises LoggerFileRefused as `store` would."""
     view = visible_shipment(session=session, actor=actor, shipment_id=shipment_id)
     require_upload(actor, view)
+    zone = chosen_zone(zone)
     sha, size = _checked_digest(stream, max_bytes)
     already = session.exec(select(LoggerFile).where(LoggerFile.sha256 == sha)).first()
     if already is not None and _link_of(session, already, view) is None:
-        return _link_preview(session, now, view, already, filename, logger_serial)
-    source, chosen = _open(view, stream, filename, logger_serial)
+        return _zoned(_link_preview(session, now, view, already, filename, logger_serial), view, zone)
+    source, chosen = _open(view, stream, filename, logger_serial, zone)
     clocks.correct(session, view, source, chosen)
     window, span, tally = window_of(view.shipment, now), Span(), Tally()
     for reading in _readings(source, chosen, tally):
         span.add(reading.at, reading.celsius, window)
     _check_span(span, window, _zone_note(source))
     skipped, skipped_count = _skipped(source)
-    return Preview(filename, size, sha, source.format, chosen.serial, source.zone, source.interval,
-                   source.clock_offset, dict(source.meta), span, window, tally.duplicates, skipped,
-                   skipped_count, already, already is not None)
+    return _zoned(Preview(filename, size, sha, source.format, chosen.serial, source.zone, source.interval,
+                          source.clock_offset, dict(source.meta), span, window, tally.duplicates, skipped,
+                          skipped_count, already, already is not None), view, zone)
+
+
+def chosen_zone(zone: str | None) -> str | None:
+    """The zone the uploader gave for the logger (None: keep the logger's); InvalidInput,
+    before anything is read or stored, if it is not an IANA zone name."""
+    zone = (zone or "").strip() or None
+    if zone is not None and (problem := zone_problem(zone)):
+        raise InvalidInput(f"The logger's time zone was not accepted: {problem} Nothing was stored.",
+                           [{"field": "zone", "message": problem}])
+    return zone
+
+
+def _zoned(shown: Preview, view: ShipmentView, zone: str | None) -> Preview:
+    logger = next(each for each in view.loggers if each.serial == shown.logger)
+    shown.logger_zone, shown.zone_was = zone or logger.zone, logger.zone
+    shown.zone_changes = zone is not None and zone != logger.zone
+    return shown
+
+
+def _keep_zone(session: Session, now: datetime, actor: Actor, view: ShipmentView, serial: str,
+               zone: str | None, filename: str) -> None:
+    """The zone the uploader confirmed for the logger becomes its zone: audited, old and new."""
+    logger = next(each for each in view.loggers if each.serial == serial)
+    if zone is None or zone == logger.zone:
+        return
+    was, logger.zone = logger.zone, zone
+    session.add(logger)
+    session.flush()
+    audit.record(session=session, now=now, actor=actor, entity="shipment_logger", entity_id=logger.id,
+                 action="update", reason=f"Zone confirmed at upload of {storable(filename, FILENAME_MAX)}",
+                 changes={"zone": (was, zone)}, sites=case_sites(view.case))
 
 
 def _link_of(session: Session, file: LoggerFile, view: ShipmentView) -> LoggerFileLink | None:
@@ -356,25 +394,30 @@ def store(
     *, session: Session, now: datetime, actor: Actor, shipment_id: int, stream: IO[bytes],
     filename: str, via: str, logger_serial: str | None = None,
     expected_sha256: str | None = None, max_bytes: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, zone: str | None = None,
 ) -> Stored:
     """Store a logger file and its readings, then evaluate the shipment and raise alarms.
     The same file again (same SHA-256) changes nothing. `expected_sha256` (from a preview)
     makes sure the file committed is the file that was shown. `progress` is called with the
-    number of readings stored so far."""
+    number of readings stored so far. `zone`: the logger's zone as the uploader confirms or
+    sets it (files that state none are read in it); a new one is kept for the logger, audited.
+    Nothing changes (the zone neither) when the file was stored for this shipment before."""
     view = visible_shipment(session=session, actor=actor, shipment_id=shipment_id)
     require_upload(actor, view)
     if via not in VIA:
         raise ValueError(via)
+    zone = chosen_zone(zone)
     sha, size = _checked_digest(stream, max_bytes)
     if expected_sha256 and expected_sha256 != sha:
         raise Conflict("The file is not the one previewed (its SHA-256 differs); preview it again.")
     already = session.exec(select(LoggerFile).where(LoggerFile.sha256 == sha)).first()
     if already is not None:
         if _link_of(session, already, view) is None:
-            return _attach(session, now, actor, view, already, via, logger_serial)
+            attached = _attach(session, now, actor, view, already, via, logger_serial)
+            _keep_zone(session, now, actor, view, attached.link.logger_serial, zone, filename)  # type: ignore[union-attr]
+            return attached
         return Stored(already, False, session.get(LoggerFileResult, already.id))
-    source, chosen = _open(view, stream, filename, logger_serial)
+    source, chosen = _open(view, stream, filename, logger_serial, zone)
     clocks.correct(session, view, source, chosen)
     report = {"format": source.format, "zone": source.zone, "logger": source.logger_id,
               "interval_s": source.interval.total_seconds() if source.interval else None,
@@ -425,6 +468,7 @@ def store(
                  action="create", reason=f"Logger file for shipment {shipment_id} ({via})",
                  changes={"sha256": (None, sha), "filename": (None, file.filename),
                           "readings": (None, span.count)})
+    _keep_zone(session, now, actor, view, chosen.serial, zone, filename)
     heard_from(session, shipment_id, span.last)
     fed = {chosen.serial: evaluator.result()} if evaluator else None
     raised = raise_alarms(session=session, now=now, view=view, fed=fed)
