@@ -18,6 +18,7 @@ from coi.core.errors import DomainError
 from coi.core.phi import PhiCipher
 from coi.db import session_scope, snapshot
 from coi.models import Patient, User
+from coi.problems import size_text
 from coi.services import integrity, ledger, users
 from coi.services.loggers import intake
 
@@ -107,6 +108,12 @@ def import_logger(shipment_id: int, path: str, username: str, logger_serial: str
     """Import a logger file for a shipment (bulk back-loading), with a progress bar. The file
     is stored verbatim and evaluated like an upload; the same file again changes nothing."""
     clock = current_app.extensions["coi.clock"]
+    limit = int(current_app.config["LOGGER_UPLOAD_MAX_BYTES"])
+    size = os.path.getsize(path)
+    if size > limit:  # refused before it is read: nothing is written, as a web upload's 413
+        raise click.ClickException(
+            f"{os.path.basename(path)} is {size:,} bytes; the logger file limit "
+            f"(LOGGER_UPLOAD_MAX_BYTES) is {size_text(limit)}. Nothing was stored.")
     with session_scope(_engine()) as session:
         user = session.exec(select(User).where(User.username == username)).first()
         if user is None or not user.active:
@@ -121,7 +128,8 @@ def import_logger(shipment_id: int, path: str, username: str, logger_serial: str
                 stored = intake.store(session=session, now=clock.now(), actor=me,
                                        shipment_id=shipment_id, stream=stream,
                                        filename=os.path.basename(path), via="cli",
-                                       logger_serial=logger_serial, progress=progress, zone=zone)
+                                       logger_serial=logger_serial, progress=progress, zone=zone,
+                                       max_bytes=limit)
             except DomainError as error:
                 session.rollback()
                 if isinstance(error, intake.LoggerFileRefused):
@@ -136,6 +144,14 @@ def import_logger(shipment_id: int, path: str, username: str, logger_serial: str
         return
     if stored.created:
         click.echo(f"File {stored.file.id}, SHA-256 {stored.file.sha256}.")
+    skipped, skipped_count, notes = intake.kept_rows(stored.result)
+    if skipped_count:
+        click.echo(f"Skipped {skipped_count:,} row(s) that are not readings"
+                   + (f" (the first {len(skipped)}):" if len(skipped) < skipped_count else ":"))
+        for row in skipped:
+            click.echo(f"  {row}")
+    for note in notes:
+        click.echo(f"Note: {note}")
     for alarm in stored.alarms:
         click.echo(f"ALARM {alarm.severity}: {alarm.summary}")
 

@@ -23,6 +23,9 @@ from coi.services import custody, masterdata
 from coi.services.custody import Credential, Outcome
 from coi.services.loggers import intake
 from coi.web import actor, now, request_session
+from coldchain import Problem
+
+SHOWN_ROWS = 20  # rows skipped (and notes) an answer lists; the count says how many in all
 
 # Endpoints whose bodies may exceed the global request limit (1 MiB), and the setting that
 # limits each instead: camera frames and photos of labels, logger files.
@@ -209,7 +212,8 @@ def preview_document(shown: intake.Preview, zone: str) -> dict[str, Any]:
         "after_window": span.after_window, "duplicates": shown.duplicates,
         "window": {"start": local_text(shown.window[0], zone), "end": local_text(shown.window[1], zone)},
         "skipped_count": shown.skipped_count,
-        "skipped": [{"line": p.line, "column": p.column, "why": p.why} for p in shown.skipped[:20]],
+        "skipped": rows_document(shown.skipped),
+        "notes": rows_document(shown.notes),
         "meta": shown.meta,
         "already": _stored_before(shown.already, shown.linked_here, zone),
     }
@@ -222,6 +226,11 @@ def _stored_before(file: LoggerFile | None, linked_here: bool, zone: str) -> dic
         return None
     return {"file": file.id, "shipment": file.shipment_id, "linked_here": linked_here,
             "uploaded_at": local_text(file.uploaded_at, zone)}
+
+
+def rows_document(rows: list[Problem]) -> list[dict[str, Any]]:
+    """Rows skipped or noted, as the answers list them (the first SHOWN_ROWS)."""
+    return [{"line": p.line, "column": p.column, "why": p.why} for p in rows[:SHOWN_ROWS]]
 
 
 def stored_message(stored: intake.Stored, shipment_id: int) -> str:
@@ -238,10 +247,12 @@ def stored_message(stored: intake.Stored, shipment_id: int) -> str:
 
 def stored_document(stored: intake.Stored, shipment_id: int) -> dict[str, Any]:
     file, result = stored.file, stored.result
+    skipped, skipped_count, notes = intake.kept_rows(result)
     return {
         "created": stored.created,
         "linked": stored.link is not None,
         "message": stored_message(stored, shipment_id),
+        "skipped_count": skipped_count, "skipped": rows_document(skipped), "notes": rows_document(notes),
         "file": {"id": file.id, "sha256": file.sha256, "filename": file.filename,
                  "size": file.size, "format": file.format, "logger": file.logger_serial,
                  "shipment": file.shipment_id,

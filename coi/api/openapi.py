@@ -50,6 +50,9 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
     "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "code"],
                 "properties": {"type": _STR, "title": _STR, "status": {"type": "integer"},
                                "detail": _STR, "code": _STR, "position": {"type": "integer"},
+                               "max_bytes": {"type": "integer",
+                                             "description": "413: the largest body this endpoint "
+                                                            "accepts, in bytes"},
                                "errors": {"type": "array", "items": {
                                    "type": "object", "properties": {"field": _STR,
                                                                     "message": _STR}}}}},
@@ -134,6 +137,15 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
                                   "travelled two legs) and is now attached to this one too, judged "
                                   "in its window; stored once"},
         "message": _STR, "shipment_url": _STR,
+        "skipped_count": {"type": "integer", "description": "rows of the file that are not readings "
+                                                            "(event markers, blank values) or could "
+                                                            "not be read, in all"},
+        "skipped": {"type": "array", "description": "the first 20 of them, with line and why",
+                    "items": _ref("FileRow")},
+        "notes": {"type": "array", "description": "what was put right or is worth knowing: rows "
+                                                  "reordered or repeated, readings stamped before "
+                                                  "a clock reset, a clock correction used",
+                  "items": _ref("FileRow")},
         "file": {"type": "object", "required": ["id", "sha256", "readings"], "properties": {
             "id": {"type": "integer"}, "sha256": _STR, "filename": _STR, "size": {"type": "integer"},
             "format": _STR, "logger": _STR, "shipment": {"type": "integer"},
@@ -146,6 +158,9 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
             "at": {"type": "string", "format": "date-time",
                    "description": "with its offset; a time without one is refused"},
             "celsius": {"type": "number"}, "fahrenheit": {"type": "number"}}}}}},
+    "FileRow": {"type": "object", "required": ["line", "why"], "properties": {
+        "line": {"type": ["integer", "null"]}, "column": {"type": ["string", "integer", "null"]},
+        "why": _STR}},
     "Reason": {"type": "object", "required": ["code", "message"],
                "properties": {"code": _STR, "message": _STR}},
     "CaseList": {"type": "object", "properties": {

@@ -91,6 +91,10 @@
       box.append(el("ul", { class: "skipped" }, ...p.skipped.map((s) =>
         el("li", {}, `line ${s.line ?? "?"}${s.column ? ", column " + s.column : ""}: ${s.why}`))));
     }
+    if (p.notes && p.notes.length) {
+      box.append(el("p", {}, el("b", {}, "Notes")), el("ul", { class: "notes" }, ...p.notes.map((n) =>
+        el("li", {}, `${n.line ? "line " + n.line + ": " : ""}${n.why}`))));
+    }
     const nothing = p.already && p.already.linked_here;
     if (nothing) {
       box.append(el("p", { class: "verdict" }, `This file was stored before (file ${p.already.file}, ` +

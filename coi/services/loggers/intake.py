@@ -129,6 +129,9 @@ class Preview:
     logger_zone: str | None = None  # the logger's zone as stored with the file
     zone_was: str | None = None  # the logger's zone until now
     zone_changes: bool = False  # storing the file makes `logger_zone` the logger's zone
+    # What was put right or is worth knowing, beside the rows skipped: rows reordered or
+    # repeated, readings stamped before a clock reset, a clock correction used or not.
+    notes: list[Problem] = field(default_factory=list)
 
 
 @dataclass
@@ -212,8 +215,10 @@ def _refusal(problems: list[Problem]) -> str:
     return f"The file was refused: {first}{more}. Nothing from it was stored."
 
 
-def _readings(source: Source, chosen: ShipmentLogger, tally: Tally) -> Iterator[Any]:
-    problems: list[Problem] = []
+def _readings(source: Source, chosen: ShipmentLogger, tally: Tally,
+              notes: list[Problem] | None = None) -> Iterator[Any]:
+    """The file's readings, normalised; the normaliser's notes go to `notes` at the end."""
+    problems: list[Problem] = notes if notes is not None else []
     serial = chosen.serial  # read once: a mapped attribute costs a descriptor call per reading
     key = logger_key(serial)
     try:
@@ -268,13 +273,31 @@ def preview(*, session: Session, now: datetime, actor: Actor, shipment_id: int, 
     source, chosen = _open(view, stream, filename, logger_serial, zone)
     clocks.correct(session, view, source, chosen)
     window, span, tally = window_of(view.shipment, now), Span(), Tally()
-    for reading in _readings(source, chosen, tally):
+    notes: list[Problem] = []
+    for reading in _readings(source, chosen, tally, notes):
         span.add(reading.at, reading.celsius, window)
     _check_span(span, window, _zone_note(source))
     skipped, skipped_count = _skipped(source)
     return _zoned(Preview(filename, size, sha, source.format, chosen.serial, source.zone, source.interval,
                           source.clock_offset, dict(source.meta), span, window, tally.duplicates, skipped,
-                          skipped_count, already, already is not None), view, zone)
+                          skipped_count, already, already is not None,
+                          notes=notes + _meta_notes(source.meta)), view, zone)
+
+
+def _meta_notes(meta: Mapping[str, str]) -> list[Problem]:
+    """What the readers and the clock correction noted in the file's header facts."""
+    notes = [Problem(None, None, text) for key, text in meta.items() if key.endswith("_note")]
+    if "clock_offset_from" in meta:
+        notes.append(Problem(None, None, f"times corrected by the logger's {meta['clock_offset_from']}"))
+    return notes
+
+
+def kept_rows(result: LoggerFileResult | None) -> tuple[list[Problem], int, list[Problem]]:
+    """A stored file's skipped rows (the first KEEP_SKIPPED), their count, and its notes."""
+    kept: dict[str, Any] = json.loads(result.skipped) if result else {}
+    rows = [Problem(p["line"], p["column"], p["why"]) for p in kept.get("rows", [])]
+    notes = [Problem(p["line"], p.get("column"), p["why"]) for p in kept.get("notes", [])]
+    return rows, int(kept.get("count", 0)), notes
 
 
 def chosen_zone(zone: str | None) -> str | None:
@@ -344,14 +367,12 @@ def _link_preview(session: Session, now: datetime, view: ShipmentView, file: Log
     window = window_of(view.shipment, now)
     span = _stored_span(session, file, window)
     report, result = json.loads(file.report), session.get(LoggerFileResult, file.id)
-    kept: dict[str, Any] = json.loads(result.skipped) if result else {"count": 0, "rows": []}
+    rows, count, notes = kept_rows(result)
     interval, offset = report.get("interval_s"), report.get("clock_offset_s")
     return Preview(filename, file.size, file.sha256, file.format, chosen.serial, report.get("zone"),
                    timedelta(seconds=interval) if interval else None,
                    timedelta(seconds=offset) if offset else None, dict(report.get("meta") or {}), span,
-                   window, result.duplicates if result else 0,
-                   [Problem(p["line"], p["column"], p["why"]) for p in kept["rows"]], kept["count"],
-                   file, False)
+                   window, result.duplicates if result else 0, rows, count, file, False, notes=notes)
 
 
 def _attach(session: Session, now: datetime, actor: Actor, view: ShipmentView, file: LoggerFile,
@@ -440,8 +461,9 @@ def store(
     session.add(file)
     session.flush()
     span, tally, file_id = Span(), Tally(), file.id
+    notes: list[Problem] = []
     with ReadingWriter(session) as writer:
-        for reading in _readings(source, chosen, tally):
+        for reading in _readings(source, chosen, tally, notes):
             span.add(reading.at, reading.celsius, window)
             writer.add((shipment_id, file_id, reading.logger_id, reading.at, reading.celsius, reading.line))
             if evaluator:
@@ -461,7 +483,9 @@ def store(
         last_at=span.last, min_celsius=span.low, max_celsius=span.high,
         outside_window=span.outside_window, duplicates=tally.duplicates,
         skipped=canonical_json({"count": skipped_count, "rows": [
-            {"line": p.line, "column": p.column, "why": p.why} for p in skipped]}))
+            {"line": p.line, "column": p.column, "why": p.why} for p in skipped], "notes": [
+            {"line": p.line, "column": p.column, "why": p.why}
+            for p in notes + _meta_notes(source.meta)]}))
     session.add(result)
     session.flush()
     audit.record(session=session, now=now, actor=actor, entity="logger_file", entity_id=file.id,
