@@ -361,8 +361,9 @@ def test_the_upload_form_lets_the_file_name_its_logger_on_a_shipment_with_severa
     clock.advance(hours=1)
     login(client, "courier")
     page = client.get(f"/shipments/{shipment.id}").get_data(as_text=True)
-    assert '<select name="logger" id="logger-input"><option value="" data-zone="Europe/Berlin">the one the ' \
+    assert '<select name="logger" id="logger-input"><option value="" data-zone="">the one the ' \
         'file names</option>' in page
+    assert 'name="zone" id="zone-input" value=""' in page  # the named logger's own zone
     answer = client.post(f"/shipments/{shipment.id}/logger-files/preview", headers=JSON,
                          data={"csrf_token": CSRF.search(page).group(1), "logger": "",
                                "file": (io.BytesIO(headed("LOG-2", shipment.opened_at)), "log.csv")})

@@ -138,6 +138,8 @@
     const result = await send(form.action, file);
     if (result.status === 200) {
       previewed = file;
+      // The zone the file was read in for its logger is the one the commit confirms.
+      if (zoneInput && !zoneInput.value.trim() && result.body.logger_zone) zoneInput.value = result.body.logger_zone;
       showPreview(file, result.body);
     } else {
       showProblem(result);
