@@ -20,7 +20,7 @@ from coi.db import session_scope, snapshot
 from coi.models import Patient, User
 from coi.problems import size_text
 from coi.services import integrity, ledger, users
-from coi.services.loggers import intake
+from coi.services.loggers import intake, rawfiles
 
 cli = AppGroup("coi", help="Chain-of-identity platform commands.")
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
@@ -133,7 +133,7 @@ def import_logger(shipment_id: int, path: str, username: str, logger_serial: str
             except DomainError as error:
                 session.rollback()
                 if isinstance(error, intake.LoggerFileRefused):
-                    intake.record_refusal(session=session, now=clock.now(), actor=me,
+                    rawfiles.record_refusal(session=session, now=clock.now(), actor=me,
                                            shipment_id=shipment_id, filename=os.path.basename(path),
                                            stream=stream, reason=error.message)
                     session.commit()

@@ -21,7 +21,7 @@ from coi.models import Case, LoggerFile, coi_of
 from coi.schemas import NUL_MESSAGE, CustodyScanIn, validate
 from coi.services import custody, masterdata
 from coi.services.custody import Credential, Outcome
-from coi.services.loggers import intake
+from coi.services.loggers import intake, rawfiles
 from coi.web import actor, now, request_session
 from coldchain import Problem
 
@@ -187,7 +187,7 @@ def _keep_refusal(shipment_id: int, stream: IO[bytes], filename: str, error: Dom
     """Roll the upload back, then keep the refused attempt in the audit trail."""
     db = request_session()
     db.rollback()
-    intake.record_refusal(session=db, now=now(), actor=actor(), shipment_id=shipment_id,
+    rawfiles.record_refusal(session=db, now=now(), actor=actor(), shipment_id=shipment_id,
                           filename=filename, stream=stream, reason=error.message)
     db.commit()
 

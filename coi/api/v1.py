@@ -14,7 +14,7 @@ from coi.core.phi import PatientIdentity
 from coi.models import CASE_STATES, coi_of, serial_of
 from coi.schemas import EnrolmentIn, ScanIn, UnitIn, validate
 from coi.services import cases, enrolment, masterdata
-from coi.services.loggers import intake
+from coi.services.loggers import rawfiles
 from coi.web import actor, cipher, json_body, now, request_session
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -110,7 +110,7 @@ def post_logger_file(shipment_id: int) -> Any:
 def post_readings(shipment_id: int) -> Any:
     """Readings as JSON: {"logger": "SN", "readings": [{"at": "...+01:00", "celsius": 5.1}]}.
     The body is kept verbatim like a file, so the same body twice changes nothing."""
-    intake.check_readings_document(request.get_data(cache=True))
+    rawfiles.check_readings_document(request.get_data(cache=True))
     return _store_body(shipment_id, "readings.json", "json")
 
 

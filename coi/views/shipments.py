@@ -25,7 +25,7 @@ from coi.core.errors import InvalidInput
 from coi.core.filenames import content_disposition
 from coi.models import LoggerClockCheck, Shipment
 from coi.services import shipments
-from coi.services.loggers import clocks, evaluation, intake
+from coi.services.loggers import clocks, evaluation, rawfiles
 from coi.web import actor, carry_out, now, request_session
 from coldchain import Profile, chart
 
@@ -167,8 +167,8 @@ def commit_file(shipment_id: int) -> Any:
 def raw_file(file_id: int) -> Any:
     """The file exactly as uploaded, under the name it was uploaded with (whatever its
     characters: see content_disposition)."""
-    file = intake.visible_file(session=request_session(), actor=actor(), file_id=file_id)
-    body = intake.raw_stream(engine=current_app.extensions["coi.engine"], file_id=file_id)
+    file = rawfiles.visible_file(session=request_session(), actor=actor(), file_id=file_id)
+    body = rawfiles.raw_stream(engine=current_app.extensions["coi.engine"], file_id=file_id)
     disposition = content_disposition(file.filename, fallback=f"logger-file-{file.id}")
     return Response(body, mimetype="application/octet-stream",
                     headers={"Content-Disposition": disposition, "X-Content-SHA256": file.sha256})

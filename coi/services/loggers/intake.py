@@ -10,7 +10,6 @@ trusted; the caller rolls back and records the refusal (`record_refusal`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -19,18 +18,16 @@ from datetime import datetime, timedelta
 from typing import IO, Any, BinaryIO, NoReturn, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from coi.core.access import Actor
 from coi.core.canonical import canonical_json
 from coi.core.display import local_text
-from coi.core.errors import Conflict, InvalidInput, NotFound
+from coi.core.errors import Conflict, InvalidInput
 from coi.core.filenames import storable
 from coi.models import (
     Alarm,
     LoggerFile,
-    LoggerFileChunk,
     LoggerFileLink,
     LoggerFileResult,
     ShipmentLogger,
@@ -39,6 +36,7 @@ from coi.models import (
 from coi.services import alarms, audit
 from coi.services.loggers import clocks, readings
 from coi.services.loggers.evaluation import evaluate, profile_of, window_of
+from coi.services.loggers.rawfiles import FILENAME_MAX, digest, store_chunks
 from coi.services.loggers.readings import ReadingWriter, heard_from
 from coi.services.shipments import ShipmentView, require_upload, visible_shipment, zone_problem
 from coldchain import (
@@ -55,12 +53,10 @@ from coldchain import (
     stated_logger,
 )
 
-CHUNK_BYTES = 1 << 20
 ABSOLUTE_ZERO = -273.15
 PROGRESS_ROWS = 5000  # readings between two calls of a store's progress callback
 KEEP_SKIPPED = 100  # rows skipped that a result keeps with line and why; the rest are counted
 VIA = ("web", "api", "json", "cli")
-FILENAME_MAX = 255  # LoggerFile.filename; no file system makes longer names
 
 
 class LoggerFileRefused(InvalidInput):
@@ -146,17 +142,6 @@ class Stored:
     def changed(self) -> bool:
         """Stored, or attached to another shipment: False only when nothing changed."""
         return self.created or self.link is not None
-
-
-def digest(stream: IO[bytes]) -> tuple[str, int]:
-    """SHA-256 and size of a seekable stream, read in chunks; the stream is rewound."""
-    sha, size = hashlib.sha256(), 0
-    stream.seek(0)
-    while chunk := stream.read(CHUNK_BYTES):
-        sha.update(chunk)
-        size += len(chunk)
-    stream.seek(0)
-    return sha.hexdigest(), size
 
 
 def _open(view: ShipmentView, stream: IO[bytes], filename: str,
@@ -473,7 +458,7 @@ def store(
         _check_span(span, window, _zone_note(source))
     if progress:
         progress(span.count)
-    _store_chunks(session, file, stream)
+    store_chunks(session, file, stream)
     session.add(LoggerFileLink(file_id=file_id, shipment_id=shipment_id, logger_serial=chosen.serial,  # type: ignore[arg-type]
                                via=via, linked_at=now, linked_by_id=actor.user_id,  # type: ignore[arg-type]
                                outside_window=span.outside_window))
@@ -497,43 +482,6 @@ def store(
     fed = {chosen.serial: evaluator.result()} if evaluator else None
     raised = raise_alarms(session=session, now=now, view=view, fed=fed)
     return Stored(file, True, result, raised)
-
-
-def record_refusal(*, session: Session, now: datetime, actor: Actor, shipment_id: int,
-                   filename: str, stream: IO[bytes], reason: str) -> None:
-    """Keep a refused upload in the audit trail (call after rolling the upload back)."""
-    try:
-        sha256, size = digest(stream)
-    except (OSError, ValueError):  # a stream that cannot be read again: still log the attempt
-        sha256, size = None, None
-    audit.record(session=session, now=now, actor=actor, entity="logger_file", entity_id="refused",
-                 action="refuse", reason=storable(reason, 2000),
-                 changes={"shipment": (None, shipment_id),
-                          "filename": (None, storable(filename, FILENAME_MAX)),
-                          "sha256": (None, sha256), "size": (None, size)})
-
-
-def _store_chunks(session: Session, file: LoggerFile, stream: IO[bytes]) -> None:
-    stream.seek(0)
-    seq = 0
-    while chunk := stream.read(CHUNK_BYTES):
-        session.add(LoggerFileChunk(file_id=file.id, seq=seq, data=chunk))  # type: ignore[arg-type]
-        session.flush()
-        seq += 1
-
-
-def raw_bytes(*, session: Session, file_id: int) -> Iterator[bytes]:
-    """The file as uploaded, chunk by chunk."""
-    for chunk in session.exec(select(LoggerFileChunk).where(LoggerFileChunk.file_id == file_id)
-                              .order_by(col(LoggerFileChunk.seq))):
-        yield chunk.data
-
-
-def raw_stream(*, engine: Engine, file_id: int) -> Iterator[bytes]:
-    """The file as uploaded, for a response body sent after the request's session is closed:
-    the chunks are read in a session of their own, closed when the last is sent."""
-    with Session(engine) as own:
-        yield from raw_bytes(session=own, file_id=file_id)
 
 
 def raise_alarms(*, session: Session, now: datetime, view: ShipmentView,
@@ -571,33 +519,3 @@ def _raise(session: Session, now: datetime, view: ShipmentView, fingerprint: str
                               site_id=shipment.destination_site_id, shipment_id=shipment.id,
                               fingerprint=fingerprint,
                               rule={**rule, "shipment": shipment.id, "profile": shipment.profile})
-
-
-def check_readings_document(body: bytes) -> None:
-    """A JSON body must be an object with a list of readings before it is read as a file."""
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise InvalidInput(f"The body is not JSON: {error}.") from None
-    except RecursionError:  # the decoder gives up on deep nesting: bad input, not a crash
-        raise InvalidInput("The body is nested too deeply; send {\"logger\": \"serial\", "
-                           "\"readings\": [...]}.") from None
-    if not isinstance(document, dict) or not isinstance(document.get("readings"), list):
-        raise InvalidInput("Send {\"logger\": \"serial\", \"readings\": [{\"at\": ..., \"celsius\": ...}]}.",
-                           [{"field": "readings", "message": "A list of readings is required."}])
-
-
-def visible_file(*, session: Session, actor: Actor, file_id: int) -> LoggerFile:
-    """A stored logger file, if the reader may see a shipment it is linked to; NotFound
-    otherwise."""
-    file = session.get(LoggerFile, file_id)
-    if file is None:
-        raise NotFound(f"No logger file {file_id}.")
-    for shipment_id in session.exec(select(LoggerFileLink.shipment_id)
-                                    .where(LoggerFileLink.file_id == file_id)):
-        try:
-            visible_shipment(session=session, actor=actor, shipment_id=shipment_id)
-        except NotFound:
-            continue
-        return file
-    raise NotFound(f"No logger file {file_id} that you may see.")
