@@ -67,7 +67,7 @@ from coi.models import (  # noqa: E402
     coi_of,  # noqa: E402
 )
 from coi.services import enrolment, shipments, users  # noqa: E402
-from coi.services.loggers import evaluation, intake  # noqa: E402
+from coi.services.loggers import evaluation, intake, rawfiles  # noqa: E402
 from coi.services.loggers.readings import sqlite_time  # noqa: E402
 from coi.services.shipments import LoggerSpec, visible_shipment  # noqa: E402
 from coldchain import load_profiles  # noqa: E402
@@ -200,7 +200,7 @@ def phase_app(engine: Engine, world: World, path: Path, readings: int,
 def file_row(engine: Engine, world: World, path: Path) -> int:
     """The LoggerFile row the raw readings point to (not timed)."""
     with Session(for_writing(engine)) as session, path.open("rb") as stream:
-        sha256, size = intake.digest(stream)
+        sha256, size = rawfiles.digest(stream)
         file = LoggerFile(shipment_id=world.shipment_id, logger_serial=SERIAL, sha256=sha256,
                           filename=path.name, size=size, format="delimited", via="cli",
                           uploaded_at=now_after(0), uploaded_by_id=world.courier.user_id, report="{}")

@@ -14,13 +14,14 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlmodel import select
 
-from coi import demo, migrate
+from coi import demo, handlers, migrate
 from coi.core.errors import DomainError
 from coi.core.phi import PhiCipher
 from coi.db import session_scope, snapshot
 from coi.models import Patient, User
+from coi.problems import size_text
 from coi.services import integrity, ledger, users
-from coi.services.loggers import formats, intake
+from coi.services.loggers import formats, intake, rawfiles
 from coldchain import ColumnMapping
 
 cli = AppGroup("coi", help="Chain-of-identity platform commands.")
@@ -101,17 +102,26 @@ def ledger_head() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True))
 @click.option("--user", "username", required=True, help="Who imports it (recorded as the uploader).")
 @click.option("--logger", "logger_serial", default=None, help="The logger, if the shipment has several.")
+@click.option("--zone", default=None,
+              help="The logger's time zone (IANA name, e.g. Europe/Berlin): files that state none are "
+                   "read in it, and it is kept for the logger (audited). Default: the logger's zone.")
 @click.option("--mapping", "mapping_text", default=None,
               help='A column mapping, as JSON or a JSON file: {"time": "Date Time", "value": "Temp", '
                    '"unit": "C", "order": "DMY"} (see python -m coldchain inspect --help).')
 @click.option("--save-format", "format_name", default=None,
               help="Save the mapping under this name for every file of the same layout.")
 def import_logger(shipment_id: int, path: str, username: str, logger_serial: str | None,
-                  mapping_text: str | None, format_name: str | None) -> None:
+                  zone: str | None, mapping_text: str | None, format_name: str | None) -> None:
     """Import a logger file for a shipment (bulk back-loading), with a progress bar. The file
     is stored verbatim and evaluated like an upload; the same file again changes nothing."""
     mapping = _mapping_option(mapping_text)
     clock = current_app.extensions["coi.clock"]
+    limit = int(current_app.config["LOGGER_UPLOAD_MAX_BYTES"])
+    size = os.path.getsize(path)
+    if size > limit:  # refused before it is read: nothing is written, as a web upload's 413
+        raise click.ClickException(
+            f"{os.path.basename(path)} is {size:,} bytes; the logger file limit "
+            f"(LOGGER_UPLOAD_MAX_BYTES) is {size_text(limit)}. Nothing was stored.")
     with session_scope(_engine()) as session:
         user = session.exec(select(User).where(User.username == username)).first()
         if user is None or not user.active:
@@ -126,22 +136,30 @@ def import_logger(shipment_id: int, path: str, username: str, logger_serial: str
                 stored = intake.store(session=session, now=clock.now(), actor=me,
                                        shipment_id=shipment_id, stream=stream,
                                        filename=os.path.basename(path), via="cli",
-                                       logger_serial=logger_serial, progress=progress,
-                                       mapping=mapping, format_name=format_name)
+                                       logger_serial=logger_serial, progress=progress, zone=zone,
+                                       max_bytes=limit, mapping=mapping, format_name=format_name)
             except DomainError as error:
                 session.rollback()
                 if isinstance(error, intake.LoggerFileRefused):
-                    intake.record_refusal(session=session, now=clock.now(), actor=me,
+                    rawfiles.record_refusal(session=session, now=clock.now(), actor=me,
                                            shipment_id=shipment_id, filename=os.path.basename(path),
                                            stream=stream, reason=error.message)
                     session.commit()
                 raise click.ClickException(error.message) from None
         session.commit()
-    if not stored.created:
-        click.echo(f"This file was stored before (file {stored.file.id}): nothing changed.")
+    click.echo(handlers.stored_message(stored, shipment_id))
+    if not stored.changed:
         return
-    count = stored.result.reading_count if stored.result else 0
-    click.echo(f"Stored {count:,} readings as file {stored.file.id} (SHA-256 {stored.file.sha256}).")
+    if stored.created:
+        click.echo(f"File {stored.file.id}, SHA-256 {stored.file.sha256}.")
+    skipped, skipped_count, notes = intake.kept_rows(stored.result)
+    if skipped_count:
+        click.echo(f"Skipped {skipped_count:,} row(s) that are not readings"
+                   + (f" (the first {len(skipped)}):" if len(skipped) < skipped_count else ":"))
+        for row in skipped:
+            click.echo(f"  {row}")
+    for note in notes:
+        click.echo(f"Note: {note}")
     for alarm in stored.alarms:
         click.echo(f"ALARM {alarm.severity}: {alarm.summary}")
 

@@ -22,9 +22,11 @@ from coi.models import Case, LoggerFile, coi_of
 from coi.schemas import NUL_MESSAGE, CustodyScanIn, validate
 from coi.services import custody, masterdata
 from coi.services.custody import Credential, Outcome
-from coi.services.loggers import intake
+from coi.services.loggers import intake, rawfiles
 from coi.web import actor, now, request_session
-from coldchain import ColumnMapping, mapping_document
+from coldchain import ColumnMapping, Problem, mapping_document
+
+SHOWN_ROWS = 20  # rows skipped (and notes) an answer lists; the count says how many in all
 
 # Endpoints whose bodies may exceed the global request limit (1 MiB), and the setting that
 # limits each instead: camera frames and photos of labels, logger files.
@@ -151,14 +153,14 @@ def _item_label(item: str) -> str:
 
 
 def preview_logger_file(shipment_id: int, stream: IO[bytes], filename: str,
-                        logger_serial: str | None,
+                        logger_serial: str | None, zone: str | None = None,
                         mapping: ColumnMapping | None = None) -> dict[str, Any]:
     """Read the file and say what it holds; nothing is stored (a refusal is kept)."""
     me = actor()
     try:
         shown = intake.preview(session=request_session(), now=now(), actor=me, shipment_id=shipment_id,
                                stream=stream, filename=filename, logger_serial=logger_serial,
-                               max_bytes=current_app.config["LOGGER_UPLOAD_MAX_BYTES"],
+                               max_bytes=current_app.config["LOGGER_UPLOAD_MAX_BYTES"], zone=zone,
                                mapping=mapping)
     except intake.LoggerFileRefused as error:
         _keep_refusal(shipment_id, stream, filename, error)
@@ -167,8 +169,8 @@ def preview_logger_file(shipment_id: int, stream: IO[bytes], filename: str,
 
 
 def store_logger_file(shipment_id: int, stream: IO[bytes], filename: str, *, via: str,
-                      logger_serial: str | None,
-                      expected_sha256: str | None = None, mapping: ColumnMapping | None = None,
+                      logger_serial: str | None, expected_sha256: str | None = None,
+                      zone: str | None = None, mapping: ColumnMapping | None = None,
                       format_name: str | None = None) -> tuple[dict[str, Any], int]:
     """Store the file, judge the shipment and commit: (document, 201), or (document, 200)
     when the same file was stored before and nothing changed. A refusal is kept, then raised."""
@@ -176,21 +178,21 @@ def store_logger_file(shipment_id: int, stream: IO[bytes], filename: str, *, via
     try:
         stored = intake.store(session=db, now=now(), actor=actor(), shipment_id=shipment_id,
                               stream=stream, filename=filename, via=via, logger_serial=logger_serial,
-                              expected_sha256=expected_sha256,
+                              expected_sha256=expected_sha256, zone=zone,
                               max_bytes=current_app.config["LOGGER_UPLOAD_MAX_BYTES"],
                               mapping=mapping, format_name=format_name)
     except intake.LoggerFileRefused as error:
         _keep_refusal(shipment_id, stream, filename, error)
         raise
     db.commit()
-    return stored_document(stored, shipment_id), 201 if stored.created else 200
+    return stored_document(stored, shipment_id), 201 if stored.changed else 200
 
 
 def _keep_refusal(shipment_id: int, stream: IO[bytes], filename: str, error: DomainError) -> None:
     """Roll the upload back, then keep the refused attempt in the audit trail."""
     db = request_session()
     db.rollback()
-    intake.record_refusal(session=db, now=now(), actor=actor(), shipment_id=shipment_id,
+    rawfiles.record_refusal(session=db, now=now(), actor=actor(), shipment_id=shipment_id,
                           filename=filename, stream=stream, reason=error.message)
     db.commit()
 
@@ -205,6 +207,8 @@ def preview_document(shown: intake.Preview, zone: str) -> dict[str, Any]:
     return {
         "filename": shown.filename, "size": shown.size, "sha256": shown.sha256,
         "format": shown.format, "logger": shown.logger, "zone": shown.zone,
+        # The logger's zone as it will be kept with the file, and the one it replaces.
+        "logger_zone": shown.logger_zone, "zone_was": shown.zone_was, "zone_changes": shown.zone_changes,
         "interval_s": shown.interval.total_seconds() if shown.interval else None,
         "clock_offset_s": shown.clock_offset.total_seconds() if shown.clock_offset else None,
         "count": span.count, "first": reading(span.first_reading), "last": reading(span.last_reading),
@@ -213,30 +217,50 @@ def preview_document(shown: intake.Preview, zone: str) -> dict[str, Any]:
         "after_window": span.after_window, "duplicates": shown.duplicates,
         "window": {"start": local_text(shown.window[0], zone), "end": local_text(shown.window[1], zone)},
         "skipped_count": shown.skipped_count,
-        "skipped": [{"line": p.line, "column": p.column, "why": p.why} for p in shown.skipped[:20]],
+        "skipped": rows_document(shown.skipped),
+        "notes": rows_document(shown.notes),
         "meta": shown.meta,
-        "already": _stored_before(shown.already, zone),
+        "already": _stored_before(shown.already, shown.linked_here, zone),
         "mapping": mapping_document(shown.mapping) if shown.mapping else None,
         "saved_format": shown.format_name,
         "layout": shown.layout.document() if shown.layout else None,
     }
 
 
-def _stored_before(file: LoggerFile | None, zone: str) -> dict[str, Any] | None:
+def _stored_before(file: LoggerFile | None, linked_here: bool, zone: str) -> dict[str, Any] | None:
+    """The same file stored before: `linked_here`, for this shipment (storing it changes
+    nothing); else for another leg (storing attaches it to this shipment too)."""
     if file is None:
         return None
-    return {"file": file.id, "shipment": file.shipment_id,
+    return {"file": file.id, "shipment": file.shipment_id, "linked_here": linked_here,
             "uploaded_at": local_text(file.uploaded_at, zone)}
+
+
+def rows_document(rows: list[Problem]) -> list[dict[str, Any]]:
+    """Rows skipped or noted, as the answers list them (the first SHOWN_ROWS)."""
+    return [{"line": p.line, "column": p.column, "why": p.why} for p in rows[:SHOWN_ROWS]]
+
+
+def stored_message(stored: intake.Stored, shipment_id: int) -> str:
+    """What storing a file did, in words (the web, the API and the CLI say the same)."""
+    file, result = stored.file, stored.result
+    if stored.created:
+        return f"Stored {result.reading_count if result else 0:,} readings from {file.filename}."
+    if stored.link is not None:
+        return (f"This file was stored for shipment {file.shipment_id} (file {file.id}); it is now "
+                f"attached to shipment {shipment_id} too and judged in its window "
+                f"({stored.link.outside_window:,} of its readings fall outside it).")
+    return f"This file was stored before (file {file.id}, shipment {file.shipment_id}): nothing changed."
 
 
 def stored_document(stored: intake.Stored, shipment_id: int) -> dict[str, Any]:
     file, result = stored.file, stored.result
+    skipped, skipped_count, notes = intake.kept_rows(result)
     return {
         "created": stored.created,
-        "message": (f"Stored {result.reading_count if result else 0:,} readings from {file.filename}."
-                    if stored.created else
-                    f"This file was stored before (file {file.id}, shipment {file.shipment_id}): "
-                    "nothing changed."),
+        "linked": stored.link is not None,
+        "message": stored_message(stored, shipment_id),
+        "skipped_count": skipped_count, "skipped": rows_document(skipped), "notes": rows_document(notes),
         "file": {"id": file.id, "sha256": file.sha256, "filename": file.filename,
                  "size": file.size, "format": file.format, "logger": file.logger_serial,
                  "shipment": file.shipment_id,

@@ -74,8 +74,21 @@ def _csrf_error(error: CSRFError) -> Any:
 
 
 def _too_large(error: RequestEntityTooLarge) -> Any:
-    return render(413, "Request too large", "The request is larger than this server accepts; "
-                  "nothing was saved.", "too_large")
+    limit = request.max_content_length  # the endpoint's own limit (handlers.upload_limit), else the app's
+    if limit is None:
+        return render(413, "Request too large", "The request is larger than this server accepts; "
+                      "nothing was saved.", "too_large")
+    return render(413, "Request too large", "The request is larger than this server accepts; nothing "
+                  f"was saved. The limit here is {size_text(limit)}.", "too_large", max_bytes=limit)
+
+
+def size_text(limit: int) -> str:
+    """A size limit as people read it, exact in bytes: "104,857,600 bytes (100 MB)"."""
+    if limit >= 1 << 20:
+        return f"{limit:,} bytes ({limit / (1 << 20):.4g} MB)"
+    if limit >= 1 << 10:
+        return f"{limit:,} bytes ({limit / (1 << 10):.4g} KB)"
+    return f"{limit:,} bytes"
 
 
 def _http_error(error: HTTPException) -> Any:

@@ -21,6 +21,12 @@ class Tally:
 
     duplicates: int = 0  # rows dropped because an identical row came before
     reordered: int = 0  # rows that arrived after a row with a later time
+    reset: int = 0  # rows stamped before CLOCK_RESET_BEFORE: a logger clock set back to its epoch
+
+
+# A logger whose battery ran flat or was swapped restarts its clock at its epoch (1970 for
+# most): readings stamped before this cannot be true times. They are kept and noted.
+CLOCK_RESET_BEFORE = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def clock_offset_from_handoff(logger_time: datetime, scan_time: datetime) -> timedelta:
@@ -50,6 +56,7 @@ def normalise(
     tally = tally if tally is not None else Tally()
     first_duplicate: tuple[int, int] | None = None  # (line, line it repeats)
     first_reordered: int | None = None
+    first_reset: Reading | None = None
     heap: list[tuple[datetime, str, int, Reading]] = []
     latest_seen: Reading | None = None
     last_emitted: Reading | None = None
@@ -82,6 +89,9 @@ def normalise(
                 f"{_when(reading.at)} comes after line {last_emitted.line}'s later time "
                 f"{_when(last_emitted.at)}; rows are out of order by more than {reorder_window} rows",
             ))
+        if reading.at < CLOCK_RESET_BEFORE:
+            tally.reset += 1
+            first_reset = first_reset or reading
         if latest_seen is not None and reading.at < latest_seen.at:
             tally.reordered += 1
             first_reordered = first_reordered or reading.line
@@ -108,6 +118,13 @@ def normalise(
         problems.append(Problem(
             first_reordered, None,
             f"{tally.reordered} row(s) came before rows with earlier times and were put in time order",
+        ))
+    if first_reset is not None:
+        problems.append(Problem(
+            first_reset.line, None,
+            f"{tally.reset} row(s) are stamped before {CLOCK_RESET_BEFORE:%Y} (the first "
+            f"{_when(first_reset.at)}): the logger's clock was reset; they are kept but are not "
+            "true times",
         ))
 
 

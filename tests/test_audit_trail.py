@@ -32,7 +32,7 @@ from coi.services import (
     users,
 )
 from coi.services.audit import AuditFilter, AuditRow
-from coi.services.loggers import intake
+from coi.services.loggers import rawfiles
 from tests.helpers import PASSWORD, World, csv_file, login, make_case, open_for, store
 
 
@@ -165,7 +165,7 @@ def test_each_kind_of_record_concerns_the_sites_it_belongs_to(app, session, worl
     session.commit()
     shipment = open_for(session, world, clock, case)
     stored = store(session, world, clock, shipment, csv_file([5.0] * 6, start=clock.now()))
-    intake.record_refusal(session=session, now=clock.now(), actor=world.actor("courier"),
+    rawfiles.record_refusal(session=session, now=clock.now(), actor=world.actor("courier"),
                           shipment_id=shipment.id, filename="bad.csv",  # type: ignore[arg-type]
                           stream=io.BytesIO(b"nonsense"), reason="not a logger file")
     alarm = alarms.raise_alarm(session=session, now=clock.now(), kind="temperature",

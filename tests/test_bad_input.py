@@ -184,6 +184,8 @@ def test_an_oversized_request_is_refused_as_too_large(client, session, token):
     problem = assert_problem(response, 413, ENROL)
     assert problem["code"] == "too_large"
     assert "nothing was saved" in problem["detail"]
+    assert "The limit here is 1,048,576 bytes (1 MB)." in problem["detail"]
+    assert problem["max_bytes"] == MAX_BODY
     assert rows(session) == before
 
 
@@ -300,6 +302,7 @@ def test_an_oversized_form_post_gets_a_page_that_says_so(staff, session):
     assert response.mimetype == "text/html"
     page = response.get_data(as_text=True)
     assert "larger than this server accepts; nothing was saved." in page
+    assert "The limit here is 1,048,576 bytes (1 MB)." in page
     assert_no_trace(response)
     assert rows(session) == before
 

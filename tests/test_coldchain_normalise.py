@@ -100,3 +100,18 @@ def test_the_same_time_on_two_loggers_is_not_a_conflict() -> None:
     out, _, tally = run(rows)
 
     assert len(out) == 2 and tally.duplicates == 0
+
+
+def test_readings_stamped_1970_after_a_clock_reset_are_kept_and_noted() -> None:
+    """A logger whose battery was swapped restarts at its epoch: its next rows say 1970."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    rows = [reading(0, line=2), reading(5, line=3),
+            Reading(epoch, 4.0, "L1", 4), Reading(epoch + timedelta(minutes=5), 4.1, "L1", 5)]
+
+    out, problems, tally = run(rows)
+
+    assert [r.line for r in out] == [4, 5, 2, 3]  # kept, in time order
+    assert tally.reset == 2
+    assert [p.line for p in problems] == [4, 4]
+    assert problems[1].why.startswith("2 row(s) are stamped before 2000 (the first 1970-01-01 00:00:00 UTC): "
+                                      "the logger's clock was reset")

@@ -19,7 +19,15 @@ import pytest
 from sqlmodel import col, func, select
 
 from coi.core.errors import InvalidInput
-from coi.models import AuditEntry, LoggerFile, LoggerFileResult, LoggerReading, Shipment
+from coi.models import (
+    AuditEntry,
+    LoggerFile,
+    LoggerFileResult,
+    LoggerReading,
+    Shipment,
+    ShipmentLogger,
+    coi_of,
+)
 from coi.services.loggers import intake
 from coldchain import ReadOptions, Unreadable, logger_key, read, stated_logger
 from tests.helpers import BERLIN, CSRF, api_token, bearer, csv_file, login, make_case, open_for, store
@@ -353,7 +361,9 @@ def test_the_upload_form_lets_the_file_name_its_logger_on_a_shipment_with_severa
     clock.advance(hours=1)
     login(client, "courier")
     page = client.get(f"/shipments/{shipment.id}").get_data(as_text=True)
-    assert '<select name="logger"><option value="">the one the file names</option>' in page
+    assert '<select name="logger" id="logger-input"><option value="" data-zone="">the one the ' \
+        'file names</option>' in page
+    assert 'name="zone" id="zone-input" value=""' in page  # the named logger's own zone
     answer = client.post(f"/shipments/{shipment.id}/logger-files/preview", headers=JSON,
                          data={"csrf_token": CSRF.search(page).group(1), "logger": "",
                                "file": (io.BytesIO(headed("LOG-2", shipment.opened_at)), "log.csv")})
@@ -362,3 +372,43 @@ def test_the_upload_form_lets_the_file_name_its_logger_on_a_shipment_with_severa
                           data={"csrf_token": CSRF.search(page).group(1), "logger": "",
                                 "file": (io.BytesIO(csv_file([5.0], start=shipment.opened_at)), "log.csv")})
     assert unnamed.status_code == 422 and "Say which logger" in unnamed.get_json()["detail"]
+
+
+# ------------------------------------------------------------------ serials as vendors print them
+
+
+def test_a_serial_with_spaces_is_entered_as_typed_and_matched_to_a_file_that_writes_it_otherwise(
+        app, client, session, world, clock):
+    """EnvLogger prints '0434 EF00 4B29 0A' on the logger; its files write it with hyphens
+    or underscores. The shipment keeps it as typed, and both files are taken as its own."""
+    case = make_case(app, session, world, clock)
+    login(client, "staff")
+    coi = coi_of(case).text
+    token = CSRF.search(client.get(f"/cases/{coi}").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    answer = client.post(f"/cases/{coi}/shipments", data={
+        "csrf_token": token, "leg": "outbound", "loggers": "  0434 EF00  4B29 0A , LOG-2",
+        "zone": BERLIN}, follow_redirects=True)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    shipment = session.exec(select(Shipment)).one()
+    serials = session.exec(select(ShipmentLogger.serial).order_by(col(ShipmentLogger.id))).all()
+    assert serials == ["0434 EF00  4B29 0A", "LOG-2"]  # trimmed; the inner spaces as typed
+    clock.advance(hours=1)
+    hyphens = store(session, world, clock, shipment, headed("0434-EF00-4B29-0A", shipment.opened_at))
+    underscores = store(session, world, clock, shipment,
+                        headed("0434_ef00_4b29_0a", shipment.opened_at + timedelta(minutes=30)),
+                        name="0434_EF00_4B29_0A.csv")
+    assert hyphens.file.logger_serial == underscores.file.logger_serial == "0434 EF00  4B29 0A"
+    assert set(session.exec(select(LoggerReading.logger)).all()) == {"0434 EF00  4B29 0A"}
+    # Named by the uploader with hyphens, it is the same logger too.
+    named = store(session, world, clock, shipment,
+                  csv_file([5.0], start=shipment.opened_at + timedelta(minutes=50)),
+                  name="third.csv", logger_serial="0434-EF00-4B29-0A")
+    assert named.file.logger_serial == "0434 EF00  4B29 0A"
+
+
+def test_a_serial_typed_twice_in_other_spellings_is_refused_as_named_twice(app, session, world, clock):
+    with pytest.raises(InvalidInput, match="named twice"):
+        shipment_with(app, session, world, clock, "0434 EF00 4B29 0A", "0434_ef00_4b29_0a")
+    session.rollback()
+    assert count(session, Shipment) == 0
+

@@ -23,7 +23,7 @@ from coi.models import (
     Shipment,
 )
 from coi.services import shipments
-from coi.services.loggers import clocks, evaluation, intake
+from coi.services.loggers import clocks, evaluation, intake, rawfiles
 from coi.services.shipments import LoggerSpec
 from tests.helpers import (
     BERLIN,
@@ -71,8 +71,11 @@ def test_a_case_has_one_shipment_on_its_way_at_a_time(app, session, world, clock
 
 @pytest.mark.parametrize(("serials", "zone", "message"), [
     ((), BERLIN, "at least one"),
-    (("bad serial!",), BERLIN, "not a logger serial"),
+    (("bad\tserial",), BERLIN, "control character"),
+    (("X" * 65,), BERLIN, "1 to 64 characters"),
+    (("- _",), BERLIN, "no letter or digit"),
     (("A", "A"), BERLIN, "named twice"),
+    (("0434 EF00", "0434-ef00"), BERLIN, "named twice"),
     (("A",), "Mars/Olympus", "not a time zone"),
 ])
 def test_a_shipment_with_bad_loggers_is_not_opened(app, session, world, clock, serials, zone, message):
@@ -192,7 +195,7 @@ def test_a_file_is_stored_verbatim_with_its_readings_pointing_to_it(app, session
     stored = store(session, world, clock, shipment, data)
     assert stored.created and stored.result is not None
     assert stored.result.reading_count == 4
-    assert b"".join(intake.raw_bytes(session=session, file_id=stored.file.id)) == data
+    assert b"".join(rawfiles.raw_bytes(session=session, file_id=stored.file.id)) == data
     readings = session.exec(select(LoggerReading).order_by(col(LoggerReading.at))).all()
     assert {r.file_id for r in readings} == {stored.file.id}
     assert [(r.line, r.celsius) for r in readings] == [(2, 5.0), (3, 5.5), (4, 6.0), (5, 5.0)]
@@ -332,7 +335,7 @@ def test_a_file_refused_after_rows_were_written_leaves_nothing_and_the_next_file
     good = csv_file([5.0] * 10, start=shipment.opened_at)
     bad = good + good.splitlines(keepends=True)[-1].replace(b",5.0", b",6.0")  # the last time twice
     refused(session, world, clock, shipment, bad, "two values for the same time")
-    intake.record_refusal(session=session, now=clock.now(), actor=world.actor("courier"),
+    rawfiles.record_refusal(session=session, now=clock.now(), actor=world.actor("courier"),
                            shipment_id=shipment.id, filename="bad.csv", stream=io.BytesIO(bad),
                            reason="two values for the same time")
     session.commit()

@@ -52,6 +52,9 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
                                "detail": _STR, "code": _STR, "position": {"type": "integer"},
                                "layout": {"type": "object", "description": "a refused logger "
                                           "file's columns and first rows, to give a mapping"},
+                               "max_bytes": {"type": "integer",
+                                             "description": "413: the largest body this endpoint "
+                                                            "accepts, in bytes"},
                                "errors": {"type": "array", "items": {
                                    "type": "object", "properties": {"field": _STR,
                                                                     "message": _STR}}}}},
@@ -130,7 +133,21 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
         }},
     "StoredLoggerFile": {"type": "object", "required": ["created", "message", "file", "alarms"],
                          "properties": {
-        "created": {"type": "boolean"}, "message": _STR, "shipment_url": _STR,
+        "created": {"type": "boolean", "description": "the file and its readings were stored now"},
+        "linked": {"type": "boolean",
+                   "description": "the file was stored before for another shipment (a logger that "
+                                  "travelled two legs) and is now attached to this one too, judged "
+                                  "in its window; stored once"},
+        "message": _STR, "shipment_url": _STR,
+        "skipped_count": {"type": "integer", "description": "rows of the file that are not readings "
+                                                            "(event markers, blank values) or could "
+                                                            "not be read, in all"},
+        "skipped": {"type": "array", "description": "the first 20 of them, with line and why",
+                    "items": _ref("FileRow")},
+        "notes": {"type": "array", "description": "what was put right or is worth knowing: rows "
+                                                  "reordered or repeated, readings stamped before "
+                                                  "a clock reset, a clock correction used",
+                  "items": _ref("FileRow")},
         "file": {"type": "object", "required": ["id", "sha256", "readings"], "properties": {
             "id": {"type": "integer"}, "sha256": _STR, "filename": _STR, "size": {"type": "integer"},
             "format": _STR, "logger": _STR, "shipment": {"type": "integer"},
@@ -147,6 +164,9 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
             "at": {"type": "string", "format": "date-time",
                    "description": "with its offset; a time without one is refused"},
             "celsius": {"type": "number"}, "fahrenheit": {"type": "number"}}}}}},
+    "FileRow": {"type": "object", "required": ["line", "why"], "properties": {
+        "line": {"type": ["integer", "null"]}, "column": {"type": ["string", "integer", "null"]},
+        "why": _STR}},
     "Reason": {"type": "object", "required": ["code", "message"],
                "properties": {"code": _STR, "message": _STR}},
     "CaseList": {"type": "object", "properties": {
@@ -172,10 +192,15 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
 
 _SHIPMENT = {"name": "shipment_id", "in": "path", "required": True,
              "schema": {"type": "integer", "minimum": 1, "maximum": ROW_ID_MAX}}
-_STORED = {"201": {"description": "Stored and judged; alarms raised", **_json("StoredLoggerFile")},
-           "200": {"description": "The same data was stored before: nothing changed",
+_STORED = {"201": {"description": "Stored (or attached to this shipment, if stored for another) "
+                          "and judged; alarms raised", **_json("StoredLoggerFile")},
+           "200": {"description": "The same data was stored before for this shipment: nothing changed",
                    **_json("StoredLoggerFile")},
            "409": _PROBLEM, **_ERRORS}
+_ZONE = {"name": "zone", "in": "query", "schema": _STR,
+         "description": "the logger's time zone (IANA name, e.g. Europe/Berlin), confirmed or set "
+                        "at upload: a file that states no zone is read in it, and a new one is kept "
+                        "for the shipment's logger (audited). Default: the zone the logger has."}
 _COI = {"name": "coi", "in": "path", "required": True, "schema": _STR,
         "description": "COI identifier with its check character, e.g. A999826000001X"}
 
@@ -239,7 +264,7 @@ def document() -> dict[str, Any]:
                 "parameters": [_SHIPMENT, {"name": "filename", "in": "query", "schema": _STR},
                                {"name": "logger", "in": "query", "schema": _STR,
                                 "description": "needed when the shipment has several loggers and the "
-                                               "file states no serial"},
+                                               "file states no serial"}, _ZONE,
                                {"name": "mapping", "in": "query", "schema": _STR,
                                 "description": "a column mapping as JSON, for a file detection cannot "
                                                'place: {"time": "Date Time", "value": "Temp", "unit": '
@@ -258,7 +283,7 @@ def document() -> dict[str, Any]:
                 "responses": _STORED}},
             "/shipments/{shipment_id}/readings": {"post": {
                 "summary": "Post readings as JSON for a shipment's logger",
-                "operationId": "postReadings", "parameters": [_SHIPMENT],
+                "operationId": "postReadings", "parameters": [_SHIPMENT, _ZONE],
                 "requestBody": {"required": True, **_json("Readings")},
                 "responses": _STORED}},
             "/identifiers/parse": {"post": {

@@ -14,7 +14,7 @@ from coi.core.phi import PatientIdentity
 from coi.models import CASE_STATES, coi_of, serial_of
 from coi.schemas import EnrolmentIn, ScanIn, UnitIn, validate
 from coi.services import cases, enrolment, masterdata
-from coi.services.loggers import formats, intake
+from coi.services.loggers import formats, rawfiles
 from coi.web import actor, cipher, json_body, now, request_session
 from coldchain import ColumnMapping
 
@@ -99,10 +99,11 @@ def post_scan() -> Any:
 def post_logger_file(shipment_id: int) -> Any:
     """A logger file as the request body (any content type), stored verbatim and evaluated.
     `?filename=` names it, `?logger=` picks the logger when the shipment has several and the
-    file states no serial (a serial it states must be on the shipment and agree with it).
+    file states no serial (a serial it states must be on the shipment and agree with it),
+    `?zone=` confirms or sets the logger's zone (IANA name; kept for the logger, audited).
     `?mapping=` (JSON) reads it through a column mapping, `?format_name=` saves that mapping
-    for files of its layout. 201 when stored, 200 when the same file was stored before
-    (nothing changed)."""
+    for files of its layout. 201 when stored (or attached to this shipment), 200 when the same
+    file was stored before for it (nothing changed)."""
     return _store_body(shipment_id, request.args.get("filename") or "upload", "api",
                        mapping=formats.mapping_given(request.args.get("mapping")),
                        format_name=request.args.get("format_name") or None)
@@ -113,7 +114,7 @@ def post_logger_file(shipment_id: int) -> Any:
 def post_readings(shipment_id: int) -> Any:
     """Readings as JSON: {"logger": "SN", "readings": [{"at": "...+01:00", "celsius": 5.1}]}.
     The body is kept verbatim like a file, so the same body twice changes nothing."""
-    intake.check_readings_document(request.get_data(cache=True))
+    rawfiles.check_readings_document(request.get_data(cache=True))
     return _store_body(shipment_id, "readings.json", "json")
 
 
@@ -121,7 +122,8 @@ def _store_body(shipment_id: int, filename: str, via: str, mapping: ColumnMappin
                 format_name: str | None = None) -> Any:
     document, status = handlers.store_logger_file(
         shipment_id, io.BytesIO(request.get_data(cache=False)), filename, via=via,
-        logger_serial=request.args.get("logger") or None, mapping=mapping, format_name=format_name)
+        logger_serial=request.args.get("logger") or None, zone=request.args.get("zone") or None,
+        mapping=mapping, format_name=format_name)
     return jsonify(document), status
 
 

@@ -28,6 +28,7 @@ from coi.models.shipment import (
     LoggerClockCheck,
     LoggerFile,
     LoggerFileChunk,
+    LoggerFileLink,
     LoggerFileResult,
     LoggerReading,
     Shipment,
@@ -43,7 +44,7 @@ APPEND_ONLY_TABLES = (
     "audit_entry", "signature", "login_attempt", "label_key", "label", "label_revocation",
     "custody_event", "ledger_checkpoint", "logger_file", "logger_file_chunk", "logger_file_result",
     "logger_reading", "alarm_event", "notification_attempt", "logger_clock_check",
-    "audit_entry_site", "record_seal", "alarm_deviation")
+    "audit_entry_site", "record_seal", "alarm_deviation", "logger_file_link")
 
 __all__ = [
     "ALARM_STATES",
@@ -79,6 +80,7 @@ __all__ = [
     "CustodyEvent",
     "LoggerFile",
     "LoggerFileChunk",
+    "LoggerFileLink",
     "LoggerClockCheck",
     "LoggerFormat",
     "LoggerFileResult",

@@ -9,7 +9,7 @@ from coi.core.vocabulary import SHIPMENT_LEGS
 from coi.models.types import UTCDateTime
 
 __all__ = ["SHIPMENT_LEGS", "SHIPMENT_STATES", "LoggerClockCheck", "LoggerFile", "LoggerFileChunk",
-           "LoggerFileResult", "LoggerReading",
+           "LoggerFileLink", "LoggerFileResult", "LoggerReading",
            "Shipment", "ShipmentLogger"]
 # open: packed, not yet with the courier; in_transit: the courier has it; received: delivered.
 SHIPMENT_STATES = ("open", "in_transit", "received")
@@ -96,10 +96,12 @@ class LoggerClockCheck(SQLModel, table=True):
 
 class LoggerFile(SQLModel, table=True):
     """A logger file as uploaded: the original record. Its bytes are kept verbatim in
-    `logger_file_chunk` and its SHA-256 is unique (the same file again changes nothing).
-    `report` keeps what the reader found in its header (format, zone, interval, clock
-    offset). Written before its readings; what was read from it follows in
-    `logger_file_result`. Append-only."""
+    `logger_file_chunk` and its SHA-256 is unique: the file and its readings are stored once,
+    for the shipment it was first uploaded for (`shipment_id`, its readings' shipment too);
+    the shipments it is judged for are its `logger_file_link`s (a logger that travelled two
+    legs brings one file to both). `report` keeps what the reader found in its header
+    (format, zone, interval, clock offset). Written before its readings; what was read from it
+    follows in `logger_file_result`. Append-only."""
 
     __tablename__ = "logger_file"
 
@@ -114,6 +116,26 @@ class LoggerFile(SQLModel, table=True):
     uploaded_at: datetime = Field(sa_type=UTCDateTime)
     uploaded_by_id: int = Field(foreign_key="app_user.id")
     report: str = Field(sa_type=Text)  # canonical JSON
+
+
+class LoggerFileLink(SQLModel, table=True):
+    """A stored logger file attached to a shipment, which is judged on the file's readings in
+    its own window: one link for the shipment the file was first uploaded for, one more for
+    each further leg the logger travelled. `logger_serial` is the logger as that shipment
+    names it; `outside_window` counts the file's readings outside that shipment's window.
+    The same file again for a linked shipment changes nothing. Append-only."""
+
+    __tablename__ = "logger_file_link"
+    __table_args__ = (UniqueConstraint("file_id", "shipment_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    file_id: int = Field(foreign_key="logger_file.id")
+    shipment_id: int = Field(foreign_key="shipment.id", index=True)
+    logger_serial: str = Field(max_length=64)
+    via: str = Field(max_length=10)  # web, api, json, cli
+    linked_at: datetime = Field(sa_type=UTCDateTime)
+    linked_by_id: int = Field(foreign_key="app_user.id")
+    outside_window: int = 0
 
 
 class LoggerFileResult(SQLModel, table=True):
@@ -151,7 +173,9 @@ class LoggerReading(SQLModel, table=True):
     walk them."""
 
     __tablename__ = "logger_reading"
-    __table_args__ = (Index("ix_logger_reading_series", "shipment_id", "logger", "at"),)
+    # The file index serves a file linked to a further shipment: its readings by file and time.
+    __table_args__ = (Index("ix_logger_reading_series", "shipment_id", "logger", "at"),
+                      Index("ix_logger_reading_file", "file_id", "at"))
 
     id: int | None = Field(
         default=None,

@@ -32,6 +32,7 @@ from coi.models import (
     Patient,
     RoleGrant,
     Shipment,
+    ShipmentLogger,
     Site,
     Unit,
     User,
@@ -250,6 +251,11 @@ def _logger_file(session: Session, key: str, _a: Actor | None, changes: Changes)
     return _shipment_sites(session, changes.get("shipment", (None, None))[1])
 
 
+def _shipment_logger(session: Session, key: str, _a: Actor | None, _c: Changes) -> set[int]:
+    logger = _get(session, ShipmentLogger, key)
+    return _shipment_sites(session, logger.shipment_id) if logger is not None else set()
+
+
 def _clock_check(session: Session, key: str, _a: Actor | None, _c: Changes) -> set[int]:
     check = _get(session, LoggerClockCheck, key)
     return _shipment_sites(session, check.shipment_id) if check is not None else set()
@@ -281,6 +287,7 @@ RESOLVERS: dict[str, Resolver] = {
     "user": _user, "api_token": _api_token, "web_session": _web_session,  # the person's sites
     "site": _site,  # itself
     "shipment": _shipment, "logger_file": _logger_file, "logger_clock_check": _clock_check,
+    "shipment_logger": _shipment_logger,  # its zone, confirmed at an upload
     "alarm": _alarm,
     "product": _nowhere, "logger_format": _nowhere,  # every site's: global readers only
     "audit_trail": _nowhere,  # exports name their sites themselves

@@ -28,7 +28,7 @@ from coi.models import (
     AlarmDeviation,
     AlarmEvent,
     Case,
-    LoggerFile,
+    LoggerFileLink,
     LoggerFileResult,
     Shipment,
     Unit,
@@ -243,8 +243,8 @@ def preconditions(*, session: Session, case: Case, route: Route, step_name: str,
             f"Shipment {shipment.id} of the {shipment.leg} leg is not received yet: receive it "
             f"before {doing}.", "not_received", {"shipment": shipment.id}))
         judged = session.exec(select(LoggerFileResult.file_id).join(
-            LoggerFile, col(LoggerFile.id) == LoggerFileResult.file_id)
-            .where(LoggerFile.shipment_id == shipment.id)).first() is not None
+            LoggerFileLink, col(LoggerFileLink.file_id) == LoggerFileResult.file_id)
+            .where(LoggerFileLink.shipment_id == shipment.id)).first() is not None
         checks.append(Check(
             f"{shipment.leg}_logger_data", judged,
             f"No temperature data for the {shipment.leg} leg: upload the logger file before "

@@ -5,7 +5,6 @@ courier's receipt dispatches it, the receipt at the destination receives it."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,9 +20,10 @@ from coi.core.vocabulary import SHIPMENT_LEGS
 from coi.models import Case, Shipment, ShipmentLogger, Site, case_sites, coi_of
 from coi.services import audit, masterdata
 from coi.services.cases import visible_case
-from coldchain import Profile
+from coldchain import Profile, logger_key
 
-LOGGER_SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
+SERIAL_MAX = 64  # ShipmentLogger.serial
+ZONE_MAX = 64  # ShipmentLogger.zone
 NOT_RECEIVED = ("open", "in_transit")
 
 
@@ -59,10 +59,12 @@ def open_shipment(
                        + ", ".join(sorted(profiles)) + "."})
     if not loggers:
         errors.append({"field": "loggers", "message": "Name at least one temperature logger."})
+    loggers = [LoggerSpec(spec.serial.strip(), spec.zone) for spec in loggers]
     for spec in loggers:
         errors += _logger_errors(spec)
     serials = [spec.serial for spec in loggers]
-    if len(set(serials)) != len(serials):
+    # One logger written two ways ('0434 EF00' and '0434-ef00') is still one logger.
+    if len({logger_key(serial) for serial in serials}) != len(serials):
         errors.append({"field": "loggers", "message": "A logger is named twice."})
     if shipper_id is not None and not (0 < len(shipper_id) <= 64):
         errors.append({"field": "shipper_id", "message": "At most 64 characters."})
@@ -95,18 +97,38 @@ def open_shipment(
     return shipment
 
 
+def serial_problem(serial: str) -> str | None:
+    """Why `serial` (trimmed) cannot be a logger serial, or None. Any printable text of 1 to
+    64 characters: vendors print serials with spaces ('0434 EF00 4B29 0A'), kept as typed;
+    serials are compared by `logger_key` everywhere."""
+    if not serial or len(serial) > SERIAL_MAX:
+        return f"A logger serial has 1 to {SERIAL_MAX} characters; {serial[:70]!r} has {len(serial)}."
+    if not serial.isprintable():
+        return f"{serial!r} is not a logger serial: it holds a control character (tab, line break...)."
+    if not logger_key(serial):
+        return f"{serial!r} is not a logger serial: it has no letter or digit."
+    return None
+
+
 def _logger_errors(spec: LoggerSpec) -> list[dict[str, str]]:
     errors = []
-    if not LOGGER_SERIAL.fullmatch(spec.serial):
-        errors.append({"field": "loggers", "message": f"{spec.serial!r} is not a logger serial "
-                       "(letters, digits and . _ : / -, up to 64)."})
-    if spec.zone:
-        try:
-            ZoneInfo(spec.zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            errors.append({"field": "loggers", "message": f"{spec.zone!r} is not a time zone name "
-                           "(e.g. Europe/Berlin)."})
+    problem = serial_problem(spec.serial)
+    if problem:
+        errors.append({"field": "loggers", "message": problem})
+    if spec.zone and (problem := zone_problem(spec.zone)):
+        errors.append({"field": "loggers", "message": problem})
     return errors
+
+
+def zone_problem(name: str) -> str | None:
+    """Why `name` is not an IANA time zone name (as a logger's zone is kept), or None."""
+    if len(name) > ZONE_MAX:
+        return f"{name[:70]!r} is not a time zone name (e.g. Europe/Berlin)."
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return f"{name!r} is not a time zone name (e.g. Europe/Berlin)."
+    return None
 
 
 def on_handoff(*, session: Session, now: datetime, case_id: int, giver_roles: Sequence[str],

@@ -11,7 +11,10 @@
   const bar = document.getElementById("upload-progress");
   const answer = document.getElementById("upload-answer");
   const maxBytes = Number(form.dataset.maxBytes);
+  const zoneInput = document.getElementById("zone-input");
+  const loggerInput = document.getElementById("logger-input");
   let busy = false;
+  let previewed = null; // the file whose preview is shown: read again when the zone changes
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -26,6 +29,7 @@
       data.append("csrf_token", form.querySelector("[name=csrf_token]").value);
       const logger = form.querySelector("[name=logger]");
       if (logger) data.append("logger", logger.value);
+      if (zoneInput) data.append("zone", zoneInput.value.trim());
       Object.entries(extra || {}).forEach(([k, v]) => data.append(k, v));
       data.append("file", file, file.name);
       const xhr = new XMLHttpRequest();
@@ -111,6 +115,11 @@
     ];
     if (p.outside_window) rows.push(["Outside the window", `${p.before_window} before, ${p.after_window} after (kept, not judged)`]);
     if (p.clock_offset_s) rows.push(["Logger clock", `${p.clock_offset_s} s off; times corrected`]);
+    if (p.zone_changes) {
+      rows.push(["Logger’s zone", `${p.zone_was || "none"} → ${p.logger_zone} (kept for the logger when stored)`]);
+    } else if (p.logger_zone) {
+      rows.push(["Logger’s zone", `${p.logger_zone} (confirmed)`]);
+    }
     rows.push(["Skipped", p.skipped_count ? `${p.skipped_count.toLocaleString()} row(s), see below` : "nothing"]);
     if (p.saved_format) rows.push(["Read with", `the saved format “${p.saved_format}”`]);
     else if (p.mapping) rows.push(["Read with", "the column mapping above"]);
@@ -121,9 +130,18 @@
       box.append(el("ul", { class: "skipped" }, ...p.skipped.map((s) =>
         el("li", {}, `line ${s.line ?? "?"}${s.column ? ", column " + s.column : ""}: ${s.why}`))));
     }
-    if (p.already) {
+    if (p.notes && p.notes.length) {
+      box.append(el("p", {}, el("b", {}, "Notes")), el("ul", { class: "notes" }, ...p.notes.map((n) =>
+        el("li", {}, `${n.line ? "line " + n.line + ": " : ""}${n.why}`))));
+    }
+    const nothing = p.already && p.already.linked_here;
+    if (nothing) {
       box.append(el("p", { class: "verdict" }, `This file was stored before (file ${p.already.file}, ` +
         `shipment ${p.already.shipment}, ${p.already.uploaded_at}): storing it again changes nothing.`));
+    } else if (p.already) {
+      box.append(el("p", { class: "verdict" }, `This file was stored for shipment ${p.already.shipment} ` +
+        `(file ${p.already.file}, ${p.already.uploaded_at}): its logger travelled this leg too. ` +
+        "Attaching it judges its stored readings in this shipment’s window; it is not stored twice."));
     }
     // A mapping given here may be kept for every file of this layout.
     const formatName = el("input", { name: "format_name", id: "format-name", maxlength: "80",
@@ -132,10 +150,10 @@
       box.append(el("label", { for: "format-name" }, "Save this mapping as a format (optional) ", formatName));
     }
     const commit = el("button", { type: "button", class: "primary", id: "commit" },
-      p.already ? "Close" : `Store ${p.count.toLocaleString()} readings`);
+      nothing ? "Close" : p.already ? "Attach to this shipment" : `Store ${p.count.toLocaleString()} readings`);
     const cancel = el("button", { type: "button" }, "Cancel");
     commit.addEventListener("click", async () => {
-      if (p.already) { answer.replaceChildren(); return; }
+      if (nothing) { answer.replaceChildren(); return; }
       commit.disabled = cancel.disabled = true;
       const extra = Object.assign({ sha256: p.sha256 }, mapping || {});
       if (mapping && formatName.value.trim()) extra.format_name = formatName.value.trim();
@@ -151,7 +169,7 @@
       }
       busy = false;
     });
-    cancel.addEventListener("click", () => { answer.replaceChildren(); busy = false; });
+    cancel.addEventListener("click", () => { answer.replaceChildren(); busy = false; previewed = null; });
     box.append(el("p", {}, commit, " ", cancel));
     answer.replaceChildren(box);
   }
@@ -166,6 +184,9 @@
     answer.replaceChildren(el("p", { class: "muted" }, `Reading ${file.name}…`));
     const result = await send(form.action, file);
     if (result.status === 200) {
+      previewed = file;
+      // The zone the file was read in for its logger is the one the commit confirms.
+      if (zoneInput && !zoneInput.value.trim() && result.body.logger_zone) zoneInput.value = result.body.logger_zone;
       showPreview(file, result.body);
     } else {
       showProblem(result, file);
@@ -174,6 +195,15 @@
   }
 
   input.addEventListener("change", () => take(input.files[0]));
+  // The preview is read again in the zone chosen; a logger chosen brings its own zone.
+  if (zoneInput) zoneInput.addEventListener("change", () => {
+    if (previewed) { busy = false; take(previewed); }
+  });
+  if (loggerInput && zoneInput) loggerInput.addEventListener("change", () => {
+    const chosen = loggerInput.selectedOptions[0];
+    zoneInput.value = zoneInput.defaultValue = chosen ? chosen.dataset.zone : "";
+    if (previewed) { busy = false; take(previewed); }
+  });
   ["dragenter", "dragover"].forEach((name) => zone.addEventListener(name, (event) => {
     event.preventDefault();
     zone.classList.add("over");

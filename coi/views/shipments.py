@@ -25,7 +25,7 @@ from coi.core.errors import InvalidInput
 from coi.core.filenames import content_disposition
 from coi.models import LoggerClockCheck, Shipment
 from coi.services import shipments
-from coi.services.loggers import clocks, evaluation, formats, intake
+from coi.services.loggers import clocks, evaluation, formats, rawfiles
 from coi.web import actor, carry_out, now, request_session
 from coldchain import ColumnMapping, Profile, chart
 
@@ -149,6 +149,7 @@ def preview_file(shipment_id: int) -> Any:
     stream, filename = _upload()
     return jsonify(handlers.preview_logger_file(shipment_id, stream, filename,
                                                 logger_serial=request.form.get("logger") or None,
+                                                zone=request.form.get("zone") or None,
                                                 mapping=_mapping()))
 
 
@@ -158,8 +159,8 @@ def commit_file(shipment_id: int) -> Any:
     stream, filename = _upload()
     document, status = handlers.store_logger_file(
         shipment_id, stream, filename, via="web", logger_serial=request.form.get("logger") or None,
-        expected_sha256=request.form.get("sha256") or None, mapping=_mapping(),
-        format_name=request.form.get("format_name") or None)
+        expected_sha256=request.form.get("sha256") or None, zone=request.form.get("zone") or None,
+        mapping=_mapping(), format_name=request.form.get("format_name") or None)
     return jsonify(document), status
 
 
@@ -174,8 +175,8 @@ def _mapping() -> ColumnMapping | None:
 def raw_file(file_id: int) -> Any:
     """The file exactly as uploaded, under the name it was uploaded with (whatever its
     characters: see content_disposition)."""
-    file = intake.visible_file(session=request_session(), actor=actor(), file_id=file_id)
-    body = intake.raw_stream(engine=current_app.extensions["coi.engine"], file_id=file_id)
+    file = rawfiles.visible_file(session=request_session(), actor=actor(), file_id=file_id)
+    body = rawfiles.raw_stream(engine=current_app.extensions["coi.engine"], file_id=file_id)
     disposition = content_disposition(file.filename, fallback=f"logger-file-{file.id}")
     return Response(body, mimetype="application/octet-stream",
                     headers={"Content-Disposition": disposition, "X-Content-SHA256": file.sha256})

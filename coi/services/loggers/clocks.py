@@ -15,7 +15,7 @@ from coi.core.errors import InvalidInput
 from coi.models import LoggerClockCheck, ShipmentLogger, User
 from coi.services import audit
 from coi.services.shipments import ShipmentView, require_upload, visible_shipment
-from coldchain import Source, clock_offset_from_handoff, local_to_utc
+from coldchain import Source, clock_offset_from_handoff, local_to_utc, logger_key
 
 HANDOFFS = ("dispatch", "receive")
 CLOCK_CHECK_LIMIT = timedelta(hours=12)  # further off than this, the entry is taken for a typo
@@ -56,7 +56,7 @@ def check_clock(*, session: Session, now: datetime, actor: Actor, shipment_id: i
     logger's files stored from now on."""
     view = visible_shipment(session=session, actor=actor, shipment_id=shipment_id)
     require_upload(actor, view)
-    logger = next((each for each in view.loggers if each.serial == serial), None)
+    logger = next((each for each in view.loggers if logger_key(each.serial) == logger_key(serial)), None)
     if logger is None:
         raise InvalidInput(f"Logger {serial} is not assigned to shipment {shipment_id}.",
                            [{"field": "serial", "message": "One of the shipment's loggers."}])
@@ -86,7 +86,7 @@ def check_clock(*, session: Session, now: datetime, actor: Actor, shipment_id: i
             f"The logger would be {abs(offset).total_seconds() / 3600:.1f} h off the {handoff} scan at "
             f"{local_text(scan_at)}: check the date and time entered (and the logger's zone, {zone_name}).",
             [{"field": "shown", "message": "More than 12 hours from the handoff scan."}])
-    check = LoggerClockCheck(shipment_id=shipment_id, serial=serial, handoff=handoff, scan_at=scan_at,
+    check = LoggerClockCheck(shipment_id=shipment_id, serial=logger.serial, handoff=handoff, scan_at=scan_at,
                              shown=local.isoformat(sep=" "), zone=zone_name,
                              offset_s=offset.total_seconds(), recorded_at=now,
                              recorded_by_id=actor.user_id)  # type: ignore[arg-type]

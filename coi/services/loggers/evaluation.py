@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from coi.models import Alarm, LoggerFile, LoggerFileResult, Shipment, ShipmentLogger, User
+from coi.models import Alarm, LoggerFile, LoggerFileLink, LoggerFileResult, Shipment, ShipmentLogger, User
 from coi.services.loggers.readings import points
 from coi.services.shipments import ShipmentView, view_of
 from coldchain import Breach, Budget, Evaluation, Evaluator, Profile, Reading, chart, stability_budget
@@ -36,7 +36,9 @@ class ShipmentEvaluation:
     window: tuple[datetime, datetime]
     series: list[LoggerSeries]
     budget: Budget
-    files: list[tuple[LoggerFile, LoggerFileResult | None, User | None]]
+    # Each file judged for the shipment, with who attached it and the link (its logger as
+    # the shipment names it; readings outside this shipment's window).
+    files: list[tuple[LoggerFile, LoggerFileResult | None, User | None, LoggerFileLink]]
 
     @property
     def breaches(self) -> list[Breach]:
@@ -56,22 +58,30 @@ def evaluate(*, session: Session, now: datetime, view: ShipmentView, buckets: in
     shipment = view.shipment
     profile = profile_of(shipment)
     window = window_of(shipment, now)
-    files = [(f, session.get(LoggerFileResult, f.id), session.get(User, f.uploaded_by_id))
-             for f in session.exec(select(LoggerFile).where(LoggerFile.shipment_id == shipment.id)
-                                   .order_by(col(LoggerFile.id)))]
-    firsts = [r.first_at for _f, r, _u in files if r and r.first_at]
-    lasts = [r.last_at for _f, r, _u in files if r and r.last_at]
+    files = [(f, session.get(LoggerFileResult, f.id), session.get(User, link.linked_by_id), link)
+             for f, link in linked_files(session, shipment.id)]  # type: ignore[arg-type]
+    # A file linked from another leg spans that leg too: the chart keeps to this one's window.
+    own = [r for f, r, _u, _l in files if r and f.shipment_id == shipment.id]
+    firsts = [r.first_at for r in own if r.first_at]
+    lasts = [r.last_at for r in own if r.last_at]
     chart_span = (min([window[0], *firsts]), max([window[1], *lasts]))
     series = [LoggerSeries(logger.serial, fed[logger.serial], None)
               if fed and logger.serial in fed and not buckets else
               _series(session, shipment, logger.serial, profile, window, chart_span, buckets,
-                      _interval([f for f, _r, _u in files if f.logger_serial == logger.serial]))
+                      _interval([f for f, _r, _u, link in files if link.logger_serial == logger.serial]))
               for logger in view.loggers]
     used = [_time_out(session, other, now) if other.id != shipment.id else
             max((s.evaluation.time_out_of_range for s in series), default=timedelta(0))
             for other in session.exec(select(Shipment).where(Shipment.case_id == shipment.case_id,
                                                              Shipment.profile == shipment.profile))]
     return ShipmentEvaluation(view, profile, window, series, stability_budget(profile, used), files)
+
+
+def linked_files(session: Session, shipment_id: int) -> list[tuple[LoggerFile, LoggerFileLink]]:
+    """The files the shipment is judged on, in the order they were attached."""
+    return list(session.exec(select(LoggerFile, LoggerFileLink).join(
+        LoggerFileLink, col(LoggerFileLink.file_id) == LoggerFile.id)
+        .where(LoggerFileLink.shipment_id == shipment_id).order_by(col(LoggerFileLink.id))).all())
 
 
 def _series(session: Session, shipment: Shipment, serial: str, profile: Profile,
@@ -108,9 +118,9 @@ def _time_out(session: Session, shipment: Shipment, now: datetime) -> timedelta:
     profile = profile_of(shipment)
     window = window_of(shipment, now)
     serials = session.exec(select(ShipmentLogger.serial).where(ShipmentLogger.shipment_id == shipment.id))
-    files = list(session.exec(select(LoggerFile).where(LoggerFile.shipment_id == shipment.id)))
+    files = linked_files(session, shipment.id)  # type: ignore[arg-type]
     return max((_series(session, shipment, serial, profile, window, None, None,
-                        _interval([f for f in files if f.logger_serial == serial]))
+                        _interval([f for f, link in files if link.logger_serial == serial]))
                 .evaluation.time_out_of_range for serial in serials), default=timedelta(0))
 
 

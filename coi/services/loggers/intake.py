@@ -2,13 +2,14 @@
 and judged, with alarms raised at once for what breaches the shipment's profile.
 
 The raw file is the original record: kept verbatim with its SHA-256, never rewritten; the
-same file again changes nothing. A file is refused whole (nothing of it stored) when it
-cannot be trusted; the caller rolls back and records the refusal (`record_refusal`).
+same file again for the same shipment changes nothing. A logger that travelled two legs
+brings one file to both shipments: stored once (bytes and readings), linked to each, judged
+in each one's window. A file is refused whole (nothing of it stored) when it cannot be
+trusted; the caller rolls back and records the refusal (`record_refusal`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -17,20 +18,28 @@ from datetime import datetime, timedelta
 from typing import IO, Any, BinaryIO, NoReturn, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from coi.core.access import Actor
 from coi.core.canonical import canonical_json
 from coi.core.display import local_text
-from coi.core.errors import Conflict, InvalidInput, NotFound
+from coi.core.errors import Conflict, InvalidInput
 from coi.core.filenames import storable
-from coi.models import Alarm, LoggerFile, LoggerFileChunk, LoggerFileResult, LoggerFormat, ShipmentLogger
+from coi.models import (
+    Alarm,
+    LoggerFile,
+    LoggerFileLink,
+    LoggerFileResult,
+    LoggerFormat,
+    ShipmentLogger,
+    case_sites,
+)
 from coi.services import alarms, audit
-from coi.services.loggers import clocks, formats
+from coi.services.loggers import clocks, formats, readings
 from coi.services.loggers.evaluation import evaluate, profile_of, window_of
+from coi.services.loggers.rawfiles import FILENAME_MAX, digest, store_chunks
 from coi.services.loggers.readings import ReadingWriter, heard_from
-from coi.services.shipments import ShipmentView, require_upload, visible_shipment
+from coi.services.shipments import ShipmentView, require_upload, visible_shipment, zone_problem
 from coldchain import (
     ColumnMapping,
     Evaluation,
@@ -48,12 +57,10 @@ from coldchain import (
     stated_logger,
 )
 
-CHUNK_BYTES = 1 << 20
 ABSOLUTE_ZERO = -273.15
 PROGRESS_ROWS = 5000  # readings between two calls of a store's progress callback
 KEEP_SKIPPED = 100  # rows skipped that a result keeps with line and why; the rest are counted
 VIA = ("web", "api", "json", "cli")
-FILENAME_MAX = 255  # LoggerFile.filename; no file system makes longer names
 
 
 class LoggerFileRefused(InvalidInput):
@@ -121,6 +128,13 @@ class Preview:
     skipped: list[Problem]
     skipped_count: int
     already: LoggerFile | None = None  # the same file, stored before
+    linked_here: bool = False  # ... and judged for this shipment already: nothing changes
+    logger_zone: str | None = None  # the logger's zone as stored with the file
+    zone_was: str | None = None  # the logger's zone until now
+    zone_changes: bool = False  # storing the file makes `logger_zone` the logger's zone
+    # What was put right or is worth knowing, beside the rows skipped: rows reordered or
+    # repeated, readings stamped before a clock reset, a clock correction used or not.
+    notes: list[Problem] = field(default_factory=list)
     mapping: ColumnMapping | None = None  # the column mapping it was read through
     format_name: str | None = None  # the saved format that mapping came from
     layout: Layout | None = None  # its columns, for a mapping
@@ -132,17 +146,12 @@ class Stored:
     created: bool  # False: the same file was stored before, and nothing changed
     result: LoggerFileResult | None
     alarms: list[Alarm] = field(default_factory=list)
+    link: LoggerFileLink | None = None  # set when the file was attached to this shipment now
 
-
-def digest(stream: IO[bytes]) -> tuple[str, int]:
-    """SHA-256 and size of a seekable stream, read in chunks; the stream is rewound."""
-    sha, size = hashlib.sha256(), 0
-    stream.seek(0)
-    while chunk := stream.read(CHUNK_BYTES):
-        sha.update(chunk)
-        size += len(chunk)
-    stream.seek(0)
-    return sha.hexdigest(), size
+    @property
+    def changed(self) -> bool:
+        """Stored, or attached to another shipment: False only when nothing changed."""
+        return self.created or self.link is not None
 
 
 @dataclass(frozen=True)
@@ -165,8 +174,8 @@ def _mapped(session: Session, stream: IO[bytes], filename: str,
 
 
 def _open(view: ShipmentView, stream: IO[bytes], filename: str,
-          logger_serial: str | None, mapped: Mapped = Mapped(None, None, None)
-          ) -> tuple[Source, ShipmentLogger]:
+          logger_serial: str | None, zone: str | None = None,
+          mapped: Mapped = Mapped(None, None, None)) -> tuple[Source, ShipmentLogger]:
     """Read the file as the shipment logger it belongs to. A serial the file states must be
     one of the shipment's loggers and agree with the one the uploader named; serials are
     compared by `logger_key` (case, spaces, hyphens and underscores ignored)."""
@@ -186,7 +195,8 @@ def _open(view: ShipmentView, stream: IO[bytes], filename: str,
                                [{"field": "logger", "message": "This shipment has several loggers: "
                                  f"{_serials(view)}."}])
         chosen = assigned.get(logger_key(stated)) or _refuse_stranger(stated, view)
-    options = ReadOptions(zone=ZoneInfo(chosen.zone) if chosen.zone else None, logger_id=chosen.serial,
+    zone = zone or chosen.zone  # the uploader's zone for the logger, else the one it has
+    options = ReadOptions(zone=ZoneInfo(zone) if zone else None, logger_id=chosen.serial,
                           mapping=mapped.mapping)
     try:
         source = read(cast(BinaryIO, stream), name=filename, options=options)
@@ -226,8 +236,10 @@ def _refusal(problems: list[Problem], mapped: Mapped | None = None) -> str:
     return f"The file was refused: {first}{more}.{through} Nothing from it was stored."
 
 
-def _readings(source: Source, chosen: ShipmentLogger, tally: Tally) -> Iterator[Any]:
-    problems: list[Problem] = []
+def _readings(source: Source, chosen: ShipmentLogger, tally: Tally,
+              notes: list[Problem] | None = None) -> Iterator[Any]:
+    """The file's readings, normalised; the normaliser's notes go to `notes` at the end."""
+    problems: list[Problem] = notes if notes is not None else []
     serial = chosen.serial  # read once: a mapped attribute costs a descriptor call per reading
     key = logger_key(serial)
     try:
@@ -268,26 +280,146 @@ def _skipped(source: Source) -> tuple[list[Problem], int]:
 
 def preview(*, session: Session, now: datetime, actor: Actor, shipment_id: int, stream: IO[bytes],
             filename: str, logger_serial: str | None = None, max_bytes: int | None = None,
-            mapping: ColumnMapping | None = None) -> Preview:
+            zone: str | None = None, mapping: ColumnMapping | None = None) -> Preview:
     """Read the file without storing anything: what it holds, what was skipped, and whether
-    it was stored before; with `mapping`, read through it. Raises LoggerFileRefused as
-    `store` would (with the file's layout, when it has columns to map)."""
+    it was stored before. `zone`: the logger's zone as the uploader confirms or sets it (the
+    file is read in it if it states none); with `mapping`, read through it. Raises
+    LoggerFileRefused as `store` would (with the file's layout, when it has columns to map)."""
     view = visible_shipment(session=session, actor=actor, shipment_id=shipment_id)
     require_upload(actor, view)
+    zone = chosen_zone(zone)
     sha, size = _checked_digest(stream, max_bytes)
     already = session.exec(select(LoggerFile).where(LoggerFile.sha256 == sha)).first()
+    if already is not None and _link_of(session, already, view) is None:
+        return _zoned(_link_preview(session, now, view, already, filename, logger_serial), view, zone)
     mapped = _mapped(session, stream, filename, mapping)
-    source, chosen = _open(view, stream, filename, logger_serial, mapped)
+    source, chosen = _open(view, stream, filename, logger_serial, zone, mapped)
     clocks.correct(session, view, source, chosen)
     window, span, tally = window_of(view.shipment, now), Span(), Tally()
-    for reading in _readings(source, chosen, tally):
+    notes: list[Problem] = []
+    for reading in _readings(source, chosen, tally, notes):
         span.add(reading.at, reading.celsius, window)
     _check_span(span, window, _zone_note(source))
     skipped, skipped_count = _skipped(source)
-    return Preview(filename, size, sha, source.format, chosen.serial, source.zone, source.interval,
-                   source.clock_offset, dict(source.meta), span, window, tally.duplicates, skipped,
-                   skipped_count, already, mapped.mapping, mapped.saved.name if mapped.saved else None,
-                   mapped.layout)
+    return _zoned(Preview(filename, size, sha, source.format, chosen.serial, source.zone, source.interval,
+                          source.clock_offset, dict(source.meta), span, window, tally.duplicates, skipped,
+                          skipped_count, already, already is not None,
+                          notes=notes + _meta_notes(source.meta), mapping=mapped.mapping,
+                          format_name=mapped.saved.name if mapped.saved else None,
+                          layout=mapped.layout), view, zone)
+
+
+def _meta_notes(meta: Mapping[str, str]) -> list[Problem]:
+    """What the readers and the clock correction noted in the file's header facts."""
+    notes = [Problem(None, None, text) for key, text in meta.items() if key.endswith("_note")]
+    if "clock_offset_from" in meta:
+        notes.append(Problem(None, None, f"times corrected by the logger's {meta['clock_offset_from']}"))
+    return notes
+
+
+def kept_rows(result: LoggerFileResult | None) -> tuple[list[Problem], int, list[Problem]]:
+    """A stored file's skipped rows (the first KEEP_SKIPPED), their count, and its notes."""
+    kept: dict[str, Any] = json.loads(result.skipped) if result else {}
+    rows = [Problem(p["line"], p["column"], p["why"]) for p in kept.get("rows", [])]
+    notes = [Problem(p["line"], p.get("column"), p["why"]) for p in kept.get("notes", [])]
+    return rows, int(kept.get("count", 0)), notes
+
+
+def chosen_zone(zone: str | None) -> str | None:
+    """The zone the uploader gave for the logger (None: keep the logger's); InvalidInput,
+    before anything is read or stored, if it is not an IANA zone name."""
+    zone = (zone or "").strip() or None
+    if zone is not None and (problem := zone_problem(zone)):
+        raise InvalidInput(f"The logger's time zone was not accepted: {problem} Nothing was stored.",
+                           [{"field": "zone", "message": problem}])
+    return zone
+
+
+def _zoned(shown: Preview, view: ShipmentView, zone: str | None) -> Preview:
+    logger = next(each for each in view.loggers if each.serial == shown.logger)
+    shown.logger_zone, shown.zone_was = zone or logger.zone, logger.zone
+    shown.zone_changes = zone is not None and zone != logger.zone
+    return shown
+
+
+def _keep_zone(session: Session, now: datetime, actor: Actor, view: ShipmentView, serial: str,
+               zone: str | None, filename: str) -> None:
+    """The zone the uploader confirmed for the logger becomes its zone: audited, old and new."""
+    logger = next(each for each in view.loggers if each.serial == serial)
+    if zone is None or zone == logger.zone:
+        return
+    was, logger.zone = logger.zone, zone
+    session.add(logger)
+    session.flush()
+    audit.record(session=session, now=now, actor=actor, entity="shipment_logger", entity_id=logger.id,
+                 action="update", reason=f"Zone confirmed at upload of {storable(filename, FILENAME_MAX)}",
+                 changes={"zone": (was, zone)}, sites=case_sites(view.case))
+
+
+def _link_of(session: Session, file: LoggerFile, view: ShipmentView) -> LoggerFileLink | None:
+    return session.exec(select(LoggerFileLink).where(LoggerFileLink.file_id == file.id,
+                                                     LoggerFileLink.shipment_id == view.shipment.id)).first()
+
+
+def _linked_logger(view: ShipmentView, file: LoggerFile, logger_serial: str | None) -> ShipmentLogger:
+    """The shipment's logger a file stored for another leg is from (by `logger_key`)."""
+    assigned = {logger_key(logger.serial): logger for logger in view.loggers}
+    if logger_serial and logger_key(logger_serial) != logger_key(file.logger_serial):
+        raise LoggerFileRefused(f"This file is from logger {file.logger_serial}, but it was uploaded as "
+                                f"logger {logger_serial}'s. Upload it as logger {file.logger_serial}'s; "
+                                "nothing was stored.")
+    chosen = assigned.get(logger_key(file.logger_serial))
+    if chosen is None:
+        _refuse_stranger(file.logger_serial, view)
+    return chosen
+
+
+def _stored_span(session: Session, file: LoggerFile, window: tuple[datetime, datetime]) -> Span:
+    """The stored readings of a file, judged against another shipment's window."""
+    span = Span()
+    for at, celsius in readings.of_file(session, file.id):  # type: ignore[arg-type]
+        span.add(at, celsius, window)
+    zone = json.loads(file.report).get("zone")
+    _check_span(span, window, f" (the file's times were read as {zone} when it was stored)" if zone else "")
+    return span
+
+
+def _link_preview(session: Session, now: datetime, view: ShipmentView, file: LoggerFile,
+                  filename: str, logger_serial: str | None) -> Preview:
+    """What attaching a file stored for another leg would judge here: its stored readings
+    (as they were read then) in this shipment's window."""
+    chosen = _linked_logger(view, file, logger_serial)
+    window = window_of(view.shipment, now)
+    span = _stored_span(session, file, window)
+    report, result = json.loads(file.report), session.get(LoggerFileResult, file.id)
+    rows, count, notes = kept_rows(result)
+    interval, offset = report.get("interval_s"), report.get("clock_offset_s")
+    return Preview(filename, file.size, file.sha256, file.format, chosen.serial, report.get("zone"),
+                   timedelta(seconds=interval) if interval else None,
+                   timedelta(seconds=offset) if offset else None, dict(report.get("meta") or {}), span,
+                   window, result.duplicates if result else 0, rows, count, file, False, notes=notes)
+
+
+def _attach(session: Session, now: datetime, actor: Actor, view: ShipmentView, file: LoggerFile,
+            via: str, logger_serial: str | None) -> Stored:
+    """Link a file stored for another leg to this shipment and judge the shipment on it."""
+    chosen = _linked_logger(view, file, logger_serial)
+    span = _stored_span(session, file, window_of(view.shipment, now))
+    link = LoggerFileLink(file_id=file.id, shipment_id=view.shipment.id,  # type: ignore[arg-type]
+                          logger_serial=chosen.serial, via=via, linked_at=now,
+                          linked_by_id=actor.user_id,  # type: ignore[arg-type]
+                          outside_window=span.outside_window)
+    session.add(link)
+    session.flush()
+    audit.record(session=session, now=now, actor=actor, entity="logger_file", entity_id=file.id,
+                 action="link", reason=f"Logger file {file.id} ({file.filename}), stored for shipment "
+                 f"{file.shipment_id}, attached to shipment {view.shipment.id} ({via}): its logger "
+                 "travelled this leg too", sites=case_sites(view.case),
+                 changes={"shipment": (None, view.shipment.id), "logger": (None, chosen.serial),
+                          "outside_window": (None, span.outside_window)})
+    heard_from(session, view.shipment.id, span.last)  # type: ignore[arg-type]
+    raised = raise_alarms(session=session, now=now, view=view)
+    return Stored(file, False, session.get(LoggerFileResult, file.id), raised, link)
 
 
 def _zone_note(source: Source) -> str:
@@ -308,30 +440,37 @@ def store(
     *, session: Session, now: datetime, actor: Actor, shipment_id: int, stream: IO[bytes],
     filename: str, via: str, logger_serial: str | None = None,
     expected_sha256: str | None = None, max_bytes: int | None = None,
-    progress: Callable[[int], None] | None = None, mapping: ColumnMapping | None = None,
-    format_name: str | None = None,
+    progress: Callable[[int], None] | None = None, zone: str | None = None,
+    mapping: ColumnMapping | None = None, format_name: str | None = None,
 ) -> Stored:
     """Store a logger file and its readings, then evaluate the shipment and raise alarms.
     The same file again (same SHA-256) changes nothing. `expected_sha256` (from a preview)
     makes sure the file committed is the file that was shown. `progress` is called with the
-    number of readings stored so far. With `mapping` the file is read through it (else
-    through the saved format for its layout, if any); `format_name` saves the mapping as a
-    format for files of this layout."""
+    number of readings stored so far. `zone`: the logger's zone as the uploader confirms or
+    sets it (files that state none are read in it); a new one is kept for the logger, audited.
+    Nothing changes (the zone neither) when the file was stored for this shipment before.
+    With `mapping` the file is read through it (else through the saved format for its layout,
+    if any); `format_name` saves the mapping as a format for files of this layout."""
     view = visible_shipment(session=session, actor=actor, shipment_id=shipment_id)
     require_upload(actor, view)
     if via not in VIA:
         raise ValueError(via)
+    zone = chosen_zone(zone)
     sha, size = _checked_digest(stream, max_bytes)
     if expected_sha256 and expected_sha256 != sha:
         raise Conflict("The file is not the one previewed (its SHA-256 differs); preview it again.")
     already = session.exec(select(LoggerFile).where(LoggerFile.sha256 == sha)).first()
     if already is not None:
+        if _link_of(session, already, view) is None:
+            attached = _attach(session, now, actor, view, already, via, logger_serial)
+            _keep_zone(session, now, actor, view, attached.link.logger_serial, zone, filename)  # type: ignore[union-attr]
+            return attached
         return Stored(already, False, session.get(LoggerFileResult, already.id))
     if format_name and mapping is None:
         raise InvalidInput("Give the column mapping to save as a format.",
                            [{"field": "mapping", "message": "A format is a column mapping."}])
     mapped = _mapped(session, stream, filename, mapping)
-    source, chosen = _open(view, stream, filename, logger_serial, mapped)
+    source, chosen = _open(view, stream, filename, logger_serial, zone, mapped)
     if format_name:
         if mapped.layout is None:
             raise InvalidInput("Only a delimited file (columns) can be saved as a format.",
@@ -352,8 +491,9 @@ def store(
     # come out of `normalise` in time order, one per time, exactly as `readings.points` would read
     # them back. A later file's readings interleave with the stored ones: read back then.
     window, evaluator = window_of(view.shipment, now), None
-    if session.exec(select(LoggerFile.id).where(LoggerFile.shipment_id == shipment_id,
-                                                LoggerFile.logger_serial == chosen.serial)).first() is None:
+    if session.exec(select(LoggerFileLink.id).where(
+            LoggerFileLink.shipment_id == shipment_id,
+            LoggerFileLink.logger_serial == chosen.serial)).first() is None:
         evaluator = Evaluator(profile_of(view.shipment), window_start=window[0],
                               window_end=view.shipment.received_at, interval=source.interval or None,
                               logger_id=chosen.serial)
@@ -364,8 +504,9 @@ def store(
     session.add(file)
     session.flush()
     span, tally, file_id = Span(), Tally(), file.id
+    notes: list[Problem] = []
     with ReadingWriter(session) as writer:
-        for reading in _readings(source, chosen, tally):
+        for reading in _readings(source, chosen, tally, notes):
             span.add(reading.at, reading.celsius, window)
             writer.add((shipment_id, file_id, reading.logger_id, reading.at, reading.celsius, reading.line))
             if evaluator:
@@ -375,61 +516,30 @@ def store(
         _check_span(span, window, _zone_note(source))
     if progress:
         progress(span.count)
-    _store_chunks(session, file, stream)
+    store_chunks(session, file, stream)
+    session.add(LoggerFileLink(file_id=file_id, shipment_id=shipment_id, logger_serial=chosen.serial,  # type: ignore[arg-type]
+                               via=via, linked_at=now, linked_by_id=actor.user_id,  # type: ignore[arg-type]
+                               outside_window=span.outside_window))
     skipped, skipped_count = _skipped(source)
     result = LoggerFileResult(
         file_id=file.id, reading_count=span.count, first_at=span.first,  # type: ignore[arg-type]
         last_at=span.last, min_celsius=span.low, max_celsius=span.high,
         outside_window=span.outside_window, duplicates=tally.duplicates,
         skipped=canonical_json({"count": skipped_count, "rows": [
-            {"line": p.line, "column": p.column, "why": p.why} for p in skipped]}))
+            {"line": p.line, "column": p.column, "why": p.why} for p in skipped], "notes": [
+            {"line": p.line, "column": p.column, "why": p.why}
+            for p in notes + _meta_notes(source.meta)]}))
     session.add(result)
     session.flush()
     audit.record(session=session, now=now, actor=actor, entity="logger_file", entity_id=file.id,
                  action="create", reason=f"Logger file for shipment {shipment_id} ({via})",
                  changes={"sha256": (None, sha), "filename": (None, file.filename),
                           "readings": (None, span.count)})
+    _keep_zone(session, now, actor, view, chosen.serial, zone, filename)
     heard_from(session, shipment_id, span.last)
     fed = {chosen.serial: evaluator.result()} if evaluator else None
     raised = raise_alarms(session=session, now=now, view=view, fed=fed)
     return Stored(file, True, result, raised)
-
-
-def record_refusal(*, session: Session, now: datetime, actor: Actor, shipment_id: int,
-                   filename: str, stream: IO[bytes], reason: str) -> None:
-    """Keep a refused upload in the audit trail (call after rolling the upload back)."""
-    try:
-        sha256, size = digest(stream)
-    except (OSError, ValueError):  # a stream that cannot be read again: still log the attempt
-        sha256, size = None, None
-    audit.record(session=session, now=now, actor=actor, entity="logger_file", entity_id="refused",
-                 action="refuse", reason=storable(reason, 2000),
-                 changes={"shipment": (None, shipment_id),
-                          "filename": (None, storable(filename, FILENAME_MAX)),
-                          "sha256": (None, sha256), "size": (None, size)})
-
-
-def _store_chunks(session: Session, file: LoggerFile, stream: IO[bytes]) -> None:
-    stream.seek(0)
-    seq = 0
-    while chunk := stream.read(CHUNK_BYTES):
-        session.add(LoggerFileChunk(file_id=file.id, seq=seq, data=chunk))  # type: ignore[arg-type]
-        session.flush()
-        seq += 1
-
-
-def raw_bytes(*, session: Session, file_id: int) -> Iterator[bytes]:
-    """The file as uploaded, chunk by chunk."""
-    for chunk in session.exec(select(LoggerFileChunk).where(LoggerFileChunk.file_id == file_id)
-                              .order_by(col(LoggerFileChunk.seq))):
-        yield chunk.data
-
-
-def raw_stream(*, engine: Engine, file_id: int) -> Iterator[bytes]:
-    """The file as uploaded, for a response body sent after the request's session is closed:
-    the chunks are read in a session of their own, closed when the last is sent."""
-    with Session(engine) as own:
-        yield from raw_bytes(session=own, file_id=file_id)
 
 
 def raise_alarms(*, session: Session, now: datetime, view: ShipmentView,
@@ -467,26 +577,3 @@ def _raise(session: Session, now: datetime, view: ShipmentView, fingerprint: str
                               site_id=shipment.destination_site_id, shipment_id=shipment.id,
                               fingerprint=fingerprint,
                               rule={**rule, "shipment": shipment.id, "profile": shipment.profile})
-
-
-def check_readings_document(body: bytes) -> None:
-    """A JSON body must be an object with a list of readings before it is read as a file."""
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise InvalidInput(f"The body is not JSON: {error}.") from None
-    except RecursionError:  # the decoder gives up on deep nesting: bad input, not a crash
-        raise InvalidInput("The body is nested too deeply; send {\"logger\": \"serial\", "
-                           "\"readings\": [...]}.") from None
-    if not isinstance(document, dict) or not isinstance(document.get("readings"), list):
-        raise InvalidInput("Send {\"logger\": \"serial\", \"readings\": [{\"at\": ..., \"celsius\": ...}]}.",
-                           [{"field": "readings", "message": "A list of readings is required."}])
-
-
-def visible_file(*, session: Session, actor: Actor, file_id: int) -> LoggerFile:
-    """A stored logger file, if the reader may see its shipment; NotFound otherwise."""
-    file = session.get(LoggerFile, file_id)
-    if file is None:
-        raise NotFound(f"No logger file {file_id}.")
-    visible_shipment(session=session, actor=actor, shipment_id=file.shipment_id)
-    return file

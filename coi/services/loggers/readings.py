@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import and_, or_, update
 from sqlmodel import Session, col, select
 
-from coi.models import LoggerReading, Shipment
+from coi.models import LoggerFile, LoggerFileLink, LoggerReading, Shipment
 
 BATCH_ROWS = 5000
 COPY_READINGS = "COPY logger_reading (shipment_id, file_id, logger, at, celsius, line) FROM STDIN"
@@ -70,13 +70,21 @@ def sqlite_time(at: datetime) -> str:
 
 
 def points(session: Session, shipment_id: int, serial: str) -> Iterator[tuple[datetime, float, int]]:
-    """The logger's readings for the shipment in time order; one reading per time (a file
-    uploaded twice over the same period gives each reading once)."""
+    """The logger's readings for the shipment in time order: those of the files stored for
+    it, and those of files stored for another leg and linked to it; one reading per time (a
+    file uploaded twice over the same period gives each reading once)."""
+    # Readings are stored once, with the shipment their file was first stored for; a file
+    # linked from another leg is read by its id (ix_logger_reading_file).
+    linked = session.exec(select(LoggerFileLink.file_id).join(
+        LoggerFile, col(LoggerFile.id) == LoggerFileLink.file_id).where(
+        LoggerFileLink.shipment_id == shipment_id, LoggerFileLink.logger_serial == serial,
+        LoggerFile.shipment_id != shipment_id)).all()
+    own = and_(col(LoggerReading.shipment_id) == shipment_id, col(LoggerReading.logger) == serial)
     # Streamed in batches (a server-side cursor on PostgreSQL). The options go on this
     # statement only: on the connection they would stay for every later statement.
     result = session.connection().execute(
         select(col(LoggerReading.at), col(LoggerReading.celsius), col(LoggerReading.line))
-        .where(LoggerReading.shipment_id == shipment_id, LoggerReading.logger == serial)
+        .where(or_(own, col(LoggerReading.file_id).in_(linked)) if linked else own)
         .order_by(col(LoggerReading.at), col(LoggerReading.id))
         .execution_options(stream_results=True, yield_per=10_000))
     last = None
@@ -95,3 +103,12 @@ def heard_from(session: Session, shipment_id: int, last: datetime | None) -> Non
         col(Shipment.id) == shipment_id,
         or_(col(Shipment.last_reading_at).is_(None), col(Shipment.last_reading_at) < last))
         .values(last_reading_at=last, silence_alarm_id=None))
+
+
+def of_file(session: Session, file_id: int) -> Iterator[tuple[datetime, float]]:
+    """A stored file's readings in time order (to judge the file for another leg)."""
+    result = session.connection().execute(
+        select(col(LoggerReading.at), col(LoggerReading.celsius))
+        .where(LoggerReading.file_id == file_id).order_by(col(LoggerReading.at))
+        .execution_options(stream_results=True, yield_per=10_000))
+    yield from result  # rows unpack as (at, celsius)
