@@ -43,8 +43,8 @@ _HIGH_SIDE = re.compile(r"\babove\b|\bover\b|\bhigh\b|\bupper\b|\bmax\b|exceed|>
 _LOW_SIDE = re.compile(r"\bbelow\b|\bunder\b|\blow\b|\blower\b|\bmin\b|<", re.IGNORECASE)
 _LIMIT_NAME = re.compile(r"limit|threshold|set\s*-?\s*point", re.IGNORECASE)
 _COUNT_NAME = re.compile(r"\bcount\b|\bevents?\b|\bnumber\b|#|\bno\.", re.IGNORECASE)
-_LIMIT_IN_NAME = re.compile(r"(?:above|over|below|under|[<>])\s*([+-]?\d+(?:[.,]\d+)?)\s*(?:°|º|deg)?\s*([CF])?\b",
-                            re.IGNORECASE)
+_LIMIT_IN_NAME = re.compile(r"(?:above|over|below|under|[<>])\s*([+-]?\d+(?:[.,]\d+)?)"
+                            r"\s*(?:°|º|deg)?\s*([CF])?\b", re.IGNORECASE)
 _HEADER_UNIT = (
     (re.compile(r"hh?\s*:\s*mm", re.IGNORECASE), "clock"),
     (re.compile(r"\bmin(?:s|utes?)?\b", re.IGNORECASE), "min"),
@@ -54,14 +54,16 @@ _HEADER_UNIT = (
 _DATE = re.compile(r"^(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})$")
 _NUMBER = re.compile(r"^([+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+))\s*(?:(?:°|º|deg)\s*([CF]))?$", re.IGNORECASE)
 _CLOCK_SPAN = re.compile(r"^(\d{1,3}):(\d{2})(?::(\d{2}))?$")
-_WORDS_SPAN = re.compile(r"^(?:(\d+(?:[.,]\d+)?)\s*(?:d|days?)\s*)?(?:(\d+(?:[.,]\d+)?)\s*(?:h|hrs?|hours?)\s*)?"
+_WORDS_SPAN = re.compile(r"^(?:(\d+(?:[.,]\d+)?)\s*(?:d|days?)\s*)?"
+                         r"(?:(\d+(?:[.,]\d+)?)\s*(?:h|hrs?|hours?)\s*)?"
                          r"(?:(\d+(?:[.,]\d+)?)\s*(?:m|mins?|minutes?)\s*)?(?:(\d+)\s*(?:s|secs?|seconds?))?$",
                          re.IGNORECASE)
 _PREAMBLE_LIMIT = re.compile(r"(limit|threshold|alarm)[^:=;,\t]*[:=;,\t]\s*\"?\s*([+-]?\d+(?:[.,]\d+)?)",
                              re.IGNORECASE)
 _NOT_A_LIMIT = re.compile(r"delay|duration|\btime\b|minutes|count|events?|%", re.IGNORECASE)
-_SERIAL_LINE = re.compile(r'^[\ufeff"\s]*(?:(?:data\s*)?logger|device|sensor)?\s*(?:serial(?:\s*(?:number|no\.?|#))?'
-                          r'|s/?n|id)["\s]*[:=,;\t]["\s]*([^",;\t]*[^",;\t\s])', re.IGNORECASE)
+_SERIAL_LINE = re.compile(r'^[\ufeff"\s]*(?:(?:data\s*)?logger|device|sensor)?\s*'
+                          r'(?:serial(?:\s*(?:number|no\.?|#))?|s/?n|id)["\s]*[:=,;\t]["\s]*'
+                          r'([^",;\t]*[^",;\t\s])', re.IGNORECASE)
 
 
 @dataclass
@@ -348,7 +350,8 @@ def _first(*values: float | None) -> float | None:
 
 def _check(day: DaySummary, layout: _Layout) -> None:
     if day.min_c is not None and day.max_c is not None and day.min_c > day.max_c:
-        raise refuse(f"the day's minimum {day.min_c:g} °C is above its maximum {day.max_c:g} °C", line=day.line)
+        raise refuse(f"the day's minimum {day.min_c:g} °C is above its maximum {day.max_c:g} °C",
+                     line=day.line)
     if (day.minutes_above or 0) + (day.minutes_below or 0) > MINUTES_PER_DAY:
         raise refuse("the time above and below the limits adds up to more than a day", line=day.line)
 
@@ -359,7 +362,8 @@ def _temperature(text: str, unit: str, line: int, layout: _Layout, index: int | 
     column = layout.header[index] if index is not None else None
     match = _NUMBER.match(text)
     if not match:
-        raise refuse(f"'{text}' is not a temperature (a number like 5.1 was expected)", line=line, column=column)
+        raise refuse(f"'{text}' is not a temperature (a number like 5.1 was expected)", line=line,
+                     column=column)
     number, stated = match.groups()
     if stated and stated.upper() != unit:
         raise refuse(f"'{text}' is in °{stated.upper()}, but the column is read in °{unit}", line=line,
@@ -403,7 +407,8 @@ def _minutes(text: str, line: int, layout: _Layout, index: int | None) -> float 
         raise refuse(f"'{text}' is not a duration (minutes, hh:mm or '1 h 20 min' were expected)", line=line,
                      column=column)
     if minutes > MINUTES_PER_DAY:
-        raise refuse(f"'{text}' is more than a day ({minutes:g} min) in one day's row", line=line, column=column)
+        raise refuse(f"'{text}' is more than a day ({minutes:g} min) in one day's row", line=line,
+                     column=column)
     return minutes
 
 
