@@ -240,6 +240,12 @@ def preview(*, session: Session, now: datetime, actor: Actor, shipment_id: int, 
     sha, size = _checked_digest(stream, max_bytes)
     already = session.exec(select(LoggerFile).where(LoggerFile.sha256 == sha)).first()
     source, chosen = _open(view, stream, filename, logger_serial)
+    # -- Daily-summary reports: days, not readings (issue 16; loggers/summaries.py) --
+    if source.days is not None:
+        from coi.services.loggers import summaries  # it builds on this module
+        return summaries.preview(session=session, now=now, view=view, source=source, chosen=chosen,
+                                 filename=filename, size=size, sha=sha, already=already)
+    # -- end of daily-summary reports --
     clocks.correct(session, view, source, chosen)
     window, span, tally = window_of(view.shipment, now), Span(), Tally()
     for reading in _readings(source, chosen, tally):
@@ -286,6 +292,12 @@ def store(
     if already is not None:
         return Stored(already, False, session.get(LoggerFileResult, already.id))
     source, chosen = _open(view, stream, filename, logger_serial)
+    # -- Daily-summary reports: days, not readings (issue 16; loggers/summaries.py) --
+    if source.days is not None:
+        from coi.services.loggers import summaries  # it builds on this module
+        return summaries.store(session=session, now=now, actor=actor, view=view, source=source,
+                               chosen=chosen, stream=stream, filename=filename, via=via, sha=sha, size=size)
+    # -- end of daily-summary reports --
     clocks.correct(session, view, source, chosen)
     report = {"format": source.format, "zone": source.zone, "logger": source.logger_id,
               "interval_s": source.interval.total_seconds() if source.interval else None,
