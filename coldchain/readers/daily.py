@@ -42,6 +42,9 @@ _ALARM_WORDS = re.compile(r"alarm|\babove\b|\bover\b|\bbelow\b|\bunder\b|out\s*o
 _HIGH_SIDE = re.compile(r"\babove\b|\bover\b|\bhigh\b|\bupper\b|\bmax\b|exceed|>", re.IGNORECASE)
 _LOW_SIDE = re.compile(r"\bbelow\b|\bunder\b|\blow\b|\blower\b|\bmin\b|<", re.IGNORECASE)
 _LIMIT_NAME = re.compile(r"limit|threshold|set\s*-?\s*point", re.IGNORECASE)
+# 'Time above limit', 'Over limit (min)': durations that name the limit, not a limit.
+_DURATION_WORDS = re.compile(r"\btime\b|duration|minutes|\(min\)|\(h\)|hh:mm|\babove\b|\bover\b|\bbelow\b"
+                             r"|\bunder\b|out\s*of", re.IGNORECASE)
 _COUNT_NAME = re.compile(r"\bcount\b|\bevents?\b|\bnumber\b|#|\bno\.", re.IGNORECASE)
 _LIMIT_IN_NAME = re.compile(r"(?:above|over|below|under|[<>])\s*([+-]?\d+(?:[.,]\d+)?)"
                             r"\s*(?:°|º|deg)?\s*([CF])?\b", re.IGNORECASE)
@@ -204,7 +207,7 @@ def _role(name: str) -> str | None:
     if not name:
         return None
     high, low = _HIGH_SIDE.search(name) is not None, _LOW_SIDE.search(name) is not None
-    if _LIMIT_NAME.search(name) and not _COUNT_NAME.search(name):
+    if _LIMIT_NAME.search(name) and not _COUNT_NAME.search(name) and not _DURATION_WORDS.search(name):
         if high != low:
             return "high_limit" if high else "low_limit"
         return "ignored"

@@ -27,7 +27,10 @@ from coi.core.errors import Conflict, InvalidInput, NotFound
 from coi.core.filenames import storable
 from coi.models import Alarm, LoggerFile, LoggerFileChunk, LoggerFileResult, ShipmentLogger
 from coi.services import alarms, audit
-from coi.services.loggers import clocks
+from coi.services.loggers import (
+    clocks,
+    summaries,  # daily-summary reports (issue 16)
+)
 from coi.services.loggers.evaluation import evaluate, profile_of, window_of
 from coi.services.loggers.readings import ReadingWriter, heard_from
 from coi.services.shipments import ShipmentView, require_upload, visible_shipment
@@ -242,9 +245,7 @@ def preview(*, session: Session, now: datetime, actor: Actor, shipment_id: int, 
     source, chosen = _open(view, stream, filename, logger_serial)
     # -- Daily-summary reports: days, not readings (issue 16; loggers/summaries.py) --
     if source.days is not None:
-        from coi.services.loggers import summaries  # it builds on this module
-        return summaries.preview(session=session, now=now, view=view, source=source, chosen=chosen,
-                                 filename=filename, size=size, sha=sha, already=already)
+        return _preview_days(session, now, view, source, chosen, filename, size, sha, already)
     # -- end of daily-summary reports --
     clocks.correct(session, view, source, chosen)
     window, span, tally = window_of(view.shipment, now), Span(), Tally()
@@ -294,9 +295,7 @@ def store(
     source, chosen = _open(view, stream, filename, logger_serial)
     # -- Daily-summary reports: days, not readings (issue 16; loggers/summaries.py) --
     if source.days is not None:
-        from coi.services.loggers import summaries  # it builds on this module
-        return summaries.store(session=session, now=now, actor=actor, view=view, source=source,
-                               chosen=chosen, stream=stream, filename=filename, via=via, sha=sha, size=size)
+        return _store_days(session, now, actor, view, source, chosen, stream, filename, via, sha, size)
     # -- end of daily-summary reports --
     clocks.correct(session, view, source, chosen)
     report = {"format": source.format, "zone": source.zone, "logger": source.logger_id,
@@ -445,3 +444,37 @@ def visible_file(*, session: Session, actor: Actor, file_id: int) -> LoggerFile:
         raise NotFound(f"No logger file {file_id}.")
     visible_shipment(session=session, actor=actor, shipment_id=file.shipment_id)
     return file
+
+
+# ------------------------------------------------------------------ daily summaries (issue 16)
+# A daily-summary report holds days, not readings (`Source.days`): loggers/summaries.py
+# checks and stores them; this section only ties them into preview and store.
+
+def _days_checked(session: Session, now: datetime, view: ShipmentView, source: Source,
+                  chosen: ShipmentLogger) -> summaries.Days:
+    try:
+        return summaries.check(session=session, now=now, view=view, source=source, chosen=chosen)
+    except summaries.OutsideWindow as error:
+        raise LoggerFileRefused(str(error)) from None
+
+
+def _preview_days(session: Session, now: datetime, view: ShipmentView, source: Source, chosen: ShipmentLogger,
+                  filename: str, size: int, sha: str, already: LoggerFile | None) -> Preview:
+    """No readings (an empty span); the days are described in meta (day_count, days outside)."""
+    days = _days_checked(session, now, view, source, chosen)
+    skipped, skipped_count = _skipped(source)
+    return Preview(filename, size, sha, source.format, chosen.serial, None, None, None, days.meta, Span(),
+                   window_of(view.shipment, now), 0, skipped, skipped_count, already)
+
+
+def _store_days(session: Session, now: datetime, actor: Actor, view: ShipmentView, source: Source,
+                chosen: ShipmentLogger, stream: IO[bytes], filename: str, via: str, sha: str,
+                size: int) -> Stored:
+    days = _days_checked(session, now, view, source, chosen)
+    skipped, skipped_count = _skipped(source)
+    file, result = summaries.record(session=session, now=now, actor=actor, view=view, source=source,
+                                    chosen=chosen, days=days, via=via, sha=sha, size=size,
+                                    filename=storable(filename, FILENAME_MAX) or "upload",
+                                    skipped=skipped, skipped_count=skipped_count)
+    _store_chunks(session, file, stream)
+    return Stored(file, True, result, raise_alarms(session=session, now=now, view=view))
