@@ -121,6 +121,27 @@ def test_a_fahrenheit_summary_is_converted_to_celsius_and_dates_day_first_are_se
     assert source.meta["unit"] == "F"
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    # A single-character degree sign, max before min, an alarm count (not used), h:mm:ss.
+    ("Device S/N: EL-77\nDate,Max Temp(\u2103),Min Temp(\u2103),Average(\u2103),Alarm Count,"
+     "Over-temp duration\n2024/03/05,9.5,3.0,5.0,2,00:35:00\n", (3.0, 9.5, 35, None, None)),
+    # 'Low' and 'High' for the extremes; the unit only above the table; day first.
+    ("Temperature unit: °C\nDate;Low;High;Average;Time out of range\n05/03/2024;2,1;8,4;5,0;0 h 35 min\n"
+     "06/03/2024;2,2;7,4;5,0;0 min\n", (2.1, 8.4, None, None, 35)),
+    # When the extremes were reached ('TS Min T') is not a second minimum; limits in the header.
+    ("Date,Min T (°C),TS Min T,Max T (°C),TS Max T,Time above upper alarm limit,"
+     "Time below lower alarm limit\n2024-03-05,+2.0,13:30,+8.5,14:33,0h 35m,0h 0m\n",
+     (2.0, 8.5, 35, 0, None)),
+])
+def test_summaries_of_other_layouts_are_read_alike(text, expected):
+    source = summary(text)
+
+    assert source.days is not None
+    first = source.days[0]
+    assert (first.day, first.min_c, first.max_c, first.minutes_above, first.minutes_below,
+            first.minutes_in_alarm) == (date(2024, 3, 5), *expected)
+
+
 def test_the_limit_a_duration_header_names_is_the_files_own_limit():
     source = summary("Date,Min (°F),Max (°F),Time above 46.4 °F (min)\n2024-03-05,36.0,50.0,30\n")
 

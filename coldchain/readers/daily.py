@@ -34,8 +34,12 @@ HEADER_LINES = 200  # a summary's header is near the top; detection looks no fur
 
 _DATE_NAME = re.compile(r"\b(?:date|day|datum|tag|jour)\b", re.IGNORECASE)
 _TIME_NAME = re.compile(r"^\W*(?:time|hour|uhrzeit|zeit|heure|timestamp|date\s*/?\s*time)\b", re.IGNORECASE)
-_MIN_NAME = re.compile(r"\bmin(?:imum|\.)?(?![a-z])|\bt\s*min\b|\blowest\b", re.IGNORECASE)
-_MAX_NAME = re.compile(r"\bmax(?:imum|\.)?(?![a-z])|\bt\s*max\b|\bhighest\b", re.IGNORECASE)
+_MIN_NAME = re.compile(r"\bmin(?:imum|\.)?(?![a-z])|\bt\s*min\b|\blow(?:est)?\b", re.IGNORECASE)
+_MAX_NAME = re.compile(r"\bmax(?:imum|\.)?(?![a-z])|\bt\s*max\b|\bhigh(?:est)?\b", re.IGNORECASE)
+# 'TS Min T', 'Time of max', 'Max at': when the extreme was reached, not its value.
+_WHEN_NAME = re.compile(r"^\W*ts\b|\btime\s+of\b|\bat\b|\bwhen\b|\bstamp\b", re.IGNORECASE)
+# Single-character degree signs (U+2103, U+2109) some exports write: spelled out for units_in.
+_DEGREE_SIGNS = str.maketrans({"\u2103": "°C", "\u2109": "°F"})
 _NOT_TEMPERATURE = re.compile(r"%|\brh\b|humid|dew|pressure|battery|volt", re.IGNORECASE)
 _ALARM_WORDS = re.compile(r"alarm|\babove\b|\bover\b|\bbelow\b|\bunder\b|out\s*of\s*(?:range|limits?|spec)"
                           r"|excursion|exceed|[<>]", re.IGNORECASE)
@@ -153,7 +157,7 @@ def _cells(line: str, delimiter: str, *, strict: bool = True) -> list[str]:
         if not strict:
             return []
         raise refuse(f"a line cannot be split into cells (it begins {line[:40]!r})") from None
-    return [cell.strip().lstrip("\ufeff").strip() for cell in cells]
+    return [cell.translate(_DEGREE_SIGNS).strip().lstrip("\ufeff").strip() for cell in cells]
 
 
 def _layout_of(line: str, number: int, *, strict: bool = True) -> _Layout | None:
@@ -222,6 +226,8 @@ def _role(name: str) -> str | None:
         return "in_alarm"
     if _NOT_TEMPERATURE.search(name):
         return None
+    if _WHEN_NAME.search(name) and (_MIN_NAME.search(name) or _MAX_NAME.search(name)):
+        return "ignored"
     if _TIME_NAME.search(name):
         return "time"
     if _MIN_NAME.search(name) and not _MAX_NAME.search(name):
@@ -245,7 +251,7 @@ def _unit(layout: _Layout, preamble: list[str], options: ReadOptions) -> str:
         ("the minimum and maximum headers", units_in(" / ".join(temperature_headers))),
         ("the header", set().union(*(units_in(layout.header[i]) for role, i in _roles(layout)
                                      if role != "date"))),
-        ("the lines above the table", units_in("\n".join(preamble))),
+        ("the lines above the table", units_in("\n".join(preamble).translate(_DEGREE_SIGNS))),
     ]
     for where, units in candidates:
         if len(units) > 1:
