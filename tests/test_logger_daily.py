@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 from sqlmodel import select
@@ -137,6 +138,26 @@ def test_the_shipment_page_shows_the_days_with_the_day_in_alarm_highlighted(app,
     assert hot_row.startswith("2026-11-23") and "12.4 °C" in hot_row and "1440" in hot_row
     assert page.count('<tr class="in-alarm">') == 1
     assert "2026-11-22</td>" in page and "2026-11-24</td>" in page
+
+
+def test_a_summary_uploaded_from_the_shipment_page_is_previewed_then_stored(app, client, session, world,
+                                                                             clock, shipment):
+    login(client, "courier")
+    page = client.get(f"/shipments/{shipment.id}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    json_answer = {"Accept": "application/json"}
+
+    shown = client.post(f"/shipments/{shipment.id}/logger-files/preview", headers=json_answer,
+                        data={"csrf_token": token, "file": (io.BytesIO(HOT.encode()), "days.csv")})
+    assert shown.status_code == 200
+    assert (shown.get_json()["format"], shown.get_json()["meta"]["day_count"]) == ("daily-summary", "3")
+    done = client.post(f"/shipments/{shipment.id}/logger-files", headers=json_answer,
+                       data={"csrf_token": token, "sha256": shown.get_json()["sha256"],
+                             "file": (io.BytesIO(HOT.encode()), "days.csv")})
+
+    assert done.status_code == 201
+    assert "2026-11-23: 1440 min above 8.0 °C" in " ".join(a["summary"] for a in done.get_json()["alarms"])
+    assert count(session, LoggerDaySummary) == 3
 
 
 def test_the_shipment_evaluation_judges_the_days_and_counts_their_minutes_in_the_budget(
