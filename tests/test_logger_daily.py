@@ -138,6 +138,7 @@ def test_the_shipment_page_shows_the_days_with_the_day_in_alarm_highlighted(app,
     assert hot_row.startswith("2026-11-23") and "12.4 °C" in hot_row and "1440" in hot_row
     assert page.count('<tr class="in-alarm">') == 1
     assert "2026-11-22</td>" in page and "2026-11-24</td>" in page
+    assert "3 days <small>(daily summaries)</small>" in page  # in the list of files
 
 
 def test_a_summary_uploaded_from_the_shipment_page_is_previewed_then_stored(app, client, session, world,
