@@ -12,7 +12,10 @@ itself, never from a submodule (those are free to change). It offers:
   mapping=ColumnMapping(...)))` detects the format and returns a `Source` whose
   `readings` (`Reading`: at, celsius, logger_id, line) are read as they are consumed, with
   rows that were not readings in `skipped` and rows that could not be read in `problems`
-  (`Problem`: line, column, why). A file that cannot be trusted raises `Unreadable`.
+  (`Problem`: line, column, why). A file that cannot be trusted raises `Unreadable`. A
+  daily-summary report (one row per day: min, max, time in alarm) gives no readings but
+  `days` (`DaySummary`: day, min_c, max_c, minutes above / below / in alarm, its limits, line);
+  `days` is None for every other file.
 - A file detection cannot place: `layout_of(stream)` gives its columns, first rows and the
   `fingerprint` of its shape (a saved mapping is found again by it); `mapping_from(data)`
   reads a `ColumnMapping` from a form's or JSON's fields (`BadMapping` says what is wrong),
@@ -27,7 +30,8 @@ itself, never from a submodule (those are free to change). It offers:
   cannot (the hour the clocks skipped or repeated).
 - Judging: `Profile` and `load_profiles` (the limits, from TOML); `Evaluator` turns one
   logger's readings into an `Evaluation` (excursions, gaps, mean kinetic temperature,
-  `Breach`es); `stability_budget` sums a case's legs into a `Budget`.
+  `Breach`es); `judge_days` judges daily summaries into a `DayJudgement` (a breach per day in
+  alarm); `stability_budget` sums a case's legs into a `Budget`.
 - Drawing: the `chart` module (`chart.thin` keeps every bucket's min and max, `chart.svg`).
 - On the command line: `python -m coldchain inspect FILE [--zone ZONE] [--mapping JSON|show]
   [--json]` says what the library reads from a file, or why it refuses it (see
@@ -43,14 +47,22 @@ import importlib
 from typing import TYPE_CHECKING
 
 from coldchain.layout import BadMapping, Layout, layout_of, mapping_document, mapping_from
-from coldchain.model import ColumnMapping, Problem, Reading, ReadOptions, Source, Unreadable
+from coldchain.model import ColumnMapping, DaySummary, Problem, Reading, ReadOptions, Source, Unreadable
 from coldchain.normalise import Tally, clock_offset_from_handoff, normalise
 from coldchain.readers import read, stated_logger
 from coldchain.readers.common import local_to_utc, logger_key
 
 if TYPE_CHECKING:  # the names loaded on first use, for type checkers
     from coldchain import chart
-    from coldchain.evaluate import Breach, Budget, Evaluation, Evaluator, stability_budget
+    from coldchain.evaluate import (
+        Breach,
+        Budget,
+        DayJudgement,
+        Evaluation,
+        Evaluator,
+        judge_days,
+        stability_budget,
+    )
     from coldchain.profiles import Profile, load_profiles
 
 __all__ = [
@@ -58,6 +70,8 @@ __all__ = [
     "Breach",
     "Budget",
     "ColumnMapping",
+    "DayJudgement",
+    "DaySummary",
     "Evaluation",
     "Evaluator",
     "Layout",
@@ -70,6 +84,7 @@ __all__ = [
     "Unreadable",
     "chart",
     "clock_offset_from_handoff",
+    "judge_days",
     "layout_of",
     "load_profiles",
     "local_to_utc",
@@ -91,6 +106,8 @@ _ON_FIRST_USE: dict[str, tuple[str, str | None]] = {
     "Budget": ("coldchain.evaluate", "Budget"),
     "Evaluation": ("coldchain.evaluate", "Evaluation"),
     "Evaluator": ("coldchain.evaluate", "Evaluator"),
+    "DayJudgement": ("coldchain.evaluate", "DayJudgement"),
+    "judge_days": ("coldchain.evaluate", "judge_days"),
     "stability_budget": ("coldchain.evaluate", "stability_budget"),
     "Profile": ("coldchain.profiles", "Profile"),
     "load_profiles": ("coldchain.profiles", "load_profiles"),

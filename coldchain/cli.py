@@ -14,7 +14,12 @@ Promises, for people and for scripts:
   argparse's status (also 2). Bad input never ends in a stack trace;
 - `--json` prints one object with exactly the keys in `JSON_KEYS`; `skipped` and `problems`
   are lists of `{"line", "column", "why"}`, at most the first 100 of each (the library keeps
-  no more; the text form gives the full counts).
+  no more; the text form gives the full counts);
+- a daily-summary report (one row per day, no readings) is read too: `count` is 0, `first`
+  and `last` are null, `min_c` / `max_c` are the days' extremes, and the object has one key
+  more, `days` (`DAY_JSON_KEYS`): a list of `{"day", "min_c", "max_c", "minutes_above",
+  "minutes_below", "minutes_in_alarm", "low_limit_c", "high_limit_c", "line"}` in file order,
+  dates as the file gives them (the logger's local dates), null where the file says nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from coldchain.layout import BadMapping, layout_of, mapping_from
-from coldchain.model import ColumnMapping, Problem, ReadOptions, Unreadable
+from coldchain.model import ColumnMapping, DaySummary, Problem, ReadOptions, Unreadable
 from coldchain.normalise import normalise
 from coldchain.readers import read
 from coldchain.readers.common import zone_name
@@ -40,6 +45,7 @@ EXIT_READ = 0
 EXIT_REFUSED = 2
 ABSOLUTE_ZERO_C = -273.15  # as in the app: a reading at or below it is not a temperature
 JSON_KEYS = ("format", "logger", "count", "first", "last", "min_c", "max_c", "skipped", "problems")
+DAY_JSON_KEYS = ("days",)  # added for daily-summary reports only
 SHOWN_ROWS = 20  # skipped rows and problems the text form lists; the rest are counted
 
 # The library's refusals end with what to do in the app's words; on the command line the
@@ -66,15 +72,16 @@ class Inspection:
     zone_given: bool  # the times were read in the zone given with --zone
     clock_offset: timedelta | None  # logger clock minus true time, as the file states it
     count: int
-    first: datetime
-    last: datetime
-    min_c: float
-    max_c: float
+    first: datetime | None  # None only for a daily-summary report (no readings, `days`)
+    last: datetime | None
+    min_c: float | None
+    max_c: float | None
     skipped: list[Problem] = field(default_factory=list)
     skipped_count: int = 0
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     notes: list[str] = field(default_factory=list)  # what the readers chose and why
+    days: list[DaySummary] | None = None  # a daily-summary report's days; None for readings
 
     @property
     def logger(self) -> str:
@@ -111,6 +118,9 @@ def inspect_file(path: Path, *, zone: tzinfo | None = None, logger_id: str | Non
     except OSError as error:
         raise Refused(f"it cannot be read ({error.strerror or error})") from None
     skipped_count = int(source.meta.get("skipped_count", len(source.skipped)))
+    if source.days is not None:
+        return _summary(source.format, source.logger_id, source.days, dict(source.meta), source.skipped,
+                        skipped_count)
     if first is None or last is None:
         # A reader that knows why (a model that keeps daily summaries only) says so in meta;
         # otherwise the library's reason names the first row that failed, or what there was.
@@ -133,6 +143,17 @@ def inspect_file(path: Path, *, zone: tzinfo | None = None, logger_id: str | Non
         problem_count=int(meta.get("problem_count", len(source.problems))) + len(notes),
         notes=[value for key, value in sorted(meta.items()) if key.endswith("_note")],
     )
+
+
+def _summary(format: str, logger: str | None, days: list[DaySummary], meta: dict[str, str],
+             skipped: list[Problem], skipped_count: int) -> Inspection:
+    lows = [day.min_c for day in days if day.min_c is not None]
+    highs = [day.max_c for day in days if day.max_c is not None]
+    return Inspection(
+        format=format, loggers={logger} if logger else set(), zone=None, zone_given=False, clock_offset=None,
+        count=0, first=None, last=None, min_c=min(lows, default=None), max_c=max(highs, default=None),
+        skipped=list(skipped), skipped_count=skipped_count,
+        notes=[value for key, value in sorted(meta.items()) if key.endswith("_note")], days=days)
 
 
 def _refusal(problems: list[Problem], options: ReadOptions) -> str:
@@ -170,26 +191,42 @@ def as_json(inspection: Inspection) -> dict[str, object]:
     def rows(problems: list[Problem]) -> list[dict[str, object]]:
         return [{"line": p.line, "column": p.column, "why": p.why} for p in problems]
 
-    return {"format": inspection.format, "logger": inspection.logger, "count": inspection.count,
-            "first": utc_text(inspection.first), "last": utc_text(inspection.last),
-            "min_c": inspection.min_c, "max_c": inspection.max_c,
-            "skipped": rows(inspection.skipped), "problems": rows(inspection.problems)}
+    document: dict[str, object] = {
+        "format": inspection.format, "logger": inspection.logger, "count": inspection.count,
+        "first": utc_text(inspection.first) if inspection.first else None,
+        "last": utc_text(inspection.last) if inspection.last else None,
+        "min_c": inspection.min_c, "max_c": inspection.max_c,
+        "skipped": rows(inspection.skipped), "problems": rows(inspection.problems)}
+    if inspection.days is not None:
+        document["days"] = [{"day": day.day.isoformat(), "min_c": day.min_c, "max_c": day.max_c,
+                             "minutes_above": day.minutes_above, "minutes_below": day.minutes_below,
+                             "minutes_in_alarm": day.minutes_in_alarm, "low_limit_c": day.low_limit,
+                             "high_limit_c": day.high_limit, "line": day.line} for day in inspection.days]
+    return document
 
 
 def as_text(inspection: Inspection, path: Path) -> str:
     """The text form: one fact a line, labels aligned, for a person."""
-    zone = inspection.zone or "none stated (times carry their own offsets)"
+    zone = inspection.zone or ("none (dates only, in the logger's local time)" if inspection.days is not None
+                               else "none stated (times carry their own offsets)")
     lines = [("file", str(path)), ("format", inspection.format), ("logger", inspection.logger),
              ("zone", zone + (" (given with --zone)" if inspection.zone_given else ""))]
     if inspection.clock_offset:
         seconds = inspection.clock_offset.total_seconds()
         lines.append(("clock", f"the file says the logger ran {abs(seconds):g} s "
                                f"{'fast' if seconds > 0 else 'slow'}; times are corrected"))
-    lines += [("readings", f"{inspection.count:,}"), ("first", utc_text(inspection.first)),
-              ("last", utc_text(inspection.last)), ("min", f"{_celsius(inspection.min_c)} °C"),
-              ("max", f"{_celsius(inspection.max_c)} °C")]
+    if inspection.days is not None:
+        lines += [("content", "daily summaries, not readings (one row per day; dates are the logger's)"),
+                  ("days", f"{len(inspection.days):,}")]
+    else:
+        assert inspection.first is not None and inspection.last is not None
+        lines += [("readings", f"{inspection.count:,}"), ("first", utc_text(inspection.first)),
+                  ("last", utc_text(inspection.last))]
+    lines += [("min", _celsius(inspection.min_c)), ("max", _celsius(inspection.max_c))]
     lines += [("note", note) for note in inspection.notes]
     text = [f"{label:<10}{value}" for label, value in lines]
+    if inspection.days is not None:
+        text += _day_table(inspection.days)
     text += _listed("skipped", inspection.skipped, inspection.skipped_count, "row(s) that are not readings")
     text += _listed("problems", inspection.problems, inspection.problem_count,
                     "row(s) that could not be read or were put right")
@@ -204,9 +241,21 @@ def _listed(label: str, problems: list[Problem], count: int, what: str) -> list[
     return lines
 
 
-def _celsius(value: float) -> str:
+def _celsius(value: float | None) -> str:
     # Three decimals hold every logger's resolution and a °F value converted; no trailing zeros.
-    return f"{value:.3f}".rstrip("0").rstrip(".")
+    return "–" if value is None else f"{value:.3f}".rstrip("0").rstrip(".") + " °C"
+
+
+def _day_table(days: list[DaySummary]) -> list[str]:
+    """One line per day: date, min, max, minutes above / below / in alarm ('–': not stated)."""
+    def minutes(value: float | None) -> str:
+        return "–" if value is None else f"{value:g}"
+
+    lines = [f"  {'day':<12}{'min':>10}{'max':>10}{'above':>8}{'below':>8}{'alarm':>8}  line"]
+    lines += [f"  {day.day.isoformat():<12}{_celsius(day.min_c):>10}{_celsius(day.max_c):>10}"
+              f"{minutes(day.minutes_above):>8}{minutes(day.minutes_below):>8}{minutes(day.minutes_in_alarm):>8}"
+              f"  {day.line}" for day in days]
+    return lines
 
 
 # ------------------------------------------------------------------ command line
@@ -217,6 +266,8 @@ Read FILE as the app reads an upload (format detected; clock offset the file sta
 rows repeated verbatim dropped; rows slightly out of order put in time order) and say what it
 holds: format, logger, number of readings, first and last time, lowest and highest °C, rows
 skipped (not readings) and problems (rows that could not be read), each with its line and why.
+A daily-summary report (one row per day: min, max, time in alarm) is listed day by day
+(--json: a "days" key).
 
 Times are UTC, ISO 8601 with Z (2021-04-08T21:00:00Z); temperatures are °C (°F is converted).
 A file is refused when the library refuses it (binary, PDF, empty, unknown layout, no time zone
@@ -290,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "by header name or number from 1; also date, time_format, delimiter, decimal, "
                          "first_data_line); --mapping show prints the file's columns instead")
     inspect.add_argument("--json", action="store_true", help="print one JSON object (keys: "
-                         + ", ".join(JSON_KEYS) + '); a refusal prints {"refused": "<why>"}')
+                         + ", ".join(JSON_KEYS) + ', and "days" for a daily summary); a refusal prints '
+                         '{"refused": "<why>"}')
     return parser
 
 

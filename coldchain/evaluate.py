@@ -28,6 +28,8 @@ Conventions:
   R = 8.3144 J/(mol K).
 - Breach keys name the code, the logger and the start of what was breached, so the same
   data evaluated again (or an excursion that has grown since) gives the same key.
+- Daily summaries (`judge_days`) hold no readings: each day with time in alarm, or with an
+  extreme beyond the profile's limits, is judged as an excursion of that day (see there).
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from coldchain.model import Reading
+from coldchain.model import DaySummary, Reading
 from coldchain.profiles import Profile
 
 ACTIVATION_ENERGY = 83.144  # kJ/mol, the conventional dH for mean kinetic temperature
@@ -462,3 +464,172 @@ def _span(duration: timedelta) -> str:
 
 def _minutes(duration: timedelta) -> float:
     return duration / timedelta(minutes=1)
+
+
+# ------------------------------------------------------------------ daily summaries
+
+_BUT_A_SUMMARY = ("a daily summary gives the day's total, so it cannot tell one long excursion from "
+                  "several short ones")
+
+
+@dataclass(frozen=True, slots=True)
+class DayJudgement:
+    """A daily-summary report judged against a profile: the days inside the window (the
+    others only listed), those in alarm, the summed time out of range, and the breaches."""
+
+    logger_id: str | None
+    days: list[DaySummary]  # judged: inside the window
+    before_window: list[DaySummary]
+    after_window: list[DaySummary]
+    alarm_days: list[DaySummary]
+    time_out_of_range: timedelta  # the minutes the file states for the judged days, summed
+    min_celsius: float | None
+    max_celsius: float | None
+    breaches: list[Breach]
+
+
+def judge_days(days: Iterable[DaySummary], profile: Profile, *, logger_id: str | None,
+               first_day: date | None = None, last_day: date | None = None) -> DayJudgement:
+    """Judge a logger's daily summaries. Days before `first_day` or after `last_day` (the
+    window's dates, in the logger's local time) are listed, not judged.
+
+    A day is an excursion (code excursion_single, keyed by logger and day) when the file
+    states time in alarm for it, or when its minimum or maximum lies beyond the profile's
+    limits. Severity follows the single-excursion rule as far as a summary allows: more
+    minutes than one excursion may last is critical; so is an excursion whose minutes are
+    unknown (the file states none, or states none while the extremes say otherwise, or its
+    own limits are wider than the profile's), and a run of alarm days on consecutive dates
+    whose minutes together exceed the allowance (an excursion may go on over midnight).
+    Any other alarm day is minor: within the allowance, it counts toward the cumulative
+    time. The stated minutes of the judged days are summed into `time_out_of_range`
+    (excursion_cumulative when over the profile's allowance, and the stability budget)."""
+    judged, before, after = [], [], []
+    for day in days:
+        if first_day is not None and day.day < first_day:
+            before.append(day)
+        elif last_day is not None and day.day > last_day:
+            after.append(day)
+        else:
+            judged.append(day)
+    judged.sort(key=lambda day: day.day)
+    known = {day.day: _known_minutes(day, profile) for day in judged if _in_alarm(day, profile)}
+    alarm_days = [day for day in judged if day.day in known]
+    breaches = []
+    if not judged:
+        breaches.append(_day_breach(profile, "no_readings", "major", logger_id, "days",
+                                    f"No day of the daily summary{_of(logger_id)} falls within the "
+                                    "shipment's window", {}))
+    allowed = _minutes(profile.max_single_excursion)
+    for day in alarm_days:
+        minutes = known[day.day]
+        run = _run_minutes(day.day, known)
+        if minutes is None or minutes > allowed:
+            severity = "critical"
+        elif run is None or run > allowed:
+            severity = "critical"
+        else:
+            severity = "minor"
+        breaches.append(_day_breach(
+            profile, "excursion_single", severity, logger_id, day.day.isoformat(),
+            _day_text(day, minutes, run, profile),
+            {"day": day.day.isoformat(), "minutes": minutes, "line": day.line,
+             "limit": profile.high if _side(day, profile) != "below" else profile.low, "limit_unit": "°C"}))
+    total = timedelta(minutes=sum(minutes or 0.0 for minutes in known.values()))
+    if total > profile.max_cumulative:
+        breaches.append(_day_breach(
+            profile, "excursion_cumulative", "major", logger_id, "days",
+            f"Out of range for {_span(total)} in total on {len(alarm_days)} day(s) from "
+            f"{alarm_days[0].day.isoformat()} (allowed {_span(profile.max_cumulative)}; {_BUT_A_SUMMARY})",
+            {"limit": _minutes(profile.max_cumulative), "limit_unit": "min"}))
+    lows = [day.min_c for day in judged if day.min_c is not None]
+    highs = [day.max_c for day in judged if day.max_c is not None]
+    return DayJudgement(logger_id, judged, before, after, alarm_days, total, min(lows, default=None),
+                        max(highs, default=None), breaches)
+
+
+def _beyond(day: DaySummary, profile: Profile) -> tuple[bool, bool]:
+    high = profile.high is not None and day.max_c is not None and day.max_c > profile.high
+    low = profile.low is not None and day.min_c is not None and day.min_c < profile.low
+    return high, low
+
+
+def _in_alarm(day: DaySummary, profile: Profile) -> bool:
+    return bool(day.minutes_out) or any(_beyond(day, profile))
+
+
+def _known_minutes(day: DaySummary, profile: Profile) -> float | None:
+    """The day's minutes out of the profile's range, where the file's figure can be taken for
+    them; None where it cannot."""
+    stated = day.minutes_out
+    if not any(_beyond(day, profile)):
+        return stated
+    wider = ((day.high_limit is not None and profile.high is not None and day.high_limit > profile.high)
+             or (day.low_limit is not None and profile.low is not None and day.low_limit < profile.low))
+    return None if not stated or wider else stated
+
+
+def _run_minutes(day: date, known: dict[date, float | None]) -> float | None:
+    """The minutes of the alarm days on consecutive dates around `day` (None: one unknown)."""
+    first = last = day
+    while first - timedelta(days=1) in known:
+        first -= timedelta(days=1)
+    while last + timedelta(days=1) in known:
+        last += timedelta(days=1)
+    total = 0.0
+    for n in range((last - first).days + 1):
+        minutes = known[first + timedelta(days=n)]
+        if minutes is None:
+            return None
+        total += minutes
+    return total
+
+
+def _side(day: DaySummary, profile: Profile) -> str:
+    high, low = _beyond(day, profile)
+    above = high or bool(day.minutes_above)
+    below = low or bool(day.minutes_below)
+    return "both" if above and below else "above" if above else "below" if below else "alarm"
+
+
+def _day_text(day: DaySummary, minutes: float | None, run: float | None, profile: Profile) -> str:
+    side = _side(day, profile)
+    limits = {"above": f"above {_limit(profile.high)}", "below": f"below {_limit(profile.low)}",
+              "both": f"outside {_limit(profile.low)} to {_limit(profile.high)}", "alarm": "in alarm"}[side]
+    extreme = {"above": f"up to {_temp(day.max_c)}", "below": f"down to {_temp(day.min_c)}",
+               "both": f"from {_temp(day.min_c)} to {_temp(day.max_c)}",
+               "alarm": f"from {_temp(day.min_c)} to {_temp(day.max_c)}"}[side]
+    allowed = _span(profile.max_single_excursion)
+    if minutes is None:
+        stated = day.minutes_out
+        how_long = ("for a time the file does not state" if not stated else
+                    f"the file states {stated:g} min in alarm against its own, wider limits")
+        return (f"{day.day.isoformat()}: {limits}, {extreme}, {how_long} (line {day.line}); how long it "
+                f"lasted is unknown, so it may exceed the {allowed} one excursion may last")
+    text = f"{day.day.isoformat()}: {minutes:g} min {limits}, {extreme} (line {day.line})"
+    if minutes > _minutes(profile.max_single_excursion):
+        return f"{text}: more than the {allowed} one excursion may last ({_BUT_A_SUMMARY})"
+    if run is None or run > minutes:
+        return (f"{text}: the days next to it are in alarm too, and an excursion may go on over midnight; "
+                f"together more than the {allowed} one excursion may last ({_BUT_A_SUMMARY})")
+    return f"{text}: within the {allowed} one excursion may last ({_BUT_A_SUMMARY}; it counts toward the " \
+           "cumulative time)"
+
+
+def _day_breach(profile: Profile, code: str, severity: str, logger_id: str | None, key_at: str,
+                message: str, extra: dict[str, Any]) -> Breach:
+    rule = profile.as_rule() | {"rule": f"coldchain.{code}", "limit": None, "limit_unit": None,
+                                "basis": "daily summary"} | extra
+    key = f"{code}:{logger_id or '-'}:{key_at}"
+    return Breach(code, severity, message, rule, None, None, False, None, key)
+
+
+def _of(logger_id: str | None) -> str:
+    return f" from logger {logger_id}" if logger_id else ""
+
+
+def _limit(value: float | None) -> str:
+    return "the limit" if value is None else f"{value:.1f} °C"
+
+
+def _temp(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f} °C"

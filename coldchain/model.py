@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +20,36 @@ class Reading:
     celsius: float
     logger_id: str
     line: int
+
+
+@dataclass(frozen=True, slots=True)
+class DaySummary:
+    """One day of a daily-summary report (a logger or export tool that keeps the day's
+    extremes and time in alarm instead of single readings). `day` is the date as the file
+    writes it, in the logger's local time; temperatures are °C; durations are minutes, each
+    as the file states it (None: the file does not say). `minutes_in_alarm` is a total the
+    file gives without a side (or above and below together). `low_limit` / `high_limit` are
+    the file's own alarm limits (°C) where it states them; `line` is the row's line."""
+
+    day: date
+    min_c: float | None
+    max_c: float | None
+    minutes_above: float | None
+    minutes_below: float | None
+    minutes_in_alarm: float | None
+    line: int
+    low_limit: float | None = None
+    high_limit: float | None = None
+
+    @property
+    def minutes_out(self) -> float | None:
+        """The day's time out of range as the file states it: its alarm total, else above
+        plus below; None when it states no duration at all."""
+        if self.minutes_in_alarm is not None:
+            return self.minutes_in_alarm
+        if self.minutes_above is None and self.minutes_below is None:
+            return None
+        return (self.minutes_above or 0.0) + (self.minutes_below or 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +127,6 @@ class Source:
     skipped: list[Problem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     clock_offset: timedelta | None = None  # logger clock minus true time, if the file says
+    # A daily-summary report: its days (in file order), and no readings. None for files of
+    # readings, so readers of readings never set it.
+    days: list[DaySummary] | None = None

@@ -34,6 +34,7 @@ def utc(year: int, month: int, day: int, hour: int, minute: int, second: int = 0
 HOMES = {
     "Breach": "coldchain.evaluate", "Budget": "coldchain.evaluate", "Evaluation": "coldchain.evaluate",
     "Evaluator": "coldchain.evaluate", "stability_budget": "coldchain.evaluate",
+    "DayJudgement": "coldchain.evaluate", "judge_days": "coldchain.evaluate", "DaySummary": "coldchain.model",
     "ColumnMapping": "coldchain.model", "Problem": "coldchain.model", "Reading": "coldchain.model",
     "ReadOptions": "coldchain.model", "Source": "coldchain.model", "Unreadable": "coldchain.model",
     "Tally": "coldchain.normalise", "clock_offset_from_handoff": "coldchain.normalise",

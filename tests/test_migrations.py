@@ -19,6 +19,7 @@ from coi.models import (
     AlarmDeviation,
     AlarmEvent,
     LoggerClockCheck,
+    LoggerDaySummary,
     LoginAttempt,
     Notification,
     NotificationAttempt,
@@ -78,9 +79,11 @@ def test_evidence_tables_refuse_update_and_delete(app, engine, session, world, c
         profiles=app.extensions["coi.profiles"], coi_text=coi, leg="outbound",
         loggers=[shipments.LoggerSpec("LOG-1")], shipper_id=None, profile_name=None, eta=None)
     document = {"logger": "LOG-1", "readings": [{"at": clock.now().isoformat(), "celsius": 5.0}]}
-    intake.store(session=session, now=clock.now(), actor=world.actor("staff"),
-                  shipment_id=shipment.id, stream=io.BytesIO(json.dumps(document).encode()),  # type: ignore[arg-type]
-                  filename="r.json", via="api")
+    stored = intake.store(session=session, now=clock.now(), actor=world.actor("staff"),
+                          shipment_id=shipment.id, stream=io.BytesIO(json.dumps(document).encode()),  # type: ignore[arg-type]
+                          filename="r.json", via="api")
+    session.add(LoggerDaySummary(shipment_id=shipment.id, file_id=stored.file.id, logger="LOG-1",
+                                 day=clock.now().date(), min_c=4.0, max_c=6.0, line=2))
     session.add(LoggerClockCheck(shipment_id=shipment.id, serial="LOG-1", handoff="dispatch",
                                  scan_at=clock.now(), shown="2026-11-22 09:00:00", zone="UTC", offset_s=0.0,
                                  recorded_at=clock.now(), recorded_by_id=world.actor("staff").user_id))

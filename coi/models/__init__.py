@@ -18,6 +18,7 @@ from coi.models.audit import AuditEntry, AuditEntrySite
 from coi.models.case import CASE_STATES, Case, CoiSequence, case_sites, coi_of
 from coi.models.custody import COMPLETING_KINDS, CustodyEvent, LedgerCheckpoint
 from coi.models.label import Label, LabelKey, LabelRevocation
+from coi.models.logger_day import LoggerDaySummary
 from coi.models.logger_format import LoggerFormat
 from coi.models.patient import Patient
 from coi.models.product import Product, ProductRoute
@@ -44,7 +45,8 @@ APPEND_ONLY_TABLES = (
     "audit_entry", "signature", "login_attempt", "label_key", "label", "label_revocation",
     "custody_event", "ledger_checkpoint", "logger_file", "logger_file_chunk", "logger_file_result",
     "logger_reading", "alarm_event", "notification_attempt", "logger_clock_check",
-    "audit_entry_site", "record_seal", "alarm_deviation", "logger_file_link")
+    "audit_entry_site", "record_seal", "alarm_deviation", "logger_file_link",
+    "logger_day_summary")
 
 __all__ = [
     "ALARM_STATES",
@@ -78,6 +80,7 @@ __all__ = [
     "LedgerCheckpoint",
     "CoiSequence",
     "CustodyEvent",
+    "LoggerDaySummary",
     "LoggerFile",
     "LoggerFileChunk",
     "LoggerFileLink",

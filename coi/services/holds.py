@@ -242,6 +242,8 @@ def preconditions(*, session: Session, case: Case, route: Route, step_name: str,
             f"{shipment.leg}_received", shipment.received_at is not None,
             f"Shipment {shipment.id} of the {shipment.leg} leg is not received yet: receive it "
             f"before {doing}.", "not_received", {"shipment": shipment.id}))
+        # A file's result is written once it is read and judged: readings, or a daily-summary
+        # report's days (loggers/summaries.py writes a result with no readings).
         judged = session.exec(select(LoggerFileResult.file_id).join(
             LoggerFileLink, col(LoggerFileLink.file_id) == LoggerFileResult.file_id)
             .where(LoggerFileLink.shipment_id == shipment.id)).first() is not None

@@ -12,6 +12,7 @@ from typing import BinaryIO
 from coldchain.model import ReadOptions, Source, Unreadable
 from coldchain.readers import (
     berlinger,
+    daily,
     delimited,
     envlogger,
     epcis,
@@ -60,6 +61,8 @@ READERS: tuple[tuple[Detector, Reader], ...] = (
     (rotronic.detect, rotronic.read),
     (tinytag.detect, tinytag.read),
     (hobo.detect, hobo.read),
+    # After the vendors (whose files are readings), before the generic reader of readings.
+    (daily.detect, daily.read),
 )
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from coi.models import Alarm, LoggerFile, LoggerFileLink, LoggerFileResult, Shipment, ShipmentLogger, User
+from coi.services.loggers import days as daily
 from coi.services.loggers.readings import points
 from coi.services.shipments import ShipmentView, view_of
 from coldchain import Breach, Budget, Evaluation, Evaluator, Profile, Reading, chart, stability_budget
@@ -39,10 +40,14 @@ class ShipmentEvaluation:
     # Each file judged for the shipment, with who attached it and the link (its logger as
     # the shipment names it; readings outside this shipment's window).
     files: list[tuple[LoggerFile, LoggerFileResult | None, User | None, LoggerFileLink]]
+    # Loggers whose files are daily summaries (no readings), judged day by day; such a
+    # logger has no readings series unless it also sent a file of readings.
+    days: list[daily.LoggerDays] = field(default_factory=list)
 
     @property
     def breaches(self) -> list[Breach]:
-        return [b for s in self.series for b in s.evaluation.breaches]
+        return [b for s in self.series for b in s.evaluation.breaches] + \
+            [b for d in self.days for b in d.judgement.breaches]
 
 
 def profile_of(shipment: Shipment) -> Profile:
@@ -65,16 +70,30 @@ def evaluate(*, session: Session, now: datetime, view: ShipmentView, buckets: in
     firsts = [r.first_at for r in own if r.first_at]
     lasts = [r.last_at for r in own if r.last_at]
     chart_span = (min([window[0], *firsts]), max([window[1], *lasts]))
+    summarised = daily.summary_loggers(session, shipment.id)  # type: ignore[arg-type]
     series = [LoggerSeries(logger.serial, fed[logger.serial], None)
               if fed and logger.serial in fed and not buckets else
               _series(session, shipment, logger.serial, profile, window, chart_span, buckets,
                       _interval([f for f, _r, _u, link in files if link.logger_serial == logger.serial]))
-              for logger in view.loggers]
+              for logger in view.loggers if _has_readings(logger.serial, summarised, files)]
+    days = [daily.judge(session, shipment, serial, profile, now) for serial in sorted(summarised)]
     used = [_time_out(session, other, now) if other.id != shipment.id else
-            max((s.evaluation.time_out_of_range for s in series), default=timedelta(0))
+            max([*(s.evaluation.time_out_of_range for s in series),
+                 *(d.judgement.time_out_of_range for d in days)], default=timedelta(0))
             for other in session.exec(select(Shipment).where(Shipment.case_id == shipment.case_id,
                                                              Shipment.profile == shipment.profile))]
-    return ShipmentEvaluation(view, profile, window, series, stability_budget(profile, used), files)
+    return ShipmentEvaluation(view, profile, window, series, stability_budget(profile, used), files, days)
+
+
+def _has_readings(serial: str, summarised: set[str],
+                  files: list[tuple[LoggerFile, LoggerFileResult | None, User | None, LoggerFileLink]]
+                  ) -> bool:
+    """Is the logger judged by its readings? Yes, unless every file it sent is a daily summary
+    (judged by its days instead: a readings series of it would find nothing but 'no readings')."""
+    if serial not in summarised:
+        return True
+    return any(result is not None and result.reading_count for _f, result, _u, link in files
+               if link.logger_serial == serial)
 
 
 def linked_files(session: Session, shipment_id: int) -> list[tuple[LoggerFile, LoggerFileLink]]:
@@ -119,9 +138,12 @@ def _time_out(session: Session, shipment: Shipment, now: datetime) -> timedelta:
     window = window_of(shipment, now)
     serials = session.exec(select(ShipmentLogger.serial).where(ShipmentLogger.shipment_id == shipment.id))
     files = linked_files(session, shipment.id)  # type: ignore[arg-type]
-    return max((_series(session, shipment, serial, profile, window, None, None,
-                        _interval([f for f, link in files if link.logger_serial == serial]))
-                .evaluation.time_out_of_range for serial in serials), default=timedelta(0))
+    summarised = daily.summary_loggers(session, shipment.id)  # type: ignore[arg-type]
+    return max([*(_series(session, shipment, serial, profile, window, None, None,
+                          _interval([f for f, link in files if link.logger_serial == serial]))
+                  .evaluation.time_out_of_range for serial in serials),
+                *(daily.judge(session, shipment, serial, profile, now).judgement.time_out_of_range
+                  for serial in summarised)], default=timedelta(0))
 
 
 def case_budget(*, session: Session, case_id: int, now: datetime) -> Budget | None:

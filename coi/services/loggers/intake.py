@@ -35,7 +35,12 @@ from coi.models import (
     case_sites,
 )
 from coi.services import alarms, audit
-from coi.services.loggers import clocks, formats, readings
+from coi.services.loggers import (
+    clocks,
+    formats,
+    readings,
+    summaries,  # daily-summary reports (issue 16)
+)
 from coi.services.loggers.evaluation import evaluate, profile_of, window_of
 from coi.services.loggers.rawfiles import FILENAME_MAX, digest, store_chunks
 from coi.services.loggers.readings import ReadingWriter, heard_from
@@ -294,6 +299,10 @@ def preview(*, session: Session, now: datetime, actor: Actor, shipment_id: int, 
         return _zoned(_link_preview(session, now, view, already, filename, logger_serial), view, zone)
     mapped = _mapped(session, stream, filename, mapping)
     source, chosen = _open(view, stream, filename, logger_serial, zone, mapped)
+    # -- Daily-summary reports: days, not readings (issue 16; loggers/summaries.py) --
+    if source.days is not None:
+        return _preview_days(session, now, view, source, chosen, filename, size, sha, already)
+    # -- end of daily-summary reports --
     clocks.correct(session, view, source, chosen)
     window, span, tally = window_of(view.shipment, now), Span(), Tally()
     notes: list[Problem] = []
@@ -479,6 +488,10 @@ def store(
             session=session, now=now, actor=actor, name=format_name, found=mapped.layout,
             mapping=mapping,  # type: ignore[arg-type]
             reason=f"Column mapping given for {storable(filename, FILENAME_MAX)} (shipment {shipment_id})"))
+    # -- Daily-summary reports: days, not readings (issue 16; loggers/summaries.py) --
+    if source.days is not None:
+        return _store_days(session, now, actor, view, source, chosen, stream, filename, via, sha, size)
+    # -- end of daily-summary reports --
     clocks.correct(session, view, source, chosen)
     report = {"format": source.format, "zone": source.zone, "logger": source.logger_id,
               "interval_s": source.interval.total_seconds() if source.interval else None,
@@ -577,3 +590,42 @@ def _raise(session: Session, now: datetime, view: ShipmentView, fingerprint: str
                               site_id=shipment.destination_site_id, shipment_id=shipment.id,
                               fingerprint=fingerprint,
                               rule={**rule, "shipment": shipment.id, "profile": shipment.profile})
+
+
+# ------------------------------------------------------------------ daily summaries (issue 16)
+# A daily-summary report holds days, not readings (`Source.days`): loggers/summaries.py
+# checks and stores them; this section only ties them into preview and store.
+
+def _days_checked(session: Session, now: datetime, view: ShipmentView, source: Source,
+                  chosen: ShipmentLogger) -> summaries.Days:
+    try:
+        return summaries.check(session=session, now=now, view=view, source=source, chosen=chosen)
+    except summaries.OutsideWindow as error:
+        raise LoggerFileRefused(str(error)) from None
+
+
+def _preview_days(session: Session, now: datetime, view: ShipmentView, source: Source, chosen: ShipmentLogger,
+                  filename: str, size: int, sha: str, already: LoggerFile | None) -> Preview:
+    """No readings (an empty span); the days are described in meta (day_count, days outside)."""
+    days = _days_checked(session, now, view, source, chosen)
+    skipped, skipped_count = _skipped(source)
+    return Preview(filename, size, sha, source.format, chosen.serial, None, None, None, days.meta, Span(),
+                   window_of(view.shipment, now), 0, skipped, skipped_count, already)
+
+
+def _store_days(session: Session, now: datetime, actor: Actor, view: ShipmentView, source: Source,
+                chosen: ShipmentLogger, stream: IO[bytes], filename: str, via: str, sha: str,
+                size: int) -> Stored:
+    days = _days_checked(session, now, view, source, chosen)
+    skipped, skipped_count = _skipped(source)
+    file, result = summaries.record(session=session, now=now, actor=actor, view=view, source=source,
+                                    chosen=chosen, days=days, via=via, sha=sha, size=size,
+                                    filename=storable(filename, FILENAME_MAX) or "upload",
+                                    skipped=skipped, skipped_count=skipped_count)
+    store_chunks(session, file, stream)
+    session.add(LoggerFileLink(file_id=file.id, shipment_id=view.shipment.id,  # type: ignore[arg-type]
+                               logger_serial=chosen.serial, via=via, linked_at=now,
+                               linked_by_id=actor.user_id,  # type: ignore[arg-type]
+                               outside_window=result.outside_window))
+    session.flush()
+    return Stored(file, True, result, raise_alarms(session=session, now=now, view=view))
