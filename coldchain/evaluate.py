@@ -561,11 +561,15 @@ def _known_minutes(day: DaySummary, profile: Profile) -> float | None:
     """The day's minutes out of the profile's range, where the file's figure can be taken for
     them; None where it cannot."""
     stated = day.minutes_out
-    if not any(_beyond(day, profile)):
+    high, low = _beyond(day, profile)
+    if not (high or low):
         return stated
-    wider = ((day.high_limit is not None and profile.high is not None and day.high_limit > profile.high)
-             or (day.low_limit is not None and profile.low is not None and day.low_limit < profile.low))
-    return None if not stated or wider else stated
+    # The file's limit on a side the day went beyond must not be wider than the profile's:
+    # minutes above +10 °C undercount minutes above +8 °C. A wider limit on the other side
+    # counts nothing that day (Fridge-tags alarm below -0.5 °C for a 2-8 °C product).
+    wider_high = day.high_limit is not None and profile.high is not None and day.high_limit > profile.high
+    wider_low = day.low_limit is not None and profile.low is not None and day.low_limit < profile.low
+    return None if not stated or (high and wider_high) or (low and wider_low) else stated
 
 
 def _run_minutes(day: date, known: dict[date, float | None]) -> float | None:

@@ -323,14 +323,20 @@ def test_an_unknown_zone_is_refused_by_name(hand_written: Path) -> None:
 
 
 def test_a_file_with_no_readings_is_refused_saying_what_it_holds_instead(realdata: Path) -> None:
-    # The HOBO export of an empty deployment: a header and one 'Logged' event row. The
-    # Fridge-tag 2 report: 'Hist:' daily summaries and no 'Data:' section (grep -c '^Data:' is 0).
+    # The HOBO export of an empty deployment: a header and one 'Logged' event row.
     empty = refusal(realdata / "loggers/hobo-myClim/20847126_empty.txt", "--zone", "UTC")
-    summaries = refusal(realdata / "loggers/berlinger-msupply/130400191544_202304201514.txt")
+    assert empty.startswith("the file holds no readings")
 
-    assert empty == "the file holds no readings (1 row(s) were not readings)"
-    assert summaries == ("the file holds no readings (daily summaries only (minimum and maximum per day), "
-                         "no individual readings: this model does not log)")
+
+def test_a_fridge_tag_2_report_is_listed_day_by_day(realdata: Path) -> None:
+    # 'Hist:' daily summaries and no 'Data:' section (grep -c '^Data:' is 0): its days.
+    report = realdata / "loggers/berlinger-msupply/130400191544_202304201514.txt"
+    status, out, _err = run("inspect", str(report), "--json")
+    assert status == 0
+    found = json.loads(out)
+    assert found["count"] == 0 and [d["day"] for d in found["days"]] == [
+        "2023-04-17", "2023-04-18", "2023-04-19", "2023-04-20"]
+    assert (found["days"][0]["max_c"], found["days"][0]["minutes_above"]) == (20.8, 8.0)
 
 
 @pytest.mark.parametrize(("celsius", "why"), [

@@ -236,11 +236,18 @@ def test_hobo_export_with_a_header_and_no_readings(realdata: Path) -> None:
 
 def test_fridge_tag_2_holds_daily_summaries_only(realdata: Path) -> None:
     # No 'Data:' section (grep -c '^Data:' is 0); 'Hist:' has 4 days, the highest 'Max T: +20.8,
-    # TS Max T: 19:41' on 2023-04-17. No readings are made up from the summaries.
+    # TS Max T: 19:41' on 2023-04-17. No readings are made up from the summaries: they are
+    # days, each with its extremes and the minutes each alarm accumulated ('t Acc'; alarm 0 is
+    # the low limit -0.5, alarm 1 the high one +8.0).
     source = _read(realdata, "loggers/berlinger-msupply/130400191544_202304201514.txt")
     assert list(source.readings) == []
     assert source.format == "berlinger-fridgetag" and source.logger_id == "130400191544"
     assert "daily summaries only" in source.meta["content"]
+    assert [(d.day.isoformat(), d.min_c, d.max_c, d.minutes_above, d.minutes_below, d.line)
+            for d in source.days or []] == [
+        ("2023-04-17", 2.3, 20.8, 8.0, 0.0, 82), ("2023-04-18", 1.9, 8.5, 2.0, 0.0, 67),
+        ("2023-04-19", 1.5, 7.1, 0.0, 0.0, 52), ("2023-04-20", 2.0, 8.0, 0.0, 0.0, 35)]
+    assert {(d.low_limit, d.high_limit) for d in source.days or []} == {(-0.5, 8.0)}
     assert source.meta["history_days"] == "4"
     assert source.meta["history_max"] == "+20.8 at 2023-04-17 19:41 (local time)"
     assert source.meta["alarm_limits"] == "-0.5 for 60 min; +8.0 for 600 min"

@@ -202,3 +202,29 @@ def test_release_accepts_a_judged_daily_summary_as_the_legs_logger_data(flow):
 
     assert {"check": "outbound_logger_data", "ok": True, "shipment": shipment.id} in \
         json.loads(outcome.event.body)["checks"]
+
+
+def fridge_tag(days: list[tuple[str, str, str, int, int]]) -> bytes:
+    """A Berlinger Fridge-tag 2 report (the non-logging model): its 'Hist:' days, newest first,
+    each (date, min, max, minutes below -0.5, minutes above +8.0), and no 'Data:' section."""
+    lines = ["Device: Q-tag Fridge-tag 2", "Vers: 0.5", "Conf:", " Serial: LOG-1", " Temp unit: C",
+             " Alarm:", "  0:", "   T AL: -0.5, t AL: 60", "  1:", "   T AL: +8.0, t AL: 600", "Hist:",
+             " TS Actv: 2026-11-22 08:00"]
+    for number, (day, low, high, below, above) in enumerate(days, start=1):
+        lines += [f" {number}:", f"  Date: {day}", f"  Min T: {low}, TS Min T: 04:10",
+                  f"  Max T: {high}, TS Max T: 13:05", "  Alarm:", "   0:", f"    t Acc: {below}",
+                  "   1:", f"    t Acc: {above}"]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def test_a_fridge_tag_2_report_is_judged_day_by_day(app, session, world, clock, shipment):
+    # The model keeps no readings: a day it spent above +8.0 °C is an alarm all the same.
+    report = fridge_tag([("2026-11-24", "+2.6", "+7.4", 0, 0), ("2026-11-23", "+9.1", "+12.4", 0, 1440),
+                         ("2026-11-22", "+3.0", "+7.8", 0, 0)])
+    stored = store(session, world, clock, shipment, report, name="fridgetag.txt")
+    assert stored.created and stored.file.format == "berlinger-fridgetag"
+    day_alarms = [a for a in alarms_of(session, shipment) if a.code == "excursion_single"]
+    assert [(a.severity, a.summary.split(" (")[0]) for a in day_alarms] == [
+        ("critical", "2026-11-23: 1440 min above 8.0 °C, up to 12.4 °C")]
+    assert [d.day.isoformat() for d in session.exec(select(LoggerDaySummary).order_by(
+        LoggerDaySummary.day))] == ["2026-11-22", "2026-11-23", "2026-11-24"]

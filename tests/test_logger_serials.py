@@ -21,6 +21,7 @@ from sqlmodel import col, func, select
 from coi.core.errors import InvalidInput
 from coi.models import (
     AuditEntry,
+    LoggerDaySummary,
     LoggerFile,
     LoggerFileResult,
     LoggerReading,
@@ -139,6 +140,7 @@ class RealFile:
     readings: int | None  # stored when taken; None: refused for another reason than its logger
     on_shipment: str | None = None  # the serial as the shipment spells it, if not as the file does
     refused: str = "no readings"  # why a file that is not taken is refused
+    days: int = 0  # a daily-summary report's days, stored instead of readings
 
     @property
     def shipment_serial(self) -> str:
@@ -151,7 +153,8 @@ REAL_FILES = [
     RealFile("loggers/berlinger-msupply/130500109088_202206081014.txt", "130500109088", ZURICH, 10653),
     RealFile("loggers/berlinger-msupply/100800001215_202304201410.txt", "100800001215", ZURICH, 835),
     RealFile("loggers/berlinger-msupply/RCPJ00010_03_202304201359.txt", "RCPJ00010", ZURICH, 424),
-    RealFile("loggers/berlinger-msupply/130400191544_202304201514.txt", "130400191544", ZURICH, None),
+    # A Fridge-tag 2 keeps daily summaries, not readings: its four days are stored and judged.
+    RealFile("loggers/berlinger-msupply/130400191544_202304201514.txt", "130400191544", ZURICH, 0, days=4),
     RealFile("loggers/hobo-myClim/20024354.txt", "20024354", "UTC", 49),
     RealFile("loggers/hobo-myClim/20024354_fahrenheit.csv", "20024354", None, 49),
     RealFile("loggers/hobo-myClim/20024354_semicolon.txt", "20024354", None, 48),
@@ -212,6 +215,10 @@ def test_a_real_file_is_taken_for_a_shipment_with_its_logger(app, session, world
     stored = store(session, world, clock, shipment, data, name=Path(real.path).name)
     assert stored.created and stored.result.reading_count == real.readings
     assert stored.file.logger_serial == real.shipment_serial
+    if real.days:
+        stored_days = session.exec(select(LoggerDaySummary.logger)).all()
+        assert stored_days == [real.shipment_serial] * real.days
+        return
     loggers = session.exec(select(LoggerReading.logger).distinct()).all()
     assert loggers == [real.shipment_serial]  # stored under the shipment's spelling, where it is looked up
 

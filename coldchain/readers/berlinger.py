@@ -3,16 +3,18 @@
 An indented 'Key: value' tree (Conf:, Hist: or Res:, Marker:) then, on logging models, a
 'Data:' section of TAB-indented rows '<TAB>YYYY-MM-DD HH:MM<TAB>T[<TAB>x]' ('x' marks a
 reading out of limits) and a 'Cert:' signature block. Non-logging models (Fridge-tag 2) have
-no Data section, only daily summaries: such a report yields no readings (its summaries go
-into meta). The times carry no zone, so reading the Data section needs the logger's zone.
+no Data section, only daily summaries: such a report yields no readings but `days`, one
+DaySummary per 'Hist:' day (its minimum and maximum, and the minutes each alarm accumulated
+that day, 't Acc', against the limits in 'Conf: Alarm:'), judged as a daily summary. The
+times carry no zone, so reading the Data section needs the logger's zone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from coldchain.model import Reading, ReadOptions, Source
+from coldchain.model import DaySummary, Reading, ReadOptions, Source
 from coldchain.readers.common import (
     Localiser,
     Notes,
@@ -36,9 +38,10 @@ def detect(text: Text) -> bool:
 def read(text: Text, options: ReadOptions) -> Source:
     lines = text.lines()
     facts: dict[str, str] = {}
+    where: dict[str, int] = {}  # the line each fact is on
     path: list[tuple[int, str]] = []
     has_data = False
-    for _, line in lines:
+    for number, line in lines:
         if not line.strip() or line.startswith("\t"):  # tab rows: the Marker table
             continue
         body = line.strip()
@@ -56,6 +59,7 @@ def read(text: Text, options: ReadOptions) -> Source:
             key, colon, value = part.partition(": ")
             if colon:
                 facts[f"{prefix}/{key}" if prefix else key] = value.strip()
+                where[f"{prefix}/{key}" if prefix else key] = number
     device = facts.get("Device", "")
     meta = _meta(facts)
     logger_id = choose_logger(facts.get("Conf/Serial"), options, meta)
@@ -73,11 +77,16 @@ def read(text: Text, options: ReadOptions) -> Source:
     interval = timedelta(minutes=int(minutes)) if minutes.isdigit() else None
     fmt = "berlinger-fridgetag" if "Fridge-tag" in device else "berlinger-qtag"
     if not has_data:
-        meta["content"] = ("daily summaries only (minimum and maximum per day), no individual readings: "
-                           "this model does not log")
-        meta["no_readings"] = f"the report holds no readings: {meta['content']}"
-        return make_source(format=fmt, logger_id=logger_id, zone=None, interval=interval, meta=meta,
-                           rows=_nothing)
+        meta["content"] = ("daily summaries only (minimum, maximum and time in alarm per day), no "
+                           "individual readings: this model does not log")
+        source = make_source(format=fmt, logger_id=logger_id, zone=None, interval=timedelta(days=1),
+                             meta=meta, rows=_nothing)
+        source.days = _days(facts, where, unit)
+        if not source.days:
+            meta["no_readings"] = "the report holds no readings and no daily summaries"
+        else:
+            meta["day_count"] = str(len(source.days))
+        return source
     zone = choose_zone(None, options, meta)
     to_utc = Localiser(zone)
 
@@ -120,6 +129,41 @@ def read(text: Text, options: ReadOptions) -> Source:
 
 def _nothing(notes: Notes) -> Iterator[Reading]:
     yield from ()
+
+
+def _days(facts: dict[str, str], where: dict[str, int], unit: str) -> list[DaySummary]:
+    """The 'Hist:' days as daily summaries. The lowest alarm limit of 'Conf: Alarm:' is the
+    low alarm, the others high ones; a day's minutes above are those its lowest high alarm
+    accumulated (the others count within them), its minutes below the low alarm's."""
+    limits = {parts[2]: value for name, text in facts.items()
+              if len(parts := name.split("/")) == 4 and parts[:2] == ["Conf", "Alarm"] and parts[3] == "T AL"
+              and (value := _float(text)) is not None}
+    ordered = sorted(limits, key=lambda alarm: limits[alarm])
+    low = ordered[0] if len(ordered) >= 2 else None
+    high = next((alarm for alarm in ordered if alarm != low), None)
+    numbers = sorted({parts[1] for name in facts if len(parts := name.split("/")) == 3
+                      and parts[0] == "Hist" and parts[2] == "Date" and parts[1].isdecimal()}, key=int)
+    days = []
+    for number in numbers:
+        try:
+            day = date.fromisoformat(facts[f"Hist/{number}/Date"])
+        except ValueError:
+            raise refuse(f"'{facts[f'Hist/{number}/Date']}' is not a date like 2023-04-17",
+                         line=where.get(f"Hist/{number}/Date")) from None
+
+        def minutes(alarm: str | None, number: str = number) -> float | None:
+            return _float(facts.get(f"Hist/{number}/Alarm/{alarm}/t Acc", "")) if alarm else None
+
+        def celsius(measure: str, number: str = number) -> float | None:
+            value = _float(facts.get(f"Hist/{number}/{measure}", ""))
+            return None if value is None else to_celsius(value, unit)
+
+        days.append(DaySummary(
+            day=day, min_c=celsius("Min T"), max_c=celsius("Max T"), minutes_above=minutes(high),
+            minutes_below=minutes(low), minutes_in_alarm=None, line=where[f"Hist/{number}/Date"],
+            low_limit=to_celsius(limits[low], unit) if low else None,
+            high_limit=to_celsius(limits[high], unit) if high else None))
+    return sorted(days, key=lambda summary: summary.day)
 
 
 _NAMED = {"Device": "device", "Fw Vers": "firmware", "Conf/Serial": "serial",
