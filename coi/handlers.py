@@ -224,6 +224,14 @@ def preview_document(shown: intake.Preview, zone: str) -> dict[str, Any]:
         "mapping": mapping_document(shown.mapping) if shown.mapping else None,
         "saved_format": shown.format_name,
         "layout": shown.layout.document() if shown.layout else None,
+        # Where the times' zone came from (the file's header or preamble, offsets on each row,
+        # the logger's configured zone), and a zone the file states that the configured one
+        # contradicts: worth a look before storing.
+        "zone_source": shown.meta.get("zone_source"), "zone_conflict": shown.meta.get("zone_conflict"),
+        # A daily-summary report: days, not readings.
+        "days": {"count": int(shown.meta["day_count"]),
+                 "outside_window": shown.meta.get("days_outside_window")}
+        if "day_count" in shown.meta else None,
     }
 
 
@@ -238,12 +246,15 @@ def _stored_before(file: LoggerFile | None, linked_here: bool, zone: str) -> dic
 
 def rows_document(rows: list[Problem]) -> list[dict[str, Any]]:
     """Rows skipped or noted, as the answers list them (the first SHOWN_ROWS)."""
-    return [{"line": p.line, "column": p.column, "why": p.why} for p in rows[:SHOWN_ROWS]]
+    return [{"line": p.line, "column": p.column, "why": p.why, "where": str(p)} for p in rows[:SHOWN_ROWS]]
 
 
 def stored_message(stored: intake.Stored, shipment_id: int) -> str:
     """What storing a file did, in words (the web, the API and the CLI say the same)."""
     file, result = stored.file, stored.result
+    days = json.loads(file.report).get("days")
+    if stored.created and days is not None:  # a daily-summary report: days, not readings
+        return f"Stored {days:,} days of daily summaries from {file.filename}."
     if stored.created:
         return f"Stored {result.reading_count if result else 0:,} readings from {file.filename}."
     if stored.link is not None:

@@ -320,6 +320,19 @@ def probes(start: datetime, values: list[float], *, device: str = "unit 7") -> b
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
+def fridge_tag(days: list[tuple[str, str, str, int, int]]) -> bytes:
+    """A Berlinger Fridge-tag 2 report (the non-logging model): its 'Hist:' days, newest first,
+    each (date, min, max, minutes below -0.5, minutes above +8.0), and no 'Data:' section."""
+    lines = ["Device: Q-tag Fridge-tag 2", "Vers: 0.5", "Conf:", " Serial: LOG-1", " Temp unit: C",
+             " Alarm:", "  0:", "   T AL: -0.5, t AL: 60", "  1:", "   T AL: +8.0, t AL: 600", "Hist:",
+             " TS Actv: 2026-11-22 08:00"]
+    for number, (day, low, high, below, above) in enumerate(days, start=1):
+        lines += [f" {number}:", f"  Date: {day}", f"  Min T: {low}, TS Min T: 04:10",
+                  f"  Max T: {high}, TS Max T: 13:05", "  Alarm:", "   0:", f"    t Acc: {below}",
+                  "   1:", f"    t Acc: {above}"]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
 def json_file(values: list[float], *, start: datetime, serial: str, minutes: int = 5) -> bytes:
     """A JSON export naming its logger, with UTC times: one reading every `minutes`."""
     return json.dumps({"logger": serial, "readings": [

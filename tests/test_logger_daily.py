@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from coi.models import Alarm, LoggerDaySummary, LoggerFile, LoggerFileResult, LoggerReading, Shipment
 from coi.services.loggers import evaluation, intake, rawfiles
-from tests.helpers import Flow, count, login, make_case, open_for, store
+from tests.helpers import Flow, count, fridge_tag, login, make_case, open_for, store
 
 # The shipment opens on 2026-11-22 (Berlin, the logger's zone); the tests move the clock on
 # two days, so the window's dates are 2026-11-22 to 2026-11-24.
@@ -202,19 +202,6 @@ def test_release_accepts_a_judged_daily_summary_as_the_legs_logger_data(flow):
 
     assert {"check": "outbound_logger_data", "ok": True, "shipment": shipment.id} in \
         json.loads(outcome.event.body)["checks"]
-
-
-def fridge_tag(days: list[tuple[str, str, str, int, int]]) -> bytes:
-    """A Berlinger Fridge-tag 2 report (the non-logging model): its 'Hist:' days, newest first,
-    each (date, min, max, minutes below -0.5, minutes above +8.0), and no 'Data:' section."""
-    lines = ["Device: Q-tag Fridge-tag 2", "Vers: 0.5", "Conf:", " Serial: LOG-1", " Temp unit: C",
-             " Alarm:", "  0:", "   T AL: -0.5, t AL: 60", "  1:", "   T AL: +8.0, t AL: 600", "Hist:",
-             " TS Actv: 2026-11-22 08:00"]
-    for number, (day, low, high, below, above) in enumerate(days, start=1):
-        lines += [f" {number}:", f"  Date: {day}", f"  Min T: {low}, TS Min T: 04:10",
-                  f"  Max T: {high}, TS Max T: 13:05", "  Alarm:", "   0:", f"    t Acc: {below}",
-                  "   1:", f"    t Acc: {above}"]
-    return ("\r\n".join(lines) + "\r\n").encode()
 
 
 def test_a_fridge_tag_2_report_is_judged_day_by_day(app, session, world, clock, shipment):

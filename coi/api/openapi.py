@@ -166,7 +166,9 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
             "celsius": {"type": "number"}, "fahrenheit": {"type": "number"}}}}}},
     "FileRow": {"type": "object", "required": ["line", "why"], "properties": {
         "line": {"type": ["integer", "null"]}, "column": {"type": ["string", "integer", "null"]},
-        "why": _STR}},
+        "why": _STR, "where": {"type": "string", "description": "where and why, as people read it: "
+                                                                 "'line 12, column T: ...', or "
+                                                                 "'event 3, sensor report 2: ...'"}}},
     "Reason": {"type": "object", "required": ["code", "message"],
                "properties": {"code": _STR, "message": _STR}},
     "CaseList": {"type": "object", "properties": {

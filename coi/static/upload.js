@@ -104,15 +104,18 @@
   }
 
   function showPreview(file, p, mapping) {
-    const rows = [
-      ["Format", p.format + (p.zone ? ` · times read as ${p.zone}` : "")],
-      ["Logger", p.logger],
-      ["Readings", p.count.toLocaleString() + (p.duplicates ? ` (${p.duplicates} duplicate rows dropped)` : "")],
-      ["First", reading(p.first)],
-      ["Last", reading(p.last)],
-      ["Range", `${p.min_celsius.toFixed(2)} to ${p.max_celsius.toFixed(2)} °C`],
-      ["Shipment window", `${p.window.start} to ${p.window.end}`],
-    ];
+    const zoneFrom = !p.zone_source ? "" : p.zone_source === "configured" ? " (the logger’s configured zone)" :
+      ` (stated in the file: ${p.zone_source})`;
+    const rows = [["Format", p.format + (p.zone ? ` · times read as ${p.zone}${zoneFrom}` : "")], ["Logger", p.logger]];
+    if (p.days) {  // a daily-summary report: days, not readings
+      rows.push(["Days", `${p.days.count.toLocaleString()} daily summaries (min, max and time in alarm per day), no readings`]);
+      if (p.days.outside_window) rows.push(["Outside the window", `${p.days.outside_window} (kept, not judged)`]);
+    } else {
+      rows.push(["Readings", p.count.toLocaleString() + (p.duplicates ? ` (${p.duplicates} duplicate rows dropped)` : "")],
+        ["First", reading(p.first)], ["Last", reading(p.last)],
+        ["Range", `${p.min_celsius.toFixed(2)} to ${p.max_celsius.toFixed(2)} °C`]);
+    }
+    rows.push(["Shipment window", `${p.window.start} to ${p.window.end}`]);
     if (p.outside_window) rows.push(["Outside the window", `${p.before_window} before, ${p.after_window} after (kept, not judged)`]);
     if (p.clock_offset_s) rows.push(["Logger clock", `${p.clock_offset_s} s off; times corrected`]);
     if (p.zone_changes) {
@@ -126,9 +129,12 @@
     const list = el("dl", {});
     rows.forEach(([k, v]) => list.append(el("dt", {}, k), el("dd", {}, String(v))));
     const box = el("div", { class: "preview" }, el("h3", {}, `Preview of ${p.filename}`), list);
+    if (p.zone_conflict) {  // the file states another zone than the logger is configured with
+      box.append(el("p", { class: "verdict refused", role: "alert" }, el("b", {}, "Check the zone: "), p.zone_conflict));
+    }
     if (p.skipped.length) {
       box.append(el("ul", { class: "skipped" }, ...p.skipped.map((s) =>
-        el("li", {}, `line ${s.line ?? "?"}${s.column ? ", column " + s.column : ""}: ${s.why}`))));
+        el("li", {}, s.where || `line ${s.line ?? "?"}${s.column ? ", column " + s.column : ""}: ${s.why}`))));
     }
     if (p.notes && p.notes.length) {
       box.append(el("p", {}, el("b", {}, "Notes")), el("ul", { class: "notes" }, ...p.notes.map((n) =>
@@ -150,7 +156,8 @@
       box.append(el("label", { for: "format-name" }, "Save this mapping as a format (optional) ", formatName));
     }
     const commit = el("button", { type: "button", class: "primary", id: "commit" },
-      nothing ? "Close" : p.already ? "Attach to this shipment" : `Store ${p.count.toLocaleString()} readings`);
+      nothing ? "Close" : p.already ? "Attach to this shipment" :
+        p.days ? `Store ${p.days.count.toLocaleString()} days` : `Store ${p.count.toLocaleString()} readings`);
     const cancel = el("button", { type: "button" }, "Cancel");
     commit.addEventListener("click", async () => {
       if (nothing) { answer.replaceChildren(); return; }
