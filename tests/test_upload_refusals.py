@@ -124,7 +124,8 @@ def test_the_api_and_the_preview_tell_the_rows_skipped_and_what_was_put_right(ap
     stored = answer.get_json()
     assert stored["skipped_count"] == shown["skipped_count"] == 1
     assert stored["skipped"] == shown["skipped"] == [
-        {"line": 5, "column": "Temperature (°C)", "why": "no temperature on this row"}]
+        {"line": 5, "column": "Temperature (°C)", "why": "no temperature on this row",
+         "where": "line 5, column Temperature (°C): no temperature on this row"}]
     assert stored["notes"] == shown["notes"]
     assert [(note["line"], note["why"].split(" (")[0].split(" row(s) ")[1]) for note in stored["notes"]] == [
         (4, "came before rows with earlier times and were put in time order"),
