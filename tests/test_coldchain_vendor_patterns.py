@@ -193,11 +193,22 @@ def test_a_windows_1252_masculine_ordinal_is_a_degree_sign() -> None:
     assert readings[0].celsius == 5.1 and source.meta["unit"] == "C"
 
 
-def test_a_legacy_byte_that_encodings_read_differently_is_refused_naming_them() -> None:
-    # 0xE8 is 'è' in Windows-1252 and 'č' in Windows-1250: the file does not say which.
-    why = refusal("Time;Temp °C;Site\n2026-11-22 09:00;5;Genève\n".encode("cp1252"), zone=UTC, logger_id="L1")
-    assert why.startswith("line 2: byte 0xE8 is not UTF-8")
-    assert "'è' in Windows-1252" in why and "'č' in Windows-1250" in why and "save the export as UTF-8" in why
+def test_a_legacy_file_whose_code_pages_differ_only_in_letters_is_read_with_a_note() -> None:
+    # 0xE8 is 'è' in Windows-1252 and 'č' in Windows-1250: a letter of a word either way, so
+    # nothing read from the file depends on it; the note says which were possible.
+    source, readings = read_all("Time;Temp °C;Site\n2026-11-22 09:00;5;Genève\n".encode("cp1252"),
+                                zone=UTC, logger_id="L1")
+    assert [r.celsius for r in readings] == [5.0]
+    note = source.meta["encoding_note"]
+    assert "only letters of words would differ" in note and "'è'" in note and "'č'" in note
+
+
+def test_a_legacy_byte_that_encodings_read_as_a_sign_or_a_letter_is_refused_naming_them() -> None:
+    # 0xA5 is '¥' in Windows-1252 and 'Ą' in Windows-1250: a sign in one, a letter in the other.
+    why = refusal("Time;Temp °C;Site\n2026-11-22 09:00;5;Genève ¥\n".encode("cp1252"), zone=UTC,
+                  logger_id="L1")
+    assert why.startswith("line 2: byte 0xA5 is not UTF-8")
+    assert "'¥' in Windows-1252" in why and "'Ą' in Windows-1250" in why and "save the export as UTF-8" in why
 
 
 # ------------------------------------------------------------------ files with no readings

@@ -74,6 +74,8 @@ def read(stream: BinaryIO, *, name: str = "", options: ReadOptions = NO_OPTIONS)
     source = reader(text, options)
     if text.encoding != "utf-8":
         source.meta["encoding"] = encoding_name(text.encoding)
+    if text.encoding_note:
+        source.meta["encoding_note"] = text.encoding_note
     return source
 
 

@@ -52,10 +52,10 @@ class Text:
             chunks = _utf16_to_utf8(chunks)
         elif b"\x00" in first:
             raise _refused(name, _BINARY)
-        self.encoding = "utf-8"
+        self.encoding, self.encoding_note = "utf-8", None
         if not first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF8)) and \
                 not _utf8_or_signs(first):
-            self.encoding = legacy_encoding(first)
+            self.encoding, self.encoding_note = legacy_encoding(first)
             chunks = _recoded(chunks, self.encoding)
         self._lines = _text_lines(chunks)
         self.head: list[str] = []
@@ -135,10 +135,13 @@ LEGACY_ENCODINGS = frozenset({f"cp{number}" for number in range(1250, 1259)} |
                              {"latin_1", "iso8859_2", "iso8859_15"})
 
 
-def legacy_encoding(head: bytes) -> str:
-    """The 8-bit encoding of a head that is not UTF-8: the best fit charset-normalizer finds
-    among LEGACY_ENCODINGS, when every encoding that fits as well reads the head the same.
-    Otherwise Unreadable naming the first byte (and its line) that they read differently."""
+def legacy_encoding(head: bytes) -> tuple[str, str | None]:
+    """The 8-bit encoding of a head that is not UTF-8, and a note when it is not certain: the
+    best fit charset-normalizer finds among LEGACY_ENCODINGS, when every encoding that fits as
+    well reads the head the same, or differs only in which letter a byte is ('è' in
+    Windows-1252, 'č' in Windows-1250: a word of a header or a note, never a number, a time,
+    a sign or a unit, so nothing read from the file changes; the note says so). Otherwise
+    Unreadable naming the first byte (and its line) that they read differently."""
     from charset_normalizer import from_bytes  # here: only files that are not UTF-8 pay for it
 
     body = _whole_lines(head)
@@ -146,13 +149,23 @@ def legacy_encoding(head: bytes) -> str:
     least = min((match.chaos for match in matches), default=None)
     candidates = [match.encoding for match in matches if match.chaos == least]
     if candidates and len({body.decode(encoding, errors="replace") for encoding in candidates}) == 1:
-        return candidates[0]
+        return candidates[0], None
+    differing = {byte: {bytes([byte]).decode(encoding, errors="replace") for encoding in candidates}
+                 for byte in set(body) if byte >= 0x80}
+    differing = {byte: chars for byte, chars in differing.items() if len(chars) > 1}
+    if candidates and differing and all(char.isalpha() for chars in differing.values() for char in chars):
+        shown = "; ".join(f"'{bytes([byte]).decode(candidates[0])}' could be " + " or ".join(
+            f"'{char}'" for char in sorted(chars - {bytes([byte]).decode(candidates[0])}))
+            for byte, chars in sorted(differing.items()))
+        return candidates[0], (f"read as {encoding_name(candidates[0])}, though "
+                               f"{', '.join(encoding_name(e) for e in candidates[1:])} fits as well: only "
+                               f"letters of words would differ ({shown}), no number, time or unit")
     for number, raw in enumerate(body.split(b"\n"), 1):
         for byte in raw:
             readings: dict[str, str] = {}  # how the byte reads -> the first encoding reading it so
             for encoding in candidates:
                 readings.setdefault(bytes([byte]).decode(encoding, errors="replace"), encoding)
-            if byte >= 0x80 and len(readings) != 1:
+            if byte >= 0x80 and len(readings) != 1 and not all(char.isalpha() for char in readings):
                 shown = ", ".join(f"'{char}' in {encoding_name(encoding)}"
                                   for char, encoding in readings.items())
                 why = (f"it reads {shown}, and the file does not tell which" if shown else
