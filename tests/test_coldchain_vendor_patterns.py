@@ -267,3 +267,11 @@ def test_epcis_problems_name_the_event_and_the_sensor_report() -> None:
     assert len(readings) == 4 and source.meta["zone_source"] == "per-row offsets"
     [problem] = source.problems
     assert str(problem) == "event 3, sensor report 2, column uom: the unit 'XYZ' is not CEL, FAH or KEL"
+
+
+def test_a_24_hour_clock_that_names_its_hours_is_no_day_period() -> None:
+    # '09:00 h' and '14:30 Uhr' are 24-hour times with the word for o'clock, not 'a.m.'/'p.m.'.
+    for text in ("Time;Temp °C\n22.11.2026 09:00 h;5\n22.11.2026 14:30 h;6\n",
+                 "Zeit;Temp °C\n22.11.2026 09:00 Uhr;5\n22.11.2026 14:30 Uhr;6\n"):
+        _source, readings = read_all(text.encode(), zone=UTC, logger_id="L1")
+        assert [(r.at.hour, r.at.minute, r.celsius) for r in readings] == [(9, 0, 5.0), (14, 30, 6.0)]

@@ -23,11 +23,19 @@ def marker_key(marker: str) -> str:
 
 def half_of_day(marker: str) -> str | None:
     """AM or PM for a marker that means one half of the day in every locale using it,
-    CONFLICTING for one that means either, None for a word no locale uses as a day period."""
+    CONFLICTING for one that means either, "" for a word for hours after a 24-hour clock, None
+    for a word no locale uses as a day period."""
     key = marker_key(marker)
     if key in ("am", "pm"):  # the common case, without loading every locale
         return AM if key == "am" else PM
+    if key in HOURS:  # '09:00 h', '14:30 Uhr': a 24-hour clock naming its unit, no day period
+        return ""
     return _markers().get(key)
+
+
+# Words written after a 24-hour clock for "o'clock" (h, hrs, Uhr, hod.): not day periods, though
+# CLDR's narrow forms make 'h' one in some language.
+HOURS = frozenset({"h", "hr", "hrs", "uhr", "hod"})
 
 
 @cache
