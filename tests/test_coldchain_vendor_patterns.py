@@ -158,7 +158,7 @@ def test_a_day_period_that_means_am_in_one_language_and_pm_in_another_is_refused
 
 
 def test_a_word_that_is_no_day_period_does_not_make_a_time() -> None:
-    why = refusal(b"Time,Temp (C)\n2026-11-22 9:05 Uhr,5\n", zone=UTC, logger_id="L1")
+    why = refusal(b"Time,Temp (C)\n2026-11-22 9:05 approx,5\n", zone=UTC, logger_id="L1")
     assert "no row with a date and time" in why
 
 
