@@ -247,3 +247,84 @@ def test_the_checklist_names_a_drug_product_bag_in_words(app, client, session, w
     assert answer["checklist"] == [{"item": "wristband", "label": "wristband", "done": False},
                                    {"item": "drug_product_bag", "label": "drug product bag",
                                     "done": True}]
+
+
+# ---------------------------------------------------------------- the camera reads every code we parse
+
+def _symbol(text: str, symbology: str, scale: int = 8) -> Any:
+    """A clean picture of one symbol, as a phone held square to it would see it."""
+    import zxingcpp
+    from PIL import Image
+
+    barcode = zxingcpp.create_barcode(text, getattr(zxingcpp.BarcodeFormat, symbology))
+    return Image.fromarray(barcode.to_image(scale=scale, add_quiet_zones=True)).convert("L")
+
+
+def _frame(*pictures: Any) -> io.BytesIO:
+    """The pictures side by side on a white frame, as PNG."""
+    from PIL import Image
+
+    width = sum(p.width for p in pictures) + 40 * (len(pictures) + 1)
+    frame = Image.new("L", (width, max(p.height for p in pictures) + 80), 255)
+    x = 40
+    for picture in pictures:
+        frame.paste(picture, (x, 40))
+        x += picture.width + 40
+    data = io.BytesIO()
+    frame.save(data, "PNG")
+    data.seek(0)
+    return data
+
+
+def _decode(client: Any, frame: io.BytesIO, name: str = "frame.png") -> Any:
+    token = _csrf_attr(client.get("/scan").get_data(as_text=True))
+    return client.post("/scan/decode", data={"frame": (frame, name)},
+                       headers={"X-CSRFToken": token, "Accept": "application/json"})
+
+
+@pytest.mark.parametrize("symbology", ["DataMatrix", "QRCode", "Code128"])
+def test_the_camera_reads_a_unit_serial_in_any_symbology_we_print_or_meet(client, world, case, symbology):
+    login(client, "staff")
+    answer = _decode(client, _frame(_symbol(case["bag"], symbology))).get_json()
+    assert answer["texts"] == [case["bag"]]
+    assert answer["codes"] == [{"text": case["bag"], "symbology": symbology}]
+
+
+def test_with_several_codes_in_view_the_identity_code_comes_first(client, world, case):
+    # A product's EAN-13 and a GS1 Digital Link QR beside the bag's Data Matrix: the page takes
+    # the first text, the bag's serial.
+    login(client, "staff")
+    frame = _frame(_symbol("4006381333931", "EAN13", 4),
+                   _symbol("https://id.example.com/01/09506000134352", "QRCode"),
+                   _symbol(case["bag"], "DataMatrix"))
+    answer = _decode(client, frame).get_json()
+    assert answer["texts"][0] == case["bag"]
+    assert {code["symbology"] for code in answer["codes"]} == {"DataMatrix", "QRCode", "EAN13"}
+
+
+def test_the_camera_endpoint_reads_what_the_pipeline_reads_on_every_real_picture(client, world, realdata):
+    """The read rate through the endpoint, every symbology allowed, on the real pictures with
+    an expected text (tests/test_decoding_realdata.py reports the pipeline's own rate: the
+    endpoint must not read fewer)."""
+    from PIL import Image
+
+    from coi.labels import decode_image
+
+    login(client, "staff")
+    pictures = sorted(path for path in (realdata / "barcodes").rglob("*")
+                      if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
+                      and path.with_suffix(".txt").is_file())
+    by_pipeline, by_endpoint, labels_qr = 0, 0, 0
+    for path in pictures:
+        expected = path.with_suffix(".txt").read_bytes().decode("utf-8", errors="replace")
+        image = Image.open(path)
+        image.load()
+        by_pipeline += expected in [s.text for s in decode_image(image)]
+        with path.open("rb") as handle:
+            answer = _decode(client, io.BytesIO(handle.read()), path.name).get_json()
+        by_endpoint += expected in answer.get("texts", [])
+        labels_qr += "qrcode" in str(path.parent).lower() and expected in answer.get("texts", [])
+    print(f"\ncamera endpoint: {by_endpoint}/{len(pictures)} real pictures read "
+          f"({by_endpoint / len(pictures):.1%}), the pipeline alone {by_pipeline}; "
+          f"QR photos read: {labels_qr}")
+    assert by_endpoint == by_pipeline and labels_qr > 0

@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from coi import handlers
 from coi.core.access import permission
 from coi.core.errors import InvalidInput, NotFound
-from coi.core.identifiers import IdentifierError
+from coi.core.identifiers import CoiId, IdentifierError, UnitSerial, parse_scan
 from coi.labels import payload
 from coi.labels.decoders import decode_image
 from coi.labels.photo import PhotoError, open_photo
@@ -42,9 +42,12 @@ def judge() -> Any:
 @blueprint.route("/scan/decode", methods=["POST"])
 @permission("scan")
 def decode() -> Any:
-    """A camera frame (or photo) in, the codes read from it out: zxing-cpp, then pyzbar and
-    image preprocessing where zxing-cpp alone reads nothing. A label's signed QR code is left
-    out: the Data Matrix carries the identifier the step needs."""
+    """A camera frame (or photo) in, the codes read from it out, of every symbology we parse
+    (Data Matrix, QR with GS1 Digital Link, Code 128 / GS1-128, and the product codes we name
+    as such): zxing-cpp, then pyzbar and image preprocessing where zxing-cpp alone reads
+    nothing. Identity codes first (a COI identifier or a unit serial, then anything else that
+    parses), so that with several codes in view the page takes the one the step needs. A
+    label's signed QR code is left out: the Data Matrix beside it carries the identifier."""
     upload = request.files.get("frame")
     if upload is None:
         raise InvalidInput("Send the camera frame as the form field 'frame'.")
@@ -52,9 +55,21 @@ def decode() -> Any:
         image = open_photo(upload.read(), max_pixels=current_app.config["LABEL_IMAGE_MAX_PIXELS"])
     except PhotoError as error:
         raise InvalidInput(error.message) from None
-    symbols = decode_image(image, expect=("DataMatrix",))
-    texts = [s.text for s in symbols if not payload.token_from_text(s.text)]
-    return jsonify({"texts": texts, "read": len(symbols)})
+    symbols = [s for s in decode_image(image) if not payload.token_from_text(s.text)]
+    symbols.sort(key=lambda symbol: _identity_rank(symbol.text))  # stable: read order otherwise
+    return jsonify({"texts": [s.text for s in symbols],
+                    "codes": [{"text": s.text, "symbology": s.symbology} for s in symbols],
+                    "read": len(symbols)})
+
+
+def _identity_rank(text: str) -> int:
+    """0: one of our identifiers (a COI identifier, a unit serial); 1: another code we parse
+    (GS1 data, an ISBT 128 DIN); 2: a code we cannot read as an identifier."""
+    try:
+        parsed = parse_scan(text)
+    except IdentifierError:
+        return 2
+    return 0 if isinstance(parsed, (CoiId, UnitSerial)) else 1
 
 
 def _holds_for(coi_text: str, zone: str) -> list[dict[str, Any]]:
