@@ -341,7 +341,8 @@ def test_role_grants_inserted_edited_and_deleted_are_found(app, engine, session,
 
 
 def test_an_audit_entry_and_a_signature_rewritten_are_found(app, engine, session, records):
-    entry = session.exec(select(AuditEntry).where(AuditEntry.entity == "role_grant")).first()
+    entry = session.exec(select(AuditEntry).where(AuditEntry.entity == "role_grant")
+                          .order_by(col(AuditEntry.id))).first()
     signature = session.exec(select(Signature).where(Signature.subject_type == "alarm")).one()
     assert entry is not None
     behind_the_apps_back(
@@ -465,7 +466,8 @@ def test_each_kind_of_signature_is_rechecked_against_its_record(app, engine, ses
     """Rewritten together with their seals and signed again with the key: only rebuilding
     what each signature signs finds them."""
     collect = session.exec(select(CustodyEvent).where(CustodyEvent.case_id == records.case,
-                                                      CustodyEvent.kind == "step")).first()
+                                                      CustodyEvent.kind == "step")
+                           .order_by(col(CustodyEvent.seq))).first()
     resolved = session.exec(select(AlarmEvent).where(AlarmEvent.alarm_id == records.alarm,
                                                      AlarmEvent.action == "resolved")).one()
     correction = session.exec(select(AuditEntry).where(AuditEntry.entity == "patient",
