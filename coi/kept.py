@@ -56,6 +56,8 @@ def carry_over(sealed: Any, *, user_id: int) -> None:
 
 def take(*, form: str, user_id: int) -> dict[str, str] | None:
     """The entries kept for `form` and this person, once; None when there are none."""
+    if COOKIE_KEY not in session:
+        return None
     opened = _open(session.get(COOKIE_KEY))
     if opened is None:
         session.pop(COOKIE_KEY, None)  # expired or unreadable: gone

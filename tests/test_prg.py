@@ -10,8 +10,7 @@ import re
 from sqlmodel import select
 
 from coi.models import ApiToken, Case, Unit, User, coi_of
-from tests.helpers import ENROL_FORM, PASSWORD, count, login, make_case, post_form
-from tests.test_session_expiry import cookie_text
+from tests.helpers import ENROL_FORM, PASSWORD, cookie_text, count, login, make_case, post_form
 
 TOKEN = re.compile(r'<code class="token">([^<]+)</code>')
 

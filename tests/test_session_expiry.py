@@ -4,15 +4,13 @@ they log in again: never saved until they submit it again, never readable in the
 
 from __future__ import annotations
 
-import base64
 import re
-import zlib
 
 from sqlmodel import select
 
 from coi.models import Alarm, Case, coi_of
 from coi.services import alarms
-from tests.helpers import CSRF, ENROL_FORM, PASSWORD, count, login, make_case
+from tests.helpers import CSRF, ENROL_FORM, PASSWORD, cookie_text, count, login, make_case
 
 IDLE = "You were signed out after 15 minutes without activity."
 
@@ -28,15 +26,6 @@ def login_to(client, url, username="staff"):
     token = csrf_of(client, url)
     return client.post(url, data={"username": username, "password": PASSWORD,
                                   "csrf_token": token})
-
-
-def cookie_text(client) -> str:
-    """The session cookie as anyone holding it can read it (it is signed, not encrypted)."""
-    value = client.get_cookie("session").value
-    compressed = value.startswith(".")
-    payload = value.lstrip(".").split(".")[0]
-    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    return (zlib.decompress(raw) if compressed else raw).decode()
 
 
 def test_an_enrolment_posted_after_15_idle_minutes_says_so_and_keeps_what_was_typed(
