@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from flask import Flask, current_app, flash, g, redirect, request, session, url_for
+from flask import Flask, current_app, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
+from coi import signed_out
 from coi.core import access
 from coi.core.errors import AuthenticationFailed, Forbidden
 from coi.db import reading_first, request_session
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 API_BLUEPRINT = "api"
 # What a person whose password must change may still do.
 PASSWORD_CHANGE_ENDPOINTS = frozenset({"account.password", "auth.logout"})
+ENDED = "ended"  # the cookie's note of why the session ended, until the next login
 
 
 def install(app: Flask) -> None:
@@ -49,22 +51,25 @@ def _load_actor() -> None:
     if not isinstance(key, str):
         if "uid" in session:  # a cookie from before server-side sessions: log in again
             session.clear()
+        ended = session.get(ENDED)
+        if isinstance(ended, dict):  # ended by an earlier request: still say why
+            g.session_ended = sessions.explain(str(ended.get("reason")), session_limits())
+            g.ended_user = ended.get("user")
         return
     at, limits = now(), session_limits()
     with reading_first(db):
         row = sessions.lookup(session=db, key=key)
-        ended = "logout" if row is None else sessions.judge(row, at, limits)
+        ended = "unknown" if row is None else sessions.judge(row, at, limits)
         if row is not None and ended is None:
             g.actor = users.load_actor(session=db, user_id=row.user_id, via=f"session {row.id}")
             if g.actor is None:
                 ended = "deactivated"
     if row is None or ended is not None:
         if row is not None and row.ended_at is None:  # found over, or deactivated: end it now
-            sessions.end(session=db, now=at, row=row, reason=ended or "logout")
+            sessions.end(session=db, now=at, row=row, reason=ended or "unknown")
             db.commit()
         g.actor = None
-        session.clear()
-        g.session_ended = sessions.explain(ended or "logout", limits)
+        mark_ended(ended or "unknown", row.user_id if row is not None else None)
         return
     if sessions.needs_touch(row, at):
         sessions.touch(session=db, now=at, row=row)
@@ -73,6 +78,17 @@ def _load_actor() -> None:
     user = db.get(User, row.user_id)
     g.must_change_password = user is not None and (user.must_change_password or (
         users.password_expired(user, at, current_app.config["PASSWORD_MAX_AGE_DAYS"])))
+
+
+def mark_ended(reason: str, user_id: int | None) -> None:
+    """This browser's session is over: the cookie forgets it (a fresh cookie, so nothing of
+    it lingers) but remembers why and whose it was, so that every later request of this
+    browser, the scan page's JSON calls included, can say why it must log in again, and a
+    form posted now can be given back to the same person after the login (coi.kept)."""
+    session.clear()
+    session[ENDED] = {"reason": reason, "user": user_id}
+    g.session_ended = sessions.explain(reason, session_limits())
+    g.ended_user = user_id
 
 
 def session_limits() -> sessions.Limits:
@@ -101,15 +117,18 @@ def _enforce_permission() -> Response | None:
         log.error("endpoint %s declares no permission; refused", request.endpoint)
         raise Forbidden("This page is not available.")
     if name == access.PUBLIC:
+        _check_csrf()
         return None
     if g.auth_error is not None:
         raise g.auth_error
     if g.actor is None:
         if is_api_request():
             raise AuthenticationFailed("This API needs a token: 'Authorization: Bearer <token>'.")
-        if g.get("session_ended"):
-            flash(f"You were {g.session_ended}. Log in again to go on.", "info")
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return signed_out.answer()
+    # After the login check, not before it: a form or scan sent after its session ended is
+    # answered "you were signed out (and why)", not "the form expired" (its CSRF token went
+    # with the session). Nothing is carried out for a request without a person anyway.
+    _check_csrf()
     if g.get("must_change_password") and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
         return redirect(url_for("account.password", next=request.full_path.rstrip("?")))
     if not access.within_scopes(g.actor, name):
@@ -118,3 +137,8 @@ def _enforce_permission() -> Response | None:
     if not access.allowed(g.actor, name):
         raise Forbidden("Your roles do not allow this.")
     return None
+
+
+def _check_csrf() -> None:
+    if not is_api_request() and current_app.config["WTF_CSRF_ENABLED"]:
+        current_app.extensions["csrf"].protect(apply_exemptions=True)

@@ -6,11 +6,13 @@ Plain functions and constants only; the fixtures are in conftest.py (and browser
 
 from __future__ import annotations
 
+import base64
 import copy
 import io
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -131,6 +133,17 @@ def post_form(client: FlaskClient, page_url: str, action: str, data: dict[str, s
     token = CSRF.search(page.get_data(as_text=True))
     assert token, f"{page_url} has no form with a CSRF token (status {page.status_code})"
     return client.post(action, data={**data, "csrf_token": token.group(1)})
+
+
+def cookie_text(client: FlaskClient) -> str:
+    """The session cookie as anyone holding it can read it (it is signed, not encrypted)."""
+    cookie = client.get_cookie("session")
+    assert cookie is not None, "no session cookie"
+    value = cookie.value
+    compressed = value.startswith(".")
+    payload = value.lstrip(".").split(".")[0]
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    return (zlib.decompress(raw) if compressed else raw).decode()
 
 
 def api_token(session: Session, clock: FrozenClock, world: World, persona: str,

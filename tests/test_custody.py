@@ -172,10 +172,15 @@ def test_a_partial_scan_lists_what_is_missing_and_records_nothing(flow, session)
     assert outcome.verdict.missing == ("wristband",) and len(flow.events()) == before
 
 
-def test_a_partial_scan_that_completes_a_named_unsigned_step_records_it(flow):
+def test_a_partial_scan_that_completes_a_named_unsigned_step_only_proposes_it(flow):
+    """Every step waits for its Record (issue 17): one label or two, complete or not."""
     flow.until("collect")
+    before = len(flow.events())
     outcome = flow.scan("staff", flow.bag, partial=True, step="pack")
-    assert outcome.event is not None and outcome.event.kind == "step"
+    assert outcome.verdict.accepted and outcome.verdict.missing == ()
+    assert outcome.event is None and len(flow.events()) == before
+    recorded = flow.scan("staff", flow.bag, step="pack")
+    assert recorded.event is not None and recorded.event.kind == "step"
 
 
 def test_a_step_found_from_the_scan_itself_is_proposed_not_recorded(flow):

@@ -226,7 +226,7 @@ def test_a_session_lasts_at_most_12_hours_however_active(client, clock, world):
         assert client.get("/").status_code == 200
     clock.advance(minutes=10)
     response = client.get("/cases", follow_redirects=True)
-    assert "a session lasts at most 12 hours" in response.get_data(as_text=True)
+    assert "signed out after 12 hours, the longest a session lasts" in response.get_data(as_text=True)
 
 
 def test_the_limits_are_settings(app_config, clock, world):

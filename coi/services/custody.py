@@ -266,9 +266,10 @@ def scan(
     """Judge and record a scan of `entries` for `step_name` (default: the case's next step).
 
     `partial`: the scan page sends each code as it is scanned; an accepted partial scan is
-    not recorded (nothing happened yet) unless it completes a named step that nobody signs,
-    and a refused one is recorded like any other. Raises InvalidInput for input that cannot be
-    judged at all (no case named, too many codes), Conflict for a reused idempotency key."""
+    not recorded (nothing happened yet, even when the step is complete: it is recorded when
+    sent again without `partial`), and a refused one is recorded like any other. Raises
+    InvalidInput for input that cannot be judged at all (no case named, too many codes),
+    Conflict for a reused idempotency key."""
     _check_input(entries)
     if not step_name and not partial:
         # Said explicitly, so that a scan that lost a race for one step is not taken for
@@ -354,13 +355,12 @@ def _scan(
     if refusals:
         verdict = Verdict((*refusals, *verdict.refusals), verdict.alarms, verdict.units,
                           verdict.phase, verdict.expected, verdict.missing)
-    # A partial scan records an accepted step only when it completes a step the page named
-    # and nobody signs. A step found from the scan itself is only proposed: a scanner that
-    # fires twice must not hand a bag over to the step after the one just done.
-    if partial and verdict.accepted and (verdict.missing or signing or not step_name):
+    # An accepted partial scan is never recorded, even when it completes the step: the step
+    # is proposed, and recorded when the person says so (Record, or Enter on the empty
+    # field), the same for a one-label and a two-label step. A scanner that fires twice must
+    # not hand a bag over to the step after the one just done either.
+    if partial and verdict.accepted:
         return Outcome(verdict, case, route, step, site, None, holds=read.holds)
-    if partial and verdict.accepted:  # complete, and nobody signs: the step is done now
-        verdict = judge(route, state, attempt)
     return _record(session, now, actor, case, route, step, site, entries, verdict, device,
                    device_at, request_key, signers=signers, read=read, checks=checks)
 

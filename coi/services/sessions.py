@@ -22,9 +22,11 @@ from coi.services import audit
 TOUCH_EVERY = timedelta(seconds=60)
 
 END_REASONS = {
-    "logout": "logged out",
+    # "logout" in the cookie of another tab (or a session row ended at logout): this browser
+    # logged out somewhere else while this page stayed open.
+    "logout": "signed out because you signed out elsewhere",
     "idle": "signed out after {idle} without activity",
-    "lifetime": "signed out: a session lasts at most {lifetime}",
+    "lifetime": "signed out after {lifetime}, the longest a session lasts",
     "password_changed": "signed out because the password was changed",
     "ended_by_admin": "signed out by an administrator",
     "deactivated": "signed out: the account was deactivated",

@@ -215,11 +215,21 @@ def of_case(*, session: Session, case: Case) -> list[Shipment]:
                              .order_by(col(Shipment.id))))
 
 
-def under_way(*, session: Session, actor: Actor, limit: int = 200) -> list[ShipmentView]:
-    """Shipments not yet received that the reader may see, oldest first."""
+# The shipments list's filter: which states each choice shows.
+LIST_FILTERS = {"under_way": NOT_RECEIVED, "received": ("received",),
+                "all": ("open", "in_transit", "received")}
+
+
+def under_way(*, session: Session, actor: Actor, limit: int = 200,
+              shown: str = "under_way") -> list[ShipmentView]:
+    """Shipments the reader may see: by default those not yet received, oldest first; with
+    `shown` "received" or "all" (a courier looking back at a delivery), newest first."""
+    states = LIST_FILTERS[shown]
+    order = ((col(Shipment.opened_at), col(Shipment.id)) if shown == "under_way"
+             else (col(Shipment.opened_at).desc(), col(Shipment.id).desc()))
     rows = session.exec(select(Shipment, Case).join(Case, col(Case.id) == Shipment.case_id)
-                        .where(col(Shipment.state).in_(NOT_RECEIVED))
-                        .order_by(col(Shipment.opened_at), col(Shipment.id)).limit(limit)).all()
+                        .where(col(Shipment.state).in_(states))
+                        .order_by(*order).limit(limit)).all()
     courier = allowed(actor, "shipment.view_any")
     return [_view(session, shipment, case) for shipment, case in rows
             if courier or allowed_at_any(actor, "shipment.view", case_sites(case))]

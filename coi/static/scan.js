@@ -1,6 +1,6 @@
 // The scan page: every code is judged by the server at once (POST /scan/judge, partial), the
-// answer is shown big, green or red, and the step is recorded when it is complete (signed
-// where the route asks). The input keeps focus so a handheld scanner can scan continuously.
+// answer is shown big, green or red, and once the step is complete it is recorded when the
+// person says so (Record, or Enter on the empty field; signed where the route asks). The input keeps focus so a handheld scanner can scan continuously.
 (function () {
   "use strict";
   const app = document.getElementById("scan-app");
@@ -15,7 +15,8 @@
   const TYPED_MS_PER_CHAR = 35;
 
   const state = { case: app.dataset.case || null, step: null, entries: [], busy: false,
-                  pendingTyped: null, ready: false, signed: false, queue: [] };
+                  pendingTyped: null, ready: false, signed: false, queue: [],
+                  recording: false, recordKey: null, staleToken: false };
   let keyTimes = [];
 
   function uuid() {  // crypto.randomUUID needs a secure context; getRandomValues does not
@@ -89,11 +90,43 @@
   function resetStep() {
     state.entries = [];
     state.ready = false;
+    state.recordKey = null;
     signCard.hidden = true;
     renderChecklist([]);
   }
 
+  // The session ended (idle, 12 hours, logged out elsewhere): the server says why; the page
+  // keeps what it holds, offers a login in a new tab, and takes a new CSRF token after it.
+  class SignedOut extends Error {
+    constructor(problem) { super(problem.detail); this.login = problem.login; }
+  }
+
+  async function freshToken() {
+    const response = await fetch(app.dataset.tokenUrl, {
+      headers: { "Accept": "application/json" }, credentials: "same-origin",
+    });
+    const data = await response.json().catch(() => ({}));
+    if (response.status === 401) throw new SignedOut(data);
+    if (!response.ok || !data.csrf) throw new Error("The page could not reach the server: try again.");
+    app.dataset.csrf = data.csrf;
+    state.staleToken = false;
+  }
+
+  function showSignedOut(error) {
+    show("bad", "Signed out: nothing was recorded", [error.message]);
+    const link = document.createElement("a");
+    link.href = error.login || "/login";
+    link.target = "_blank";
+    link.rel = "opener";
+    link.id = "login-again";
+    link.textContent = "Log in again (opens a new tab)";
+    const item = document.createElement("li");
+    item.append(link);
+    lines.append(item);
+  }
+
   async function post(body) {
+    if (state.staleToken) await freshToken();
     const response = await fetch(app.dataset.judgeUrl, {
       method: "POST",
       headers: { "Content-Type": "application/json", "Accept": "application/json",
@@ -106,6 +139,10 @@
       throw new Error("Your session has ended: log in again (nothing was recorded).");
     }
     const data = await response.json();
+    if (response.status === 401) {
+      state.staleToken = true;
+      throw new SignedOut(data);
+    }
     if (!response.ok) {
       const detail = data.detail || "The scan could not be judged.";
       throw new Error(detail);
@@ -118,7 +155,8 @@
     return Object.assign({
       case: state.case, step: state.step, scans: entries,
       site: site && site.value ? site.value : null,
-      idempotency_key: uuid(), device_at: new Date().toISOString(),
+      idempotency_key: (extra && extra.idempotency_key) || uuid(),
+      device_at: new Date().toISOString(),
       device: "scan page", partial: true,
     }, extra || {});
   }
@@ -135,7 +173,8 @@
       const answer = await post(requestBody([...state.entries, entry]));
       handle(answer, entry);
     } catch (error) {
-      show("bad", "Not checked", [error.message]);
+      if (error instanceof SignedOut) showSignedOut(error);
+      else show("bad", "Not checked", [error.message]);
       addLog("bad", entry.text + ": " + error.message);
     } finally {
       state.busy = false;
@@ -230,22 +269,34 @@
     record();
   });
 
+  // One attempt to record the step, one idempotency key: a retry after no answer (the network,
+  // a login in between) sends the same key, so the server records the step at most once; a
+  // double click is one attempt (the button is disabled while it runs).
   async function record() {
+    if (state.recording) return;
     if (state.busy) {
       show("bad", "Not recorded yet", ["A code is still being checked: record again when its answer is shown."]);
       return;
     }
-    state.busy = true;
+    if (!state.ready) return;
+    state.busy = state.recording = true;
+    const button = $("sign-button");
+    const label = button.textContent;
+    button.disabled = true;
+    button.textContent = "Recording…";
+    show("busy", state.signed ? "Signing and recording …" : "Recording …", []);
+    if (!state.recordKey) state.recordKey = uuid();
     const verifiers = [];
     if (state.signed && !$("verifier-fields").hidden) {
       verifiers.push({ username: $("verifier-username").value.trim(), password: $("verifier-password").value });
     }
-    const extra = { partial: false, verifiers: verifiers };
+    const extra = { partial: false, verifiers: verifiers, idempotency_key: state.recordKey };
     if (state.signed) extra.password = $("own-password").value;
     const body = requestBody(state.entries, extra);
     $("own-password").value = ""; $("verifier-password").value = "";
     try {
       const answer = await post(body);
+      state.recordKey = null;  // answered: a new attempt (a corrected password) is a new request
       const last = state.entries[state.entries.length - 1] || { text: "" };
       if (!answer.accepted) {
         const lines_ = answer.refusals.map((r) => r.message);
@@ -256,9 +307,12 @@
         handle(answer, last);
       }
     } catch (error) {
-      show("bad", "Not recorded", [error.message]);
+      if (error instanceof SignedOut) showSignedOut(error);
+      else show("bad", "Not recorded", [error.message]);
     } finally {
-      state.busy = false;
+      state.busy = state.recording = false;
+      button.disabled = false;
+      if (button.textContent === "Recording…") button.textContent = label;
       code.focus();
     }
   }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import (
@@ -18,9 +19,10 @@ from flask import (
 
 from coi.core.access import AUTHENTICATED, DEFAULT_SCOPES, SCOPES, permission
 from coi.core.errors import DomainError
+from coi.core.phi import PhiKeyError
 from coi.services import sessions, tokens, users
 from coi.views.login import safe_next  # one rule for where a login may lead
-from coi.web import actor, carry_out, now, request_session, whole_number
+from coi.web import actor, carry_out, cipher, now, request_session, whole_number
 
 blueprint = Blueprint("account", __name__, url_prefix="/account")
 
@@ -77,11 +79,12 @@ def token_list() -> Any:
             return redirect(url_for("account.token_list"))
         db.commit()
         # Shown once, on the page the redirect leads to; a reload shows it no more and
-        # issues nothing.
-        session["issued_token"] = {"id": token.id, "text": text}
+        # issues nothing. Until then it waits in the cookie encrypted (the cookie is signed,
+        # not secret), as typed entries do (coi.kept).
+        session["issued_token"] = cipher().encrypt_text(json.dumps({"id": token.id, "text": text}))
         flash("Token issued. Copy it now: it is shown only once.", "success")
         return redirect(url_for("account.token_list"))
-    issued = session.pop("issued_token", None)
+    issued = _issued(session.pop("issued_token", None))
     return render_template("account/tokens.html", issued=issued,
                            tokens=tokens.list_tokens(session=db, actor=me, own=True), now=now(),
                            scopes=SCOPES, scope_words=SCOPE_WORDS, default_scopes=DEFAULT_SCOPES,
@@ -97,6 +100,16 @@ def revoke_token(token_id: int) -> Any:
 
     return carry_out(revoke_it, back=url_for("account.token_list"), refused="Nothing was changed",
                      done="Token revoked.")
+
+
+def _issued(sealed: object) -> dict[str, object] | None:
+    """The token issued by the POST before this page, to be shown this once."""
+    if not isinstance(sealed, str):
+        return None
+    try:
+        return json.loads(cipher().decrypt_text(sealed))  # type: ignore[no-any-return]
+    except (PhiKeyError, ValueError):
+        return None
 
 
 def _default_days() -> int:

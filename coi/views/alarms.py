@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, current_app, flash, render_template, request, url_for
 
+from coi import kept
 from coi.core.access import permission
 from coi.core.alerting import Alerting
 from coi.core.errors import InvalidInput
@@ -59,7 +60,8 @@ def show(alarm_id: int) -> Any:
         second_decisions={key: OUTCOMES[key] for key in SECOND_DECISIONS},
         awaits_decision=alarm.state == "resolved" and alarm.outcome in HOLDING_OUTCOMES,
         may_acknowledge=alarms.may(session=db, actor=me, alarm=alarm, permission="alarm.acknowledge"),
-        may_resolve=alarms.may(session=db, actor=me, alarm=alarm, permission="alarm.resolve"))
+        may_resolve=alarms.may(session=db, actor=me, alarm=alarm, permission="alarm.resolve"),
+        kept=_kept())
 
 
 @blueprint.route("/alarms/<int:alarm_id>/acknowledge", methods=["POST"])
@@ -98,3 +100,14 @@ def decide(alarm_id: int) -> Any:
 
     return carry_out(decide_it, back=url_for("alarms.show", alarm_id=alarm_id), refused="Not decided",
                      done="Decision on the quarantined product signed.")
+
+
+def _kept() -> dict[str, str]:
+    """What was typed into the resolve or decide form when the session ended, given back
+    once after the login (`kept["form"]` says which form)."""
+    for form in ("alarms.resolve", "alarms.decide"):
+        entries = kept.take(form=form, user_id=actor().user_id)
+        if entries is not None:
+            flash(kept.NOTE, "info")
+            return entries | {"form": form}
+    return {}

@@ -4,6 +4,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
+from coi import kept
 from coi.core.access import allowed, permission, sites_for
 from coi.core.errors import DomainError, InvalidInput
 from coi.core.phi import PatientIdentity
@@ -48,7 +49,7 @@ def enrol() -> Any:
         "products": masterdata.active_products(session=db),
     }
     if request.method == "GET":
-        return render_template("cases/new.html", values={}, errors={}, **choices)
+        return render_template("cases/new.html", values=_kept("cases.enrol"), errors={}, **choices)
     form = request.form
     values = {name: form.get(name, "") for name in
               ("site", "product", "manufacturing_site", "name", "birth_date", "mrn")}
@@ -85,6 +86,7 @@ def show(coi: str) -> Any:
                            outcomes=OUTCOMES,
                            shipment_rows=shipments.of_case(session=db, case=detail.case),
                            profiles=sorted(current_app.extensions["coi.profiles"]),
+                           correction=_kept("cases.correct_patient"),
                            open_legs=[leg for leg, (origin, _to) in legs.items()
                                       if allowed(me, "shipment.open", origin)])
 
@@ -123,3 +125,12 @@ def _field_errors(error: DomainError) -> dict[str, str]:
     if not isinstance(error, InvalidInput):
         return {}
     return {item["field"].removeprefix("patient."): item["message"] for item in error.errors}
+
+
+def _kept(form: str) -> dict[str, str]:
+    """What was typed into `form` when the session ended, given back once after the login."""
+    entries = kept.take(form=form, user_id=actor().user_id)
+    if entries is None:
+        return {}
+    flash(kept.NOTE, "info")
+    return entries

@@ -13,6 +13,8 @@ from flask import (
     url_for,
 )
 
+from coi import kept
+from coi.auth import mark_ended
 from coi.core.access import AUTHENTICATED, PUBLIC, permission
 from coi.core.errors import AuthenticationFailed, Throttled
 from coi.services import sessions, users
@@ -42,9 +44,11 @@ def login() -> Any:
     key, _row = sessions.start(session=db, now=now(), user=user, remote_addr=request.remote_addr,
                                user_agent=request.user_agent.string)
     db.commit()
+    entries = session.get(kept.COOKIE_KEY)  # typed before the session ended (coi.kept)
     session.clear()  # a fresh cookie on login: no fixation
     session["sid"] = key
     session.permanent = True
+    kept.carry_over(entries, user_id=user.id)  # type: ignore[arg-type]
     if user.must_change_password:
         flash("An administrator reset your password: choose a new one.", "info")
         return redirect(url_for("account.password", next=target))
@@ -58,7 +62,8 @@ def logout() -> Any:
     if row is not None:
         sessions.end(session=request_session(), now=now(), row=row, reason="logout")
         request_session().commit()
-    session.clear()
+    # Another tab of this browser still open on a page is then told why it must log in.
+    mark_ended("logout", row.user_id if row is not None else None)
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template, request
+from flask_wtf.csrf import generate_csrf
 
 from coi import handlers
 from coi.core.access import permission
@@ -31,6 +32,21 @@ def page() -> Any:
     return render_template("scan/page.html", sites=sites, case=coi_text,
                            waiting=_waiting_for(coi_text, me.timezone) if coi_text else None,
                            holds=_holds_for(coi_text, me.timezone) if coi_text else [])
+
+
+@blueprint.route("/scan/token")
+@permission("scan")
+def token() -> Any:
+    """A CSRF token for the scan page after its person logged in again in another tab: the
+    page goes on with the scans it holds."""
+    return jsonify({"csrf": generate_csrf()})
+
+
+@blueprint.route("/scan/signed-in")
+@permission("scan")
+def signed_in() -> Any:
+    """Where a login from the scan page's "log in again" link leads: back to the page."""
+    return render_template("scan/signed_in.html")
 
 
 @blueprint.route("/scan/judge", methods=["POST"])

@@ -41,8 +41,13 @@ def profiles() -> dict[str, Profile]:
 @blueprint.route("/shipments")
 @permission("shipment.view")
 def index() -> Any:
-    return render_template("shipments/list.html",
-                           rows=shipments.under_way(session=request_session(), actor=actor()))
+    shown = request.args.get("shown") or "under_way"
+    if shown not in shipments.LIST_FILTERS:
+        raise InvalidInput("Show shipments 'under_way', 'received' or 'all'.",
+                           [{"field": "shown", "message": "under_way, received or all"}])
+    return render_template("shipments/list.html", shown=shown,
+                           rows=shipments.under_way(session=request_session(), actor=actor(),
+                                                    shown=shown))
 
 
 @blueprint.route("/cases/<coi>/shipments", methods=["POST"])
