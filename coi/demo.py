@@ -474,7 +474,7 @@ def _quarantined_then_accepted(loader: _Loader, case: _Case, times: dict[str, da
     loader.at(delivered + timedelta(hours=6), decide)
 
 
-SCHEDULER_DAYS, SCHEDULER_EVERY = 3, timedelta(minutes=15)
+SCHEDULER_DAYS, SCHEDULER_EVERY = 4, timedelta(minutes=15)
 
 
 def _scheduler(loader: _Loader, settings: alerting.Alerting) -> None:

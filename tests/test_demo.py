@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -363,3 +363,19 @@ def test_the_case_pages_show_the_holds_and_the_decisions_a_release_rests_on(load
     assert ("rests on QA's decision on alarm" in done
             and f'deviation <b class="deviation">{demo.DEVIATION}</b>' in done)
     assert "✔ outbound logger data" in done and "✔ stability budget" in done
+
+
+@pytest.mark.parametrize("hour", [1, 7, 13, 19, 23])
+def test_the_demo_loads_at_any_hour_of_the_day(app_config, tmp_path, hour):
+    """The demo is made relative to `now` on the sites' clocks: an evening in Boston is the
+    next day in UTC, and the scheduler replayed over the last days must still have seen every
+    deadline the stories need (it missed the late pickup's overdue alarm in the evening)."""
+    from coi.app import create_app
+    from coi.core.clock import FrozenClock
+
+    app = create_app(app_config | {"MODE": "development",
+                                   "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"})
+    app.extensions["coi.clock"] = FrozenClock(datetime(2026, 12, 5, hour, 17, tzinfo=UTC))
+    result = app.test_cli_runner().invoke(args=["coi", "init"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    app.extensions["coi.engine"].dispose()
