@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from coi.core.identifiers import CoiId, IdentifierError, UnitSerial, parse_scan
+from coi.core.identifiers import CoiId, IdentifierError, UnitSerial, foreign_description, parse_scan
 from coi.core.route import Route, Step
 
 # What a route step may ask to be scanned, besides unit kinds: the patient's wristband
@@ -232,8 +232,7 @@ def _scanned(state: CaseState, entries: tuple[Entry, ...]) -> tuple[dict[str, st
             else:
                 found[parsed.compact] = state.units[parsed.compact].kind
         else:
-            refusals.append(Reason("not_ours", "This code is not a COI identifier or unit "
-                                               "serial of this platform."))
+            refusals.append(Reason("not_ours", foreign_description(parsed)))
     return found, refusals
 
 
