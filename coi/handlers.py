@@ -124,6 +124,7 @@ def scan_verdict(outcome: Outcome, zone: str) -> dict[str, Any]:
         "signing": {"doer": step.sign if step else None,
                     "verifiers": step.verifiers if step else 0},
         "site": outcome.site.code if outcome.site else None,
+        "site_name": outcome.site.name if outcome.site else None,  # the code is for machines
         "event": ({"seq": outcome.event.seq, "kind": outcome.event.kind,
                    "hash": outcome.event.hash, "at": outcome.event.at.isoformat()}
                   if outcome.event else None),
@@ -139,6 +140,7 @@ def next_step_document(case: Case, route: Route, zone: str) -> dict[str, Any]:
             "due_at": case.next_due_at.isoformat() if case.next_due_at else None,
             "due_local": local_text(case.next_due_at, zone) if case.next_due_at else None,
             "since": case.last_step,
+            "since_title": route.step(case.last_step).title if case.last_step else None,
             "since_at": local_text(case.last_step_at, zone) if case.last_step_at else None}
 
 

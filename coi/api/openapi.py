@@ -120,6 +120,7 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
             "signing": {"type": "object", "properties": {"doer": {"type": ["string", "null"]},
                                                          "verifiers": {"type": "integer"}}},
             "site": {"type": ["string", "null"]},
+            "site_name": {"type": ["string", "null"], "description": "the site's name, for people"},
             "event": {"oneOf": [{"type": "null"}, {
                 "type": "object", "required": ["seq", "kind", "hash", "at"],
                 "properties": {"seq": {"type": "integer"}, "kind": _STR, "hash": _STR,
@@ -129,7 +130,8 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
                 "properties": {"step": _STR, "title": _STR,
                                "due_at": {"type": ["string", "null"], "format": "date-time"},
                                "due_local": {"type": ["string", "null"]},
-                               "since": _STR, "since_at": {"type": ["string", "null"]}}}]},
+                               "since": _STR, "since_at": {"type": ["string", "null"]},
+                               "since_title": {"type": ["string", "null"]}}}]},
         }},
     "StoredLoggerFile": {"type": "object", "required": ["created", "message", "file", "alarms"],
                          "properties": {

@@ -265,6 +265,7 @@ RULE_KEYS = {
     "minutes": "Minutes out of range",
     "line": "Line of the file",
     "basis": "Judged on",
+    "max_hours": "Time allowed",
 }
 # Folded into other rows: the route's version into "Route", the limits into ranges.
 _FOLDED = {"route_version", "high", "pre_high", "limit_unit"}
@@ -318,6 +319,8 @@ def _rule_value(key: str, value: object, zone: str) -> str:
         return words(value, "step")
     if key.endswith("_minutes") and isinstance(value, float | int):
         return minutes_words(value)
+    if key == "max_hours" and isinstance(value, float | int):
+        return minutes_words(value * 60)
     if key.endswith("_at") or key in ("eta",):
         when = _instant(value)
         return local_text(when, zone) if when else str(value)
