@@ -685,6 +685,7 @@ _TRIED = (
 # Retail barcodes by their number of digits (GS1 General Specifications 2.1); a GTIN-14 (ITF-14
 # on cartons) starts with its packaging level, which is 0-8, but only a leading 0 keeps it
 # apart from our all-digit identifiers (which never start with 0).
+_WRISTBAND = "patient's wristband"
 _PRODUCT_BARCODES = {8: "EAN-8", 12: "UPC-A", 13: "EAN-13", 14: "GTIN-14"}
 
 
@@ -711,7 +712,7 @@ def foreign_description(parsed: ScannedIdentifier) -> str:
         what = f"a GS1 barcode ({', '.join(keys) or 'no product number'})"
     else:
         return "This is one of our identifiers."
-    return f"This is {what}, not one of our labels: scan the COI label on the unit or the patient's wristband."
+    return f"This is {what}, not one of our labels: scan the COI label on the unit or the {_WRISTBAND}."
 
 
 def parse_scan(text: str) -> ScannedIdentifier:
@@ -753,7 +754,7 @@ def _dispatch(s: str, base: int, symbology: str | None) -> ScannedIdentifier:
     product = _product_barcode(s, symbology)
     if product:
         message = f"This is a product barcode ({product}), not one of our labels: scan the COI "
-        raise IdentifierError("product_barcode", message + "label on the unit or the patient's wristband.")
+        raise IdentifierError("product_barcode", f"{message}label on the unit or the {_WRISTBAND}.")
     if s.startswith("="):
         return _parse_din(s, base)
     if is_uri:
