@@ -54,7 +54,7 @@ def test_a_code_nobody_named_yet_reads_without_underscores():
     (timedelta(hours=2, minutes=5), "2 h 5 min"),
     (timedelta(hours=2), "2 h"),
     (timedelta(minutes=45), "45 min"),
-    (timedelta(seconds=20), "under 1 min"),
+    (timedelta(seconds=20), "less than 1 min"),
     (timedelta(minutes=-90), "1 h 30 min"),
 ])
 def test_a_duration_reads_in_words(span, said):
@@ -208,3 +208,10 @@ def test_a_time_in_a_summary_written_before_is_read_as_utc(session):
     # The pattern the sweeps and the cold-chain messages wrote: the instant is UTC's.
     at = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
     assert localise_text(f"at {at:%Y-%m-%d %H:%M} UTC", "Europe/Berlin") == "at 2026-07-01 14:00 CEST"
+
+
+def test_the_dashboard_says_time_left_in_days(app, client, session, world, clock):
+    make_case(app, session, world, clock)  # its collection is due 30 days after enrolment
+    login(client, "staff")
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert '<td class="left">30 days</td>' in page

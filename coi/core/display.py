@@ -45,12 +45,13 @@ def coi_display(text: str) -> str:
 
 
 def duration_words(duration: timedelta) -> str:
-    """A span as people say it, to the minute: "30 days", "1 day 4 h", "2 h 5 min", "45 min",
-    "under 1 min". Days drop the minutes (nobody counts them a month ahead); a negative span
-    reads as its size (the caller says "overdue" or "ago")."""
+    """A span as people say it, in whole units rounded down (never more time than there is):
+    "30 days", "1 day 4 h", "2 h 5 min", "45 min", "less than 1 min". Days drop the minutes
+    (nobody counts them a month ahead); a negative span reads as its size (the caller says
+    "overdue" or "late by")."""
     minutes = int(abs(duration.total_seconds()) // 60)
     if minutes == 0:
-        return "under 1 min" if duration else "0 min"
+        return "less than 1 min" if duration else "0 min"
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
     if days:
