@@ -17,6 +17,7 @@ from coi.core.errors import DomainError, InvalidInput
 from coi.core.identifiers import UnitSerial
 from coi.core.route import Route
 from coi.core.vocabulary import UNIT_KINDS
+from coi.core.words import words
 from coi.core.workflow import WRISTBAND, Entry
 from coi.models import Case, LoggerFile, coi_of
 from coi.schemas import NUL_MESSAGE, CustodyScanIn, validate
@@ -113,7 +114,8 @@ def scan_verdict(outcome: Outcome, zone: str) -> dict[str, Any]:
         # signatures the step asks for).
         "ready": verdict.accepted and not outcome.recorded and step is not None
         and not verdict.missing,
-        "refusals": [{"code": r.code, "message": r.message} for r in verdict.refusals],
+        "refusals": [{"code": r.code, "title": words(r.code, "refusal"), "message": r.message}
+                     for r in verdict.refusals],
         "alarms": [{"id": a.id, "code": a.code, "severity": a.severity, "message": a.summary}
                    for a in outcome.alarms],
         "units": list(verdict.units),

@@ -116,7 +116,7 @@ def test_a_scanned_product_barcode_is_refused_in_those_words(app, client, sessio
     answer = client.post(f"{API}/scans", headers=bearer(token), json=scan_body(
         "collect", EAN_13, case=coi_of(case).text, partial=True)).get_json()
     refusal = next(r for r in answer["refusals"] if r["code"] == "product_barcode")
-    assert not answer["accepted"]
+    assert not answer["accepted"] and refusal["title"] == "A product barcode"
     assert "product barcode (EAN-13), not one of our labels" in refusal["message"]
 
 

@@ -172,7 +172,8 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
                                                                  "'line 12, column T: ...', or "
                                                                  "'event 3, sensor report 2: ...'"}}},
     "Reason": {"type": "object", "required": ["code", "message"],
-               "properties": {"code": _STR, "message": _STR}},
+               "properties": {"code": _STR, "message": _STR,
+                              "title": {"type": "string", "description": "the code in words"}}},
     "CaseList": {"type": "object", "properties": {
         "cases": {"type": "array", "items": _ref("CaseSummary")}}},
     "ParsedIdentifier": {"oneOf": [

@@ -196,7 +196,7 @@
       answer.alarms.forEach((a) => lines_.push("Custody alarm raised (" + a.severity + "): " + a.message));
       if (answer.recorded) lines_.push("This refused scan is recorded on the case's ledger.");
       show("bad", "REFUSED: " + entry.text, lines_);
-      addLog("bad", entry.text + ": " + answer.refusals.map((r) => r.code).join(", "));
+      addLog("bad", entry.text + ": " + answer.refusals.map((r) => r.title || r.code).join(", "));
       return;
     }
     if (answer.recorded) {
@@ -276,7 +276,7 @@
         const lines_ = answer.refusals.map((r) => r.message);
         answer.alarms.forEach((a) => lines_.push("Custody alarm raised (" + a.severity + "): " + a.message));
         show("bad", "NOT RECORDED: " + (answer.step_title || ""), lines_);
-        addLog("bad", "signing refused: " + answer.refusals.map((r) => r.code).join(", "));
+        addLog("bad", "signing refused: " + answer.refusals.map((r) => r.title || r.code).join(", "));
       } else {
         handle(answer, last);
       }
