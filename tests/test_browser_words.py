@@ -77,3 +77,15 @@ def test_a_refused_camera_is_said_in_plain_words(browser: Browser, live: str, wo
         expect(page.locator("#verdict-lines")).to_contain_text("type or scan the code instead")
     finally:
         page.context.close()
+
+
+def test_a_product_barcode_scanned_at_the_scan_page_is_called_one(browser: Browser, live: str,
+                                                                    world: Any) -> None:
+    page = logged_in(browser, live, "staff", "/scan", clock=True)
+    try:
+        wedge(page, "4006381333931")
+        expect(page.locator("#verdict")).to_contain_text(
+            "This is a product barcode (EAN-13), not one of our labels", timeout=WAIT)
+        expect(page.locator("#verdict")).not_to_contain_text("14 characters")
+    finally:
+        page.context.close()
