@@ -12,7 +12,7 @@ from typing import IO, Any
 from flask import current_app, request, url_for
 
 from coi.auth import is_api_request
-from coi.core.display import local_text
+from coi.core.display import local_text, localise_text
 from coi.core.errors import DomainError, InvalidInput
 from coi.core.identifiers import UnitSerial
 from coi.core.route import Route
@@ -282,7 +282,10 @@ def stored_document(stored: intake.Stored, shipment_id: int) -> dict[str, Any]:
                  "readings": result.reading_count if result else None,
                  "mapping": json.loads(file.report).get("mapping"),
                  "saved_format": json.loads(file.report).get("saved_format")},
-        "alarms": [{"id": a.id, "code": a.code, "severity": a.severity, "summary": a.summary}
+        # The summary is the alarm's evidence, as written (times in UTC); people read it in
+        # their own zone.
+        "alarms": [{"id": a.id, "code": a.code, "severity": a.severity, "summary": a.summary,
+                    "summary_local": localise_text(a.summary, actor().timezone)}
                    for a in stored.alarms],
         "shipment_url": url_for("shipments.show", shipment_id=shipment_id),
     }

@@ -215,3 +215,17 @@ def test_the_dashboard_says_time_left_in_days(app, client, session, world, clock
     login(client, "staff")
     page = client.get("/dashboard").get_data(as_text=True)
     assert '<td class="left">30 days</td>' in page
+
+
+def test_an_uploads_alarms_are_told_in_the_uploaders_zone(app, client, session, world, clock):
+    from tests.helpers import csv_file, open_for
+
+    shipment = open_for(session, world, clock, make_case(app, session, world, clock))
+    clock.advance(hours=3)
+    data = csv_file([5.0] + [12.0] * 13 + [5.0], start=shipment.opened_at)  # an hour too warm
+    token = api_token(session, clock, world, "courier")  # works at the depot, New York time
+    answer = client.post(f"{API}/shipments/{shipment.id}/logger-files?filename=a.csv", data=data,
+                         headers=bearer(token)).get_json()
+    alarm = next(a for a in answer["alarms"] if a["code"] == "excursion_single")
+    assert " UTC" in alarm["summary"]  # the evidence, as written
+    assert " UTC" not in alarm["summary_local"] and " EST" in alarm["summary_local"]

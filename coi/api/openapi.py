@@ -159,7 +159,9 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
             "saved_format": {"type": ["string", "null"],
                              "description": "the saved format that mapping came from"}}},
         "alarms": {"type": "array", "items": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "code": _STR, "severity": _STR, "summary": _STR}}}}},
+            "id": {"type": "integer"}, "code": _STR, "severity": _STR, "summary": _STR,
+            "summary_local": {"type": "string", "description": "the summary with its UTC times "
+                                                              "in the caller's time zone"}}}}}},
     "Readings": {"type": "object", "required": ["readings"], "properties": {
         "logger": _STR,
         "readings": {"type": "array", "items": {"type": "object", "required": ["at"], "properties": {
