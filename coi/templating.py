@@ -57,6 +57,7 @@ def install(app: Flask) -> None:
     app.add_template_filter(vocabulary.words, "words")
     app.add_template_filter(vocabulary.listed, "listed")
     app.add_template_filter(vocabulary.rule_words, "rule_words")
+    app.add_template_filter(vocabulary.step_titles, "step_titles")
     app.add_template_filter(duration_words, "duration")
     app.add_template_filter(minutes_words, "minutes_words")
     app.add_template_filter(localised, "localised")

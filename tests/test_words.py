@@ -229,3 +229,10 @@ def test_an_uploads_alarms_are_told_in_the_uploaders_zone(app, client, session, 
     alarm = next(a for a in answer["alarms"] if a["code"] == "excursion_single")
     assert " UTC" in alarm["summary"]  # the evidence, as written
     assert " UTC" not in alarm["summary_local"] and " EST" in alarm["summary_local"]
+
+
+def test_a_step_is_called_by_its_routes_title_where_the_route_is_known():
+    titles = {"pack": "Pack fresh shipment (2-8 C)", "freeze": "Cryopreservation"}
+    assert words("pack", "step", titles) == "Pack fresh shipment (2-8 C)"
+    assert words("pack", "step") == "Packing"
+    assert words("freeze", "unit_state", titles) == "after Cryopreservation"

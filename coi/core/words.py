@@ -204,16 +204,24 @@ def plain(code: str) -> str:
     return code.replace("_", " ")
 
 
-def words(code: str | None, vocabulary: str) -> str:
+def words(code: str | None, vocabulary: str, titles: Mapping[str, str] | None = None) -> str:
     """`code` in the words of `vocabulary` ("role", "case_state", "unit_state"...): "in_progress"
-    as a case state is "In progress". An unknown code reads with its underscores as spaces;
-    None reads as nothing."""
+    as a case state is "In progress". `titles` are a route's step titles (`step_titles`): a
+    step is called by its route's title where the route is known. An unknown code reads with
+    its underscores as spaces; None reads as nothing."""
     if code is None:
         return ""
+    if vocabulary == "step" and titles and code in titles:
+        return titles[code]
     known = VOCABULARIES[vocabulary]
     if vocabulary == "unit_state" and code not in known:
-        return f"after {plain(code)}"
+        return f"after {(titles or {}).get(code) or plain(code)}"
     return known.get(code, plain(code))
+
+
+def step_titles(route: object) -> dict[str, str]:
+    """A route's step titles by step name (anything with `steps` of `name` and `title`)."""
+    return {step.name: step.title for step in getattr(route, "steps", ())}
 
 
 def rule_words(rule: str) -> str:
@@ -227,9 +235,10 @@ def rule_words(rule: str) -> str:
     return f"{group}: {words(code, 'alarm_code')}"
 
 
-def listed(codes: list[str] | tuple[str, ...], vocabulary: str, joiner: str = "or") -> str:
+def listed(codes: list[str] | tuple[str, ...], vocabulary: str, joiner: str = "or",
+           titles: Mapping[str, str] | None = None) -> str:
     """Several codes in words: "Site staff or Coordinator"."""
-    names = [words(code, vocabulary) for code in codes]
+    names = [words(code, vocabulary, titles) for code in codes]
     if len(names) <= 1:
         return "".join(names)
     return f"{', '.join(names[:-1])} {joiner} {names[-1]}"
