@@ -236,3 +236,15 @@ def test_a_step_is_called_by_its_routes_title_where_the_route_is_known():
     assert words("pack", "step", titles) == "Pack fresh shipment (2-8 C)"
     assert words("pack", "step") == "Packing"
     assert words("freeze", "unit_state", titles) == "after Cryopreservation"
+
+
+def test_refusals_name_roles_as_people_say_them(app, client, session, world, clock):
+    from coi.core.words import in_sentence
+
+    assert (in_sentence("qa", "role"), in_sentence("site_staff", "role")) == ("QA", "site staff")
+    case = make_case(app, session, world, clock)
+    token = api_token(session, clock, world, "staff")
+    answer = client.post(f"{API}/scans", headers=bearer(token), json=scan_body(
+        "release", coi_of(case).text, case=coi_of(case).text, partial=True)).get_json()
+    refusal = next(r for r in answer["refusals"] if r["code"] == "wrong_role")
+    assert "by QA;" in refusal["message"] and "qa" not in refusal["message"]

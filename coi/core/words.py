@@ -219,6 +219,12 @@ def words(code: str | None, vocabulary: str, titles: Mapping[str, str] | None = 
     return known.get(code, plain(code))
 
 
+def in_sentence(code: str, vocabulary: str) -> str:
+    """A display name inside a sentence: lower case, but for initialisms ("QA")."""
+    name = words(code, vocabulary)
+    return name if name.isupper() else name[:1].lower() + name[1:]
+
+
 def step_titles(route: object) -> dict[str, str]:
     """A route's step titles by step name (anything with `steps` of `name` and `title`)."""
     return {step.name: step.title for step in getattr(route, "steps", ())}
