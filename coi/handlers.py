@@ -12,11 +12,12 @@ from typing import IO, Any
 from flask import current_app, request, url_for
 
 from coi.auth import is_api_request
-from coi.core.display import local_text
+from coi.core.display import local_text, localise_text
 from coi.core.errors import DomainError, InvalidInput
 from coi.core.identifiers import UnitSerial
 from coi.core.route import Route
 from coi.core.vocabulary import UNIT_KINDS
+from coi.core.words import words
 from coi.core.workflow import WRISTBAND, Entry
 from coi.models import Case, LoggerFile, coi_of
 from coi.schemas import NUL_MESSAGE, CustodyScanIn, validate
@@ -113,7 +114,8 @@ def scan_verdict(outcome: Outcome, zone: str) -> dict[str, Any]:
         # signatures the step asks for).
         "ready": verdict.accepted and not outcome.recorded and step is not None
         and not verdict.missing,
-        "refusals": [{"code": r.code, "message": r.message} for r in verdict.refusals],
+        "refusals": [{"code": r.code, "title": words(r.code, "refusal"), "message": r.message}
+                     for r in verdict.refusals],
         "alarms": [{"id": a.id, "code": a.code, "severity": a.severity, "message": a.summary}
                    for a in outcome.alarms],
         "units": list(verdict.units),
@@ -124,6 +126,7 @@ def scan_verdict(outcome: Outcome, zone: str) -> dict[str, Any]:
         "signing": {"doer": step.sign if step else None,
                     "verifiers": step.verifiers if step else 0},
         "site": outcome.site.code if outcome.site else None,
+        "site_name": outcome.site.name if outcome.site else None,  # the code is for machines
         "event": ({"seq": outcome.event.seq, "kind": outcome.event.kind,
                    "hash": outcome.event.hash, "at": outcome.event.at.isoformat()}
                   if outcome.event else None),
@@ -139,6 +142,7 @@ def next_step_document(case: Case, route: Route, zone: str) -> dict[str, Any]:
             "due_at": case.next_due_at.isoformat() if case.next_due_at else None,
             "due_local": local_text(case.next_due_at, zone) if case.next_due_at else None,
             "since": case.last_step,
+            "since_title": route.step(case.last_step).title if case.last_step else None,
             "since_at": local_text(case.last_step_at, zone) if case.last_step_at else None}
 
 
@@ -278,7 +282,10 @@ def stored_document(stored: intake.Stored, shipment_id: int) -> dict[str, Any]:
                  "readings": result.reading_count if result else None,
                  "mapping": json.loads(file.report).get("mapping"),
                  "saved_format": json.loads(file.report).get("saved_format")},
-        "alarms": [{"id": a.id, "code": a.code, "severity": a.severity, "summary": a.summary}
+        # The summary is the alarm's evidence, as written (times in UTC); people read it in
+        # their own zone.
+        "alarms": [{"id": a.id, "code": a.code, "severity": a.severity, "summary": a.summary,
+                    "summary_local": localise_text(a.summary, actor().timezone)}
                    for a in stored.alarms],
         "shipment_url": url_for("shipments.show", shipment_id=shipment_id),
     }

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from coi.auth import is_api_request
 from coi.core.errors import DomainError, InvalidInput, Throttled
 from coi.core.identifiers import IdentifierError
+from coi.core.words import words
 from coi.db import request_session
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,31 @@ def _domain_error(error: DomainError) -> Any:
 
 
 def _identifier_error(error: IdentifierError) -> Any:
-    return render(422, "Identifier not valid", error.message, error.code,
+    return render(422, identifier_title(error.code), error.message, error.code,
                   **({"position": error.position} if error.position else {}))
+
+
+def identifier_title(code: str) -> str:
+    """What went wrong with a code, as a heading: "Code not accepted: wrong check character";
+    a code that is not ours says so."""
+    if code in ("product_barcode", "not_ours"):
+        return "Not one of our labels"
+    return f"Code not accepted: {words(code, 'refusal').lower()}"
+
+
+# Werkzeug's names ("Method Not Allowed") say what HTTP refused, not what happened to the reader.
+HTTP_TITLES = {
+    400: "Not done: the request could not be read",
+    401: "Not signed in",
+    403: "Not allowed for you",
+    404: "No such page",
+    405: "Not possible here",
+    413: "Request too large",
+    415: "Not done: this kind of content is not accepted",
+    429: "Too many requests: wait before trying again",
+    500: "Something went wrong on our side",
+    503: "Not available just now",
+}
 
 
 def _csrf_error(error: CSRFError) -> Any:
@@ -93,12 +117,13 @@ def size_text(limit: int) -> str:
 
 def _http_error(error: HTTPException) -> Any:
     status = error.code or 500
-    return render(status, error.name, error.description or error.name, f"http_{status}")
+    return render(status, HTTP_TITLES.get(status, error.name), error.description or error.name,
+                  f"http_{status}")
 
 
 def _unexpected(error: Exception) -> Any:
     log.exception("unexpected error")
-    return render(500, "Internal error", "Something went wrong on our side; nothing was saved. "
+    return render(500, HTTP_TITLES[500], "Something went wrong on our side; nothing was saved. "
                   "The error has been logged.", "internal")
 
 

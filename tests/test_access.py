@@ -92,6 +92,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "dashboard.index": CASE_READERS,
     "alarms.index": ALARM_VIEWERS,
     "alarms.show": ALARM_VIEWERS,
+    "alarms.rule_json": ALARM_VIEWERS,
     "alarms.acknowledge": ALARM_VIEWERS,
     "alarms.resolve": frozenset({"qa"}),
     "alarms.decide": frozenset({"qa"}),

@@ -258,7 +258,7 @@ def test_the_inbox_and_alarm_pages_acknowledge_and_resolve(app, client, session,
     inbox = client.get("/alarms").get_data(as_text=True)
     assert "late happened" in inbox and f"/alarms/{alarm.id}" in inbox
     page = client.get(f"/alarms/{alarm.id}").get_data(as_text=True)
-    assert "custody.late" in page and "raised" in page and "Acknowledge" in page
+    assert "Custody: Step late" in page and "raised" in page and "Acknowledge" in page
     response = post_form(client, f"/alarms/{alarm.id}", f"/alarms/{alarm.id}/acknowledge",
                          {"comment": "Bag secured"})
     assert response.status_code == 302
@@ -291,5 +291,18 @@ def test_the_rule_is_shown_as_it_was_when_the_alarm_fired(client, session, world
     alarm = raise_one(session, clock, case=case)
     login(client, "staff")
     page = client.get(f"/alarms/{alarm.id}").get_data(as_text=True)
-    assert "&#34;max_hours&#34;: 4" in page or '"max_hours": 4' in page
+    assert "<th scope=\"row\">Time allowed</th><td>4 h</td>" in page
+    assert "max_hours" not in page and "&#34;" not in page  # no raw JSON on the page
     assert json.loads(alarm.rule) == {"rule": "custody.late", "max_hours": 4}
+
+
+def test_the_rule_that_fired_downloads_as_the_json_stored_with_the_alarm(client, session, world,
+                                                                          clock, case):
+    alarm = raise_one(session, clock, case=case)
+    login(client, "staff")
+    page = client.get(f"/alarms/{alarm.id}").get_data(as_text=True)
+    assert f'href="/alarms/{alarm.id}/rule.json" download' in page
+    response = client.get(f"/alarms/{alarm.id}/rule.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.headers["Content-Disposition"] == f'attachment; filename="alarm-{alarm.id}-rule.json"'
+    assert response.get_json() == {"rule": "custody.late", "max_hours": 4}

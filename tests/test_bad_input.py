@@ -314,7 +314,7 @@ def test_a_case_url_with_a_wrong_check_character_gets_a_page_naming_the_problem(
     assert response.status_code == 422
     assert response.mimetype == "text/html"
     page = response.get_data(as_text=True)
-    assert "Identifier not valid" in page
+    assert "Code not accepted: wrong check character" in page
     assert "Check character is" in page and "re-scan or re-type" in page
     assert_no_trace(response)
 

@@ -187,7 +187,7 @@ def test_a_handoff_passes_custody_when_the_receiver_scans_in_another_login(
     expect_verdict(receiver, "ok", f"OK: {bag}", f"press Enter (or Record) to record '{pickup}'")
     assert focused(receiver) == "code"
     expect_checklist(receiver, done=[UnitSerial.parse(bag).display], todo=[])
-    expect(receiver.locator("#case-line")).to_contain_text("scanning at DEP")
+    expect(receiver.locator("#case-line")).to_contain_text("scanning at Courier depot")
     receiver.get_by_role("button", name=f"Record {pickup}").click()  # the mouse, this time
     expect_verdict(receiver, "ok", f"RECORDED: {pickup}", "Next: Delivery to manufacturing by")
     assert focused(receiver) == "code"

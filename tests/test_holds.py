@@ -393,7 +393,7 @@ def test_the_inbox_lists_quarantined_products_waiting_for_a_second_decision(clie
     login(client, "qa")
     page = client.get("/alarms?state=quarantined").get_data(as_text=True)
     assert f'href="/alarms/{waiting.id}"' in page and f'href="/alarms/{decided.id}"' not in page
-    assert "ON HOLD" in page and "resolved (quarantined)" in page
+    assert "ON HOLD" in page and "Resolved (product quarantined)" in page
     assert f'href="/alarms/{waiting.id}"' not in client.get("/alarms").get_data(as_text=True)
 
 

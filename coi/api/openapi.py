@@ -120,6 +120,7 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
             "signing": {"type": "object", "properties": {"doer": {"type": ["string", "null"]},
                                                          "verifiers": {"type": "integer"}}},
             "site": {"type": ["string", "null"]},
+            "site_name": {"type": ["string", "null"], "description": "the site's name, for people"},
             "event": {"oneOf": [{"type": "null"}, {
                 "type": "object", "required": ["seq", "kind", "hash", "at"],
                 "properties": {"seq": {"type": "integer"}, "kind": _STR, "hash": _STR,
@@ -129,7 +130,8 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
                 "properties": {"step": _STR, "title": _STR,
                                "due_at": {"type": ["string", "null"], "format": "date-time"},
                                "due_local": {"type": ["string", "null"]},
-                               "since": _STR, "since_at": {"type": ["string", "null"]}}}]},
+                               "since": _STR, "since_at": {"type": ["string", "null"]},
+                               "since_title": {"type": ["string", "null"]}}}]},
         }},
     "StoredLoggerFile": {"type": "object", "required": ["created", "message", "file", "alarms"],
                          "properties": {
@@ -157,7 +159,9 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
             "saved_format": {"type": ["string", "null"],
                              "description": "the saved format that mapping came from"}}},
         "alarms": {"type": "array", "items": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "code": _STR, "severity": _STR, "summary": _STR}}}}},
+            "id": {"type": "integer"}, "code": _STR, "severity": _STR, "summary": _STR,
+            "summary_local": {"type": "string", "description": "the summary with its UTC times "
+                                                              "in the caller's time zone"}}}}}},
     "Readings": {"type": "object", "required": ["readings"], "properties": {
         "logger": _STR,
         "readings": {"type": "array", "items": {"type": "object", "required": ["at"], "properties": {
@@ -170,7 +174,8 @@ _OUTPUT_SCHEMAS: dict[str, Any] = {
                                                                  "'line 12, column T: ...', or "
                                                                  "'event 3, sensor report 2: ...'"}}},
     "Reason": {"type": "object", "required": ["code", "message"],
-               "properties": {"code": _STR, "message": _STR}},
+               "properties": {"code": _STR, "message": _STR,
+                              "title": {"type": "string", "description": "the code in words"}}},
     "CaseList": {"type": "object", "properties": {
         "cases": {"type": "array", "items": _ref("CaseSummary")}}},
     "ParsedIdentifier": {"oneOf": [

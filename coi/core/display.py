@@ -4,7 +4,8 @@ in a zone that is always named."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from coi.core.identifiers import IdentifierError, UnitSerial
@@ -41,3 +42,45 @@ def unit_display(compact: str) -> str:
 def coi_display(text: str) -> str:
     """A COI identifier's 14-character text as people read it: "A9998 26 000003 Z"."""
     return f"{text[:5]} {text[5:7]} {text[7:13]} {text[13:]}" if len(text) == 14 else text
+
+
+def duration_words(duration: timedelta) -> str:
+    """A span as people say it, in whole units rounded down (never more time than there is):
+    "30 days", "1 day 4 h", "2 h 5 min", "45 min", "less than 1 min". Days drop the minutes
+    (nobody counts them a month ahead); a negative span reads as its size (the caller says
+    "overdue" or "late by")."""
+    minutes = int(abs(duration.total_seconds()) // 60)
+    if minutes == 0:
+        return "less than 1 min" if duration else "0 min"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        day_words = f"{days} day" + ("s" if days != 1 else "")
+        return f"{day_words} {hours} h" if hours else day_words
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
+
+
+def minutes_words(minutes: float | None) -> str:
+    """A number of minutes (as rules and profiles store them) in words: 43200 -> "30 days"."""
+    return "–" if minutes is None else duration_words(timedelta(minutes=minutes))
+
+
+# How alarm summaries and refusal messages wrote times when they were written (local_text in
+# UTC, coldchain.evaluate._when): "2026-11-22 06:17 UTC", seconds optional.
+_UTC_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2})(:\d{2})? UTC\b")
+
+
+def localise_text(text: str, zone: str) -> str:
+    """`text` with each time it wrote in UTC ("2026-11-22 06:17 UTC") said in `zone` with the
+    zone named ("2026-11-22 01:17 EST"). The stored text stays as it was written (it is
+    evidence); this is how a page shows it to a reader in another zone."""
+    if zone == "UTC":
+        return text
+
+    def local(match: re.Match[str]) -> str:
+        at = datetime.fromisoformat(f"{match[1]}T{match[2]}{match[3] or ''}+00:00")
+        return local_text(at, zone, seconds=bool(match[3]))
+
+    return _UTC_TIME.sub(local, text)

@@ -3,11 +3,16 @@ message or an RFC 9457 problem+json answer; nothing here knows about HTTP beyond
 
 from __future__ import annotations
 
+import re
+
 
 class DomainError(Exception):
+    """`code` is for machines and stays the same; `title` says in words what happened (the
+    heading of an error page, a problem's title); `message` says why and what to do."""
+
     code = "error"
     status = 400
-    title = "Request refused"
+    title = "Not done: the request was refused"
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -21,7 +26,7 @@ class InvalidInput(DomainError):
 
     code = "invalid_input"
     status = 422
-    title = "Invalid input"
+    title = "Not done: something entered needs correcting"
 
     def __init__(self, message: str, errors: list[dict[str, str]] | None = None) -> None:
         super().__init__(message)
@@ -29,27 +34,41 @@ class InvalidInput(DomainError):
 
 
 class NotFound(DomainError):
+    """The title names what was looked for, from the message the services write ("No case
+    ... that you may see." -> "No such case")."""
+
     code = "not_found"
     status = 404
-    title = "Not found"
+    title = "Nothing found"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        found = _WHAT.match(message)
+        if found:
+            self.title = f"No such {found[1]}"
+
+
+# What the services say they did not find, longest name first.
+_WHAT = re.compile(r"No (?:such )?(?:active )?(logger file|role grant|user|site|token|alarm|"
+                   r"shipment|case|unit|label)\b")
 
 
 class Forbidden(DomainError):
     code = "forbidden"
     status = 403
-    title = "Not allowed"
+    title = "Not allowed for you"
 
 
 class Conflict(DomainError):
     code = "conflict"
     status = 409
-    title = "Conflict"
+    title = "Not done: it clashes with what is already recorded"
 
 
 class AuthenticationFailed(DomainError):
     code = "authentication_failed"
     status = 401
-    title = "Authentication failed"
+    title = "Not signed in: the login or token was not accepted"
 
 
 class Throttled(DomainError):
@@ -57,7 +76,7 @@ class Throttled(DomainError):
 
     code = "throttled"
     status = 429
-    title = "Too many attempts"
+    title = "Too many attempts: wait before trying again"
 
     def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)

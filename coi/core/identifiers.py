@@ -682,6 +682,39 @@ _TRIED = (
 )
 
 
+# Retail barcodes by their number of digits (GS1 General Specifications 2.1); a GTIN-14 (ITF-14
+# on cartons) starts with its packaging level, which is 0-8, but only a leading 0 keeps it
+# apart from our all-digit identifiers (which never start with 0).
+_WRISTBAND = "patient's wristband"
+_PRODUCT_BARCODES = {8: "EAN-8", 12: "UPC-A", 13: "EAN-13", 14: "GTIN-14"}
+
+
+def _product_barcode(s: str, symbology: str | None) -> str | None:
+    """The name of the retail barcode `s` is (digits only, with a right GS1 check digit, or
+    sent by a scanner as EAN/UPC), else None."""
+    if not (s.isascii() and s.isdigit()) or len(s) not in _PRODUCT_BARCODES:
+        return None
+    if symbology in ("]E0", "]E4"):  # the scanner said EAN/UPC: no need to guess
+        return _PRODUCT_BARCODES[len(s)]
+    if symbology is not None or (len(s) == 14 and s[0] != "0"):
+        return None
+    return _PRODUCT_BARCODES[len(s)] if _gs1_check_digit(s[:-1]) == s[-1] else None
+
+
+def foreign_description(parsed: ScannedIdentifier) -> str:
+    """What a code that is valid but not one of ours is, in a sentence for the scanner."""
+    if isinstance(parsed, IsbtDin):
+        what = f"an ISBT 128 donation number (DIN {parsed.coi.display}) of a blood establishment"
+    elif isinstance(parsed, Gs1Data):
+        keys = [f"{name} {parsed.get(ai)}" for ai, name in (("01", "GTIN"), ("00", "SSCC"),
+                                                            ("10", "batch"), ("21", "serial"))
+                if parsed.get(ai)]
+        what = f"a GS1 barcode ({', '.join(keys) or 'no product number'})"
+    else:
+        return "This is one of our identifiers."
+    return f"This is {what}, not one of our labels: scan the COI label on the unit or the {_WRISTBAND}."
+
+
 def parse_scan(text: str) -> ScannedIdentifier:
     """Parse text as a scanner or a keyboard produced it.
 
@@ -718,6 +751,10 @@ def _dispatch(s: str, base: int, symbology: str | None) -> ScannedIdentifier:
         if s[:3] in _GS1_SYMBOLOGIES and not s[3:].lower().startswith(("http://", "https://")):
             return _parse_elements(s[3:], base + 3, s[:3], bracketed=False)
         return _dispatch(s[3:], base + 3, s[:3])
+    product = _product_barcode(s, symbology)
+    if product:
+        message = f"This is a product barcode ({product}), not one of our labels: scan the COI "
+        raise IdentifierError("product_barcode", f"{message}label on the unit or the {_WRISTBAND}.")
     if s.startswith("="):
         return _parse_din(s, base)
     if is_uri:

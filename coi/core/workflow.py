@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from coi.core.identifiers import CoiId, IdentifierError, UnitSerial, parse_scan
+from coi.core.identifiers import CoiId, IdentifierError, UnitSerial, foreign_description, parse_scan
 from coi.core.route import Route, Step
+from coi.core.words import in_sentence
 
 # What a route step may ask to be scanned, besides unit kinds: the patient's wristband
 # carries the COI identifier itself.
@@ -183,7 +184,7 @@ def _rights(title: str, roles: tuple[str, ...], site_kind: str, attempt: ScanAtt
             verb: str) -> list[Reason]:
     found = []
     if not attempt.actor_roles & set(roles):
-        found.append(Reason("wrong_role", f"'{title}' is {verb or 'done '}by {_or(roles)}; your "
+        found.append(Reason("wrong_role", f"'{title}' is {verb or 'done '}by {_roles(roles)}; your "
                                           "roles at this site do not include it."))
     if site_kind not in attempt.site_kinds:
         found.append(Reason("wrong_site", f"'{title}' is {verb or 'done '}at a "
@@ -232,8 +233,7 @@ def _scanned(state: CaseState, entries: tuple[Entry, ...]) -> tuple[dict[str, st
             else:
                 found[parsed.compact] = state.units[parsed.compact].kind
         else:
-            refusals.append(Reason("not_ours", "This code is not a COI identifier or unit "
-                                               "serial of this platform."))
+            refusals.append(Reason("not_ours", foreign_description(parsed)))
     return found, refusals
 
 
@@ -298,7 +298,7 @@ def _verifiers(step: Step, pending: Pending | None, attempt: ScanAttempt,
     for person in attempt.verifiers:
         if not person.roles & roles:
             found.append(Reason("verifier_role", f"A verifier of '{step.title}' must be "
-                                                 f"{_or(sorted(roles))} at this site."))
+                                                 f"{_roles(sorted(roles))} at this site."))
     others = set(ids) - {attempt.actor_id}
     if not partial and not found and len(others) < step.verifiers:
         found.append(Reason("missing_verifier", f"'{step.title}' needs {step.verifiers} other "
@@ -331,6 +331,10 @@ def _item(name: str) -> str:
 
 def _or(words: list[str] | tuple[str, ...]) -> str:
     return " or ".join(_item(word) for word in words)
+
+
+def _roles(roles: list[str] | tuple[str, ...]) -> str:
+    return " or ".join(in_sentence(role, "role") for role in roles)
 
 
 def _unit(serial: str) -> str:

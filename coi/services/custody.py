@@ -23,7 +23,7 @@ from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from coi.core.access import Actor
 from coi.core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, Throttled
-from coi.core.identifiers import CoiId, IdentifierError, UnitSerial, parse_scan
+from coi.core.identifiers import CoiId, IdentifierError, UnitSerial, foreign_description, parse_scan
 from coi.core.route import Route, Step
 from coi.core.workflow import (
     WRISTBAND,
@@ -108,8 +108,9 @@ def _case_and_route(session: Session, entries: list[Entry], coi_text: str | None
         others = [c for c, _is_unit in named if c is not None]
         coi = units[0] if units else others[0] if others else None
     if coi is None:
+        why = next((reason for entry in entries if (reason := _not_a_case(entry.text))), "")
         raise NoCaseNamed("None of the scanned codes names a case of this platform: scan a "
-                          "unit label or a patient wristband.",
+                          "unit label or a patient wristband." + (f" {why}" if why else ""),
                           [{"field": "scans", "message": "No valid COI identifier or unit serial."}])
     # With its route version: one statement.
     found = session.exec(_case_query(lock), params={"coi": coi.compact}).first()
@@ -180,6 +181,16 @@ def _named_case(text: str) -> tuple[CoiId | None, bool]:
     if isinstance(parsed, UnitSerial):
         return parsed.coi, True
     return (parsed, False) if isinstance(parsed, CoiId) else (None, False)
+
+
+def _not_a_case(text: str) -> str | None:
+    """Why a scanned code names no case, in a sentence: a product barcode, another system's
+    code, a misread identifier."""
+    try:
+        parsed = parse_scan(text)
+    except IdentifierError as error:
+        return error.message
+    return None if isinstance(parsed, CoiId | UnitSerial) else foreign_description(parsed)
 
 
 def record_unplaced(*, session: Session, now: datetime, actor: Actor, entries: list[Entry],

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from coi.core import alerting
 from coi.core.access import Actor, sites_for
 from coi.core.alerting import Alerting
+from coi.core.display import duration_words
 from coi.core.route import Route
 from coi.models import Alarm, Case, LoggerReading, ProductRoute, Shipment, ShipmentLogger, Site, coi_of
 from coi.services import alarms, holds, masterdata
@@ -34,19 +35,10 @@ HELD_ROWS = 50
 
 
 def duration_text(span: timedelta) -> str:
-    """A length of time as read on a board, in whole units rounded down (never more time
-    than there is): "2 d 4 h", "3 h 20 min", "25 min", "less than 1 min". The sign is
-    ignored; callers say "overdue by" or "late by"."""
-    minutes = int(abs(span).total_seconds() // 60)
-    if minutes < 1:
-        return "less than 1 min"
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min"
+    """A length of time as read on a board: the platform's one way of saying a duration
+    (`coi.core.display.duration_words`). The sign is ignored; callers say "overdue by" or
+    "late by"."""
+    return duration_words(span) if span else "less than 1 min"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,31 @@
 // person says so (Record, or Enter on the empty field; signed where the route asks). The input keeps focus so a handheld scanner can scan continuously.
 (function () {
   "use strict";
+  // Words for people (issue 17): what a camera refusal means and what to do instead, and how
+  // long until a deadline. Kept apart from the page's flow so the wording has one place.
+  const words = {
+    camera(error) {
+      const name = error && error.name;
+      if (name === "NotFoundError" || name === "OverconstrainedError" || name === "DevicesNotFoundError") {
+        return ["No camera found on this device", "Type or scan the code instead."];
+      }
+      if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
+        return ["The browser was not allowed to use the camera",
+                "Allow the camera for this site in the browser's settings, or type or scan the code instead."];
+      }
+      if (name === "NotReadableError" || name === "AbortError" || name === "TrackStartError") {
+        return ["The camera could not be started",
+                "Another app may be using it: close that app and try again, or type or scan the code instead."];
+      }
+      return ["The camera could not be started", "Type or scan the code instead."];
+    },
+    duration(minutes) {  // as coi.core.display.duration_words: "30 days", "2 h 5 min", "45 min"
+      const days = Math.floor(minutes / 1440), hours = Math.floor((minutes % 1440) / 60), mins = minutes % 60;
+      if (days) return days + (days === 1 ? " day" : " days") + (hours ? " " + hours + " h" : "");
+      if (hours) return hours + " h" + (mins ? " " + mins + " min" : "");
+      return mins + " min";
+    },
+  };
   const app = document.getElementById("scan-app");
   if (!app) return;
   const $ = (id) => document.getElementById(id);
@@ -203,14 +228,14 @@
     state.step = answer.step;
     renderHolds(answer.holds);
     $("step-title").textContent = answer.step_title ? "Step: " + answer.step_title : "No step";
-    $("case-line").textContent = "Case " + answer.case_display + (answer.site ? " · scanning at " + answer.site : "");
+    $("case-line").textContent = "Case " + answer.case_display + (answer.site ? " · scanning at " + (answer.site_name || answer.site) : "");
     renderClock(answer.next);
     if (!answer.accepted) {
       const lines_ = answer.refusals.map((r) => r.message);
       answer.alarms.forEach((a) => lines_.push("Custody alarm raised (" + a.severity + "): " + a.message));
       if (answer.recorded) lines_.push("This refused scan is recorded on the case's ledger.");
       show("bad", "REFUSED: " + entry.text, lines_);
-      addLog("bad", entry.text + ": " + answer.refusals.map((r) => r.code).join(", "));
+      addLog("bad", entry.text + ": " + answer.refusals.map((r) => r.title || r.code).join(", "));
       return;
     }
     if (answer.recorded) {
@@ -302,7 +327,7 @@
         const lines_ = answer.refusals.map((r) => r.message);
         answer.alarms.forEach((a) => lines_.push("Custody alarm raised (" + a.severity + "): " + a.message));
         show("bad", "NOT RECORDED: " + (answer.step_title || ""), lines_);
-        addLog("bad", "signing refused: " + answer.refusals.map((r) => r.code).join(", "));
+        addLog("bad", "signing refused: " + answer.refusals.map((r) => r.title || r.code).join(", "));
       } else {
         handle(answer, last);
       }
@@ -331,9 +356,9 @@
     const line = $("clock-line");
     if (!next || !next.due_at) { line.textContent = ""; return; }
     const left = Math.round((new Date(next.due_at) - new Date()) / 60000);
-    const since = next.since ? "Since " + next.since.replace(/_/g, " ") + " (" + next.since_at + "): " : "";
+    const since = next.since ? "Since " + (next.since_title || next.since.replace(/_/g, " ")) + " (" + next.since_at + "): " : "";
     line.textContent = since + next.title + " due by " + next.due_local +
-      (left >= 0 ? " (" + left + " min left)" : " (" + (-left) + " min overdue)");
+      (left >= 0 ? " (" + words.duration(left) + " left)" : " (" + words.duration(-left) + " overdue)");
     line.className = "clock" + (left < 0 ? " overdue" : left < 30 ? " soon" : "");
   }
 
@@ -365,13 +390,14 @@
   $("camera-button").addEventListener("click", async () => {
     if (stream) { stopCamera(); return; }
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      show("bad", "No camera here", ["The browser offers no camera (it needs HTTPS or localhost)."]);
+      show("bad", "No camera here", ["This browser offers no camera on this page (it needs HTTPS): type or scan the code instead."]);
       return;
     }
     try {
       stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
     } catch (error) {
-      show("bad", "No camera", [error.message]);
+      const [heading, advice] = words.camera(error);
+      show("bad", heading, [advice]);
       return;
     }
     const video = $("camera");

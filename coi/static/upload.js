@@ -166,7 +166,7 @@
       if (mapping && formatName.value.trim()) extra.format_name = formatName.value.trim();
       const result = await send(form.dataset.commit, file, extra);
       if (result.status === 200 || result.status === 201) {
-        const alarms = (result.body.alarms || []).map((a) => el("li", { class: "sev-" + a.severity }, `${a.severity}: ${a.summary}`));
+        const alarms = (result.body.alarms || []).map((a) => el("li", { class: "sev-" + a.severity }, `${a.severity}: ${a.summary_local || a.summary}`));
         answer.replaceChildren(el("div", { class: "verdict accepted", role: "status" },
           el("p", {}, el("b", {}, result.body.message)),
           alarms.length ? el("ul", { class: "alarms" }, ...alarms) : "",

@@ -55,13 +55,25 @@ def show(alarm_id: int) -> Any:
     alarm = found.alarm
     going_on = alarm.state == "acknowledged" and evaluation.still_going_on(session=db, now=now(), alarm=alarm)
     return render_template(
-        "alarms/show.html", found=found, rule_text=json.dumps(found.rule, indent=2, ensure_ascii=False),
+        "alarms/show.html", found=found,
         deliveries=delivery.delivery_log(db, alarm_id), outcomes=OUTCOMES, going_on=going_on,
         second_decisions={key: OUTCOMES[key] for key in SECOND_DECISIONS},
         awaits_decision=alarm.state == "resolved" and alarm.outcome in HOLDING_OUTCOMES,
         may_acknowledge=alarms.may(session=db, actor=me, alarm=alarm, permission="alarm.acknowledge"),
         may_resolve=alarms.may(session=db, actor=me, alarm=alarm, permission="alarm.resolve"),
         kept=_kept())
+
+
+@blueprint.route("/alarms/<int:alarm_id>/rule.json")
+@permission("alarm.view")
+def rule_json(alarm_id: int) -> Any:
+    """The rule that fired, exactly as stored with the alarm, as a file to keep: the page shows
+    it in words."""
+    found = alarms.detail(session=request_session(), actor=actor(), alarm_id=alarm_id)
+    response = current_app.response_class(
+        json.dumps(found.rule, indent=2, ensure_ascii=False) + "\n", mimetype="application/json")
+    response.headers["Content-Disposition"] = f'attachment; filename="alarm-{alarm_id}-rule.json"'
+    return response
 
 
 @blueprint.route("/alarms/<int:alarm_id>/acknowledge", methods=["POST"])
