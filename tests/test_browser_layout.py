@@ -46,8 +46,8 @@ def open_page(browser: Browser, live: str, persona: str, path: str, size: str, *
 OVERFLOWING = """() => {
   const width = window.innerWidth;
   const scrolls = (e) => ['auto', 'scroll', 'hidden'].includes(getComputedStyle(e).overflowX);
-  const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
-      (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : '');
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className &&
+      typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : '');
   const out = [];
   const visit = (e) => {
     for (const child of e.children) {
@@ -67,8 +67,8 @@ OVERFLOWING = """() => {
 # What a finger taps, lower than 44 px: buttons, fields, menus, links that stand alone. A link
 # inside running text (a paragraph, a table cell, a list item's sentence) is read, not aimed at.
 SMALL_TARGETS = """(least) => {
-  const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
-      (e.name ? '[name=' + e.name + ']' : '') + ' "' + (e.innerText || e.value || '').trim().slice(0, 30) + '"';
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.name ? '[name=' +
+      e.name + ']' : '') + ' "' + (e.innerText || e.value || '').trim().slice(0, 30) + '"';
   const targets = document.querySelectorAll(
       'button, select, textarea, summary, .button, header.top a, ' +
       'input:not([type=hidden]):not([type=checkbox]):not([type=radio]), ' +
@@ -164,8 +164,8 @@ def test_an_identifier_never_breaks_inside_itself(browser: Browser, live: str, t
     page = logged_in(browser, live, "staff", f"/cases/{tour.coi}", size=SIZES[size])
     try:
         broken = page.evaluate("""() => [...document.querySelectorAll('.coi, .coi-big, .serial')]
-            .filter(e => e.getClientRects().length > 1 ||
-                         e.getBoundingClientRect().height > 1.8 * parseFloat(getComputedStyle(e).lineHeight || 20))
+            .filter(e => e.getClientRects().length > 1 || e.getBoundingClientRect().height >
+                         1.8 * parseFloat(getComputedStyle(e).lineHeight || 20))
             .map(e => e.textContent.trim())""")
         assert broken == [], f"identifiers broken over lines at {size}: {broken}"
     finally:
