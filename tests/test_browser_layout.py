@@ -170,3 +170,13 @@ def test_an_identifier_never_breaks_inside_itself(browser: Browser, live: str, t
         assert broken == [], f"identifiers broken over lines at {size}: {broken}"
     finally:
         page.context.close()
+
+
+def test_the_favicon_is_an_svg_that_browsers_find_by_link_and_at_favicon_ico(client: Any) -> None:
+    page = client.get("/login").get_data(as_text=True)
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page
+    asked = client.get("/favicon.ico")  # what a browser asks for where no page names an icon
+    assert asked.status_code == 301 and asked.headers["Location"].endswith("/static/favicon.svg")
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    assert icon.get_data(as_text=True).startswith("<svg")
