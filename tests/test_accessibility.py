@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import SIZES, WAIT, logged_in
+from tests.browser import SIZES, WAIT, logged_in, wedge
 from tests.databases import Template
 from tests.tour import ANONYMOUS, PAGES, Tour
 
@@ -70,6 +70,20 @@ def test_no_page_has_a_critical_or_serious_accessibility_violation(
         assert found == [], f"{name} ({path}) at {size}:\n" + "\n".join(found)
         # axe-core came from the wheel: the page asked nothing of anyone but the app.
         assert [url for url in requests if not url.startswith(live)] == []
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize("size", ["desktop", "handheld"])
+def test_the_scan_page_stays_accessible_after_a_scan(browser: Browser, live: str, tour: Tour,
+                                                     axe: Axe, size: str) -> None:
+    """The verdict, the checklist and the log that a scan fills in (colours included)."""
+    page = logged_in(browser, live, "staff", "/scan", size=SIZES[size], clock=True)
+    try:
+        wedge(page, tour.fresh_bag)
+        expect(page.locator("#checklist li.todo")).not_to_have_count(0)
+        found = blocking(axe.run(page).response)
+        assert found == [], f"the scan page after a scan at {size}:\n" + "\n".join(found)
     finally:
         page.context.close()
 
