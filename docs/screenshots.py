@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -107,6 +107,31 @@ def shoot_scanning(page: Page) -> None:
     page.screenshot(path=OUT / "scan-refused.png")
 
 
+def shoot_handheld(browser: Browser) -> None:
+    """The scan page and the menu on a handheld (360 px wide): the field, the answer and
+    what is still to scan in one screen; the menu folded, then open."""
+    bag_of = ("SELECT u.serial FROM unit u JOIN therapy_case c ON c.id = u.case_id JOIN site s "
+              "ON s.id = c.site_id WHERE s.code = 'BOS' AND u.kind = 'apheresis_bag' AND c.last_step = '{}'")
+    collected = demo_text(bag_of.format("collect"))  # to pack next: its bag is right
+    delivered = demo_text(bag_of.format("deliver_manufacturing"))  # has left the clinic: refused
+    page = browser.new_page(viewport={"width": 360, "height": 640})
+    login(page, "nurse.boston")
+    page.goto(BASE + "/scan")
+    page.screenshot(path=OUT / "handheld-scan-ready.png")
+    wedge(page, collected)
+    page.wait_for_selector("#verdict.ok")
+    page.screenshot(path=OUT / "handheld-scan-ok.png")
+    page.goto(BASE + "/scan")
+    wedge(page, delivered)
+    page.wait_for_selector("#verdict.bad")
+    page.screenshot(path=OUT / "handheld-scan-refused.png")
+    page.goto(BASE + "/cases")
+    page.screenshot(path=OUT / "handheld-menu-folded.png")
+    page.click("header.top summary")
+    page.screenshot(path=OUT / "handheld-menu-open.png")
+    page.close()
+
+
 def shoot_shipments(page: Page) -> None:
     with sqlite3.connect(DATABASE) as db:
         (warm,) = db.execute("SELECT s.id FROM shipment s JOIN therapy_case c ON c.id = s.case_id "
@@ -191,6 +216,7 @@ def shoot() -> None:
         page.screenshot(path=OUT / "audit-trail.png")
         try:
             shoot_scanning(page)
+            shoot_handheld(browser)
             shoot_shipments(page)
             shoot_alarms(page)
         except Exception:

@@ -27,7 +27,7 @@ from coi.core.clock import FrozenClock
 from tests.databases import ENGINE, Databases, Template, open_databases
 from tests.helpers import INSTALLATION_KEY, PHI_INDEX_KEY, REALDATA, START, World, build_world
 
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.browser", "tests.tour"]
 
 # Scrypt is the production hash and takes tens of milliseconds by design; the suite creates
 # hundreds of accounts, so it uses a cheap pbkdf2. The code path is the same.

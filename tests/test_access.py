@@ -51,6 +51,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "auth.logout": LOGGED_IN,
     "home.index": LOGGED_IN,
     "health.healthz": EVERYONE,
+    "home.favicon": EVERYONE,
     "cases.index": CASE_READERS,
     "cases.enrol": SITE_STAFF,
     "cases.show": CASE_READERS,
