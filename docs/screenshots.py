@@ -88,7 +88,9 @@ def shoot_scanning(page: Page) -> None:
     login(page, "nurse.boston")
     page.goto(BASE + f"/scan?case={thawed}")
     wedge(page, product)
-    page.wait_for_selector("#verdict.ok")
+    # The wrong wristband scanned at her bedside holds the infusion until QA decides: the page
+    # shows the hold beside the thaw-to-infusion clock.
+    page.wait_for_selector("#holds-card:not([hidden])")
     page.screenshot(path=OUT / "scan-infusion-clock.png", full_page=True)
     page.goto(BASE + "/cases")
     page.click("a.coi >> nth=-1")
