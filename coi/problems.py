@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -15,22 +15,9 @@ from coi.core.errors import DomainError, InvalidInput, Throttled
 from coi.core.identifiers import IdentifierError
 from coi.core.words import words
 from coi.db import request_session
+from coi.responses import problem
 
 log = logging.getLogger(__name__)
-
-PROBLEM_TYPE = "urn:coi:problem:"
-
-
-def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> Any:
-    body = {"type": PROBLEM_TYPE + code, "title": title, "status": status, "detail": detail,
-            "code": code, **extra}
-    response = jsonify(body)
-    response.status_code = status
-    response.content_type = "application/problem+json"
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="coi"'
-    return response
-
 
 def install(app: Flask) -> None:
     app.register_error_handler(DomainError, _domain_error)

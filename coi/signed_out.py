@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from flask import flash, g, redirect, request, url_for
 
 from coi import kept
+from coi.responses import problem
 
 # The forms whose entries are given back after a login: endpoint -> the page that shows the
 # form (the login leads back there). Other forms are short; they are simply filled in again.
@@ -27,7 +28,6 @@ def answer() -> Any:
     why = g.get("session_ended")
     said = f"You were {why}." if why else "You are not logged in."
     if _asks_for_json():
-        from coi.problems import problem  # coi.problems imports coi.auth, which imports this
 
         back = url_for("scan.signed_in") if request.blueprint == "scan" else _page_before()
         return problem(401, "Signed out", f"{said} Log in again (a new tab opens), then come "
@@ -57,7 +57,6 @@ def _asks_for_json() -> bool:
 def _page_before() -> str | None:
     """The page of this site the request came from (the login leads back there); a POST's
     own address would answer 405 to the browser that follows it."""
-    from coi.views.login import safe_next  # one rule for where a login may lead
 
     if not request.referrer:
         return None
@@ -65,3 +64,17 @@ def _page_before() -> str | None:
     if parts.netloc and parts.netloc != request.host:
         return None
     return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` if it is a path of this site ("/cases?state=enrolled"), else None (the home page)."""
+    # Anything else is an open redirect: "//evil.example" and "https://..." leave the site;
+    # browsers read "\\" as "/" and drop tabs and newlines, so "/\\evil.example" and
+    # "/%09/evil.example" ("/", tab, "/evil.example") become "//evil.example"; and CR/LF in a
+    # Location header would split it (werkzeug refuses it with a 500).
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    # isprintable() is False for every control, format and separator character but " ".
+    if not target.isprintable() or any(character.isspace() for character in target):
+        return None
+    return target

@@ -17,12 +17,15 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 from werkzeug.serving import make_server
 
+from coi.models import CustodyEvent
 from tests.helpers import PASSWORD
 
 try:
-    from playwright.sync_api import Browser, Page, sync_playwright
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
     from playwright.sync_api import Error as PlaywrightError
 except ImportError:  # pragma: no cover - the Makefile installs it
     sync_playwright = None
@@ -138,3 +141,32 @@ def wedge(page: Page, text: str) -> None:
 def by_hand(page: Page, text: str) -> None:
     """A person typing the code and Enter."""
     key_in(page, text, TYPING_MS)
+
+
+# ---------------------------------------------------------------- what the scan page shows
+
+def expect_verdict(page: Page, kind: str, title: str | re.Pattern[str], *lines: str) -> None:
+    expect(page.locator("#verdict-title")).to_have_text(title, timeout=WAIT)
+    expect(page.locator("#verdict")).to_have_class(re.compile(rf"\b{kind}\b"), timeout=WAIT)
+    for line in lines:
+        expect(page.locator("#verdict-lines")).to_contain_text(line, timeout=WAIT)
+
+
+def focused(page: Page) -> str | None:
+    """The id of the focused element, read at once (no waiting): the page must have put
+    the focus back in the same task that showed the answer."""
+    return page.evaluate("document.activeElement && document.activeElement.id")  # type: ignore[no-any-return]
+
+
+def expect_checklist(page: Page, done: list[str], todo: list[str]) -> None:
+    items = page.locator("#checklist li")
+    expect(items).to_have_count(len(done) + len(todo), timeout=WAIT)
+    expect(page.locator("#checklist li.done")).to_have_text([f"✔ {x}" for x in done], timeout=WAIT)
+    expect(page.locator("#checklist li.todo")).to_have_text([f"☐ {x}" for x in todo], timeout=WAIT)
+
+
+def events(engine: Engine, case_id: int) -> list[CustodyEvent]:
+    """The case's ledger as the server committed it (a fresh session: its own connection)."""
+    with Session(engine) as db:
+        return list(db.exec(select(CustodyEvent).where(CustodyEvent.case_id == case_id)
+                            .order_by(CustodyEvent.seq)))  # type: ignore[arg-type]

@@ -13,11 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
-from sqlmodel import Session, select
 
-from coi.models import CustodyEvent
-from tests.browser import WAIT, logged_in, wedge
+from tests.browser import WAIT, events, expect_checklist, expect_verdict, focused, logged_in, wedge
 from tests.helpers import PASSWORD, Flow
 
 try:
@@ -27,31 +24,6 @@ except ImportError:  # pragma: no cover - the Makefile installs it; the browser 
 
 MANUFACTURE = "Manufacture (apheresis to drug product)"
 PACK = "Pack fresh shipment (2-8 C)"
-
-
-# As in tests/test_browser_scan.py (a test module is not imported by another).
-
-def expect_verdict(page: Page, kind: str, title: str, *lines: str) -> None:
-    expect(page.locator("#verdict-title")).to_have_text(title, timeout=WAIT)
-    expect(page.locator("#verdict")).to_have_class(re.compile(rf"\b{kind}\b"), timeout=WAIT)
-    for line in lines:
-        expect(page.locator("#verdict-lines")).to_contain_text(line, timeout=WAIT)
-
-
-def expect_checklist(page: Page, done: list[str], todo: list[str]) -> None:
-    expect(page.locator("#checklist li")).to_have_count(len(done) + len(todo), timeout=WAIT)
-    expect(page.locator("#checklist li.done")).to_have_text([f"✔ {x}" for x in done], timeout=WAIT)
-    expect(page.locator("#checklist li.todo")).to_have_text([f"☐ {x}" for x in todo], timeout=WAIT)
-
-
-def focused(page: Page) -> str | None:
-    return page.evaluate("document.activeElement && document.activeElement.id")  # type: ignore[no-any-return]
-
-
-def events(engine: Engine, case_id: int) -> list[CustodyEvent]:
-    with Session(engine) as db:
-        return list(db.exec(select(CustodyEvent).where(CustodyEvent.case_id == case_id)
-                            .order_by(CustodyEvent.seq)))  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -25,10 +25,10 @@ from sqlmodel import Session, select
 
 from coi.core.identifiers import CoiId, UnitSerial
 from coi.core.workflow import Entry
-from coi.models import Alarm, CustodyEvent, Unit, coi_of, serial_of
+from coi.models import Alarm, Unit, coi_of, serial_of
 from coi.services import custody, enrolment
 from coi.services.custody import Credential
-from tests.browser import WAIT, by_hand, wedge
+from tests.browser import WAIT, by_hand, events, expect_checklist, expect_verdict, focused, wedge
 from tests.helpers import PASSWORD, make_case
 
 try:
@@ -102,24 +102,7 @@ def scan_page(browser: Browser, live: str) -> Iterator[Callable[..., Page]]:
 
 # ---------------------------------------------------------------- what a user does and sees
 
-def expect_verdict(page: Page, kind: str, title: str | re.Pattern[str], *lines: str) -> None:
-    expect(page.locator("#verdict-title")).to_have_text(title, timeout=WAIT)
-    expect(page.locator("#verdict")).to_have_class(re.compile(rf"\b{kind}\b"), timeout=WAIT)
-    for line in lines:
-        expect(page.locator("#verdict-lines")).to_contain_text(line, timeout=WAIT)
 
-
-def focused(page: Page) -> str | None:
-    """The id of the focused element, read at once (no waiting): the page must have put
-    the focus back in the same task that showed the answer."""
-    return page.evaluate("document.activeElement && document.activeElement.id")  # type: ignore[no-any-return]
-
-
-def expect_checklist(page: Page, done: list[str], todo: list[str]) -> None:
-    items = page.locator("#checklist li")
-    expect(items).to_have_count(len(done) + len(todo), timeout=WAIT)
-    expect(page.locator("#checklist li.done")).to_have_text([f"✔ {x}" for x in done], timeout=WAIT)
-    expect(page.locator("#checklist li.todo")).to_have_text([f"☐ {x}" for x in todo], timeout=WAIT)
 
 
 # ---------------------------------------------------------------- data, through the services
@@ -144,12 +127,6 @@ def record(session: Session, world: Any, clock: Any, persona: str, step: str, *t
     session.commit()
     assert outcome.verdict.accepted, [r.message for r in outcome.verdict.refusals]
 
-
-def events(engine: Engine, case_id: int) -> list[CustodyEvent]:
-    """The case's ledger as the server committed it (a fresh session: its own connection)."""
-    with Session(engine) as db:
-        return list(db.exec(select(CustodyEvent).where(CustodyEvent.case_id == case_id)
-                            .order_by(CustodyEvent.seq)))  # type: ignore[arg-type]
 
 
 def unit_row(engine: Engine, serial_text: str) -> Unit:

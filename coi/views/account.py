@@ -21,7 +21,7 @@ from coi.core.access import AUTHENTICATED, DEFAULT_SCOPES, SCOPES, permission
 from coi.core.errors import DomainError
 from coi.core.phi import PhiKeyError
 from coi.services import sessions, tokens, users
-from coi.views.login import safe_next  # one rule for where a login may lead
+from coi.signed_out import safe_next  # one rule for where a login may lead
 from coi.web import actor, carry_out, cipher, now, request_session, whole_number
 
 blueprint = Blueprint("account", __name__, url_prefix="/account")

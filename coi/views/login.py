@@ -18,6 +18,7 @@ from coi.auth import mark_ended
 from coi.core.access import AUTHENTICATED, PUBLIC, permission
 from coi.core.errors import AuthenticationFailed, Throttled
 from coi.services import sessions, users
+from coi.signed_out import safe_next
 from coi.web import now, request_session
 
 blueprint = Blueprint("auth", __name__)
@@ -68,15 +69,3 @@ def logout() -> Any:
     return redirect(url_for("auth.login"))
 
 
-def safe_next(target: str | None) -> str | None:
-    """`target` if it is a path of this site ("/cases?state=enrolled"), else None (the home page)."""
-    # Anything else is an open redirect: "//evil.example" and "https://..." leave the site;
-    # browsers read "\\" as "/" and drop tabs and newlines, so "/\\evil.example" and
-    # "/%09/evil.example" ("/", tab, "/evil.example") become "//evil.example"; and CR/LF in a
-    # Location header would split it (werkzeug refuses it with a 500).
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    # isprintable() is False for every control, format and separator character but " ".
-    if not target.isprintable() or any(character.isspace() for character in target):
-        return None
-    return target
