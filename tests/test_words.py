@@ -4,11 +4,12 @@ what happened, and a code that is not ours called what it is."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coi.core.display import duration_words, localise_text
+from coi.core.display import duration_words, localise_text, zone_abbreviation
 from coi.core.identifiers import CoiId, IdentifierError, parse_scan
 from coi.core.words import rule_rows, words
 from coi.models import coi_of
@@ -248,3 +249,17 @@ def test_refusals_name_roles_as_people_say_them(app, client, session, world, clo
         "release", coi_of(case).text, case=coi_of(case).text, partial=True)).get_json()
     refusal = next(r for r in answer["refusals"] if r["code"] == "wrong_role")
     assert "by QA;" in refusal["message"] and "qa" not in refusal["message"]
+
+
+def test_the_case_page_shows_times_in_the_readers_own_zone(app, client, session, world, clock):
+    # A Boston case read by the coordinator at manufacturing: every time in the reader's zone,
+    # named; the treating site's zone is said beside its name.
+    flow = Flow(app, session, world, clock)
+    flow.until("collect")
+    login(client, "coordinator")
+    page = client.get(f"/cases/{flow.coi.text}").get_data(as_text=True)
+    reader = world.actor("coordinator").timezone
+    staff = world.actor("staff").timezone
+    assert reader != staff
+    shown = set(re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d ([A-Z]{3,4}|[+-]\d\d)", page))
+    assert shown and shown == {zone_abbreviation(clock.now(), reader)}

@@ -80,7 +80,9 @@ def show(coi: str) -> Any:
     db, me = request_session(), actor()
     detail = cases.case_detail(session=db, actor=me, cipher=cipher(), coi_text=coi)
     legs = shipments.legs_of(detail.case)
-    return render_template("cases/detail.html", detail=detail, unit_kinds=UNIT_KINDS,
+    # Every time in the reader's own zone, named (a coordinator in Chicago reads a Boston
+    # case in Chicago time); the treating site's zone is stated beside its name.
+    return render_template("cases/detail.html", detail=detail, unit_kinds=UNIT_KINDS, zone=me.timezone,
                            holds=holds.holds_of(session=db, case=detail.case, route=detail.route),
                            decisions=holds.decisions_of(session=db, case=detail.case),
                            outcomes=OUTCOMES,
