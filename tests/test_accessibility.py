@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import SIZES, WAIT, logged_in, wedge
+from tests.browser import SIZES, logged_in, wedge
 from tests.databases import Template
-from tests.tour import ANONYMOUS, PAGES, Tour
+from tests.tour import ANONYMOUS, PAGES, Tour, open_page
 
 try:
     from axe_playwright_python.sync_playwright import Axe
-    from playwright.sync_api import Browser, Page, expect
+    from playwright.sync_api import Browser, expect
 except ImportError:  # pragma: no cover - the Makefile installs them; the browser fixture skips
     Axe = None
 
@@ -32,17 +32,6 @@ def axe() -> Axe:
     if Axe is None:
         pytest.fail("axe-playwright-python is missing (pip install -e '.[test]')", pytrace=False)
     return Axe()
-
-
-def open_page(browser: Browser, live: str, persona: str, path: str, size: str) -> Page:
-    if persona == ANONYMOUS:
-        width, height = SIZES[size]
-        context = browser.new_context(base_url=live, viewport={"width": width, "height": height})
-        context.set_default_timeout(WAIT)
-        page = context.new_page()
-        page.goto(path, wait_until="load")
-        return page
-    return logged_in(browser, live, persona, path, size=SIZES[size])
 
 
 def blocking(results: dict) -> list[str]:

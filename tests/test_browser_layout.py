@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.browser import SIZES, WAIT, logged_in, wedge
+from tests.browser import SIZES, logged_in, wedge
 from tests.databases import Template
-from tests.tour import ANONYMOUS, PAGES, Tour
+from tests.tour import PAGES, Tour, open_page
 
 try:
     from playwright.sync_api import Browser, Page, expect
@@ -27,18 +27,6 @@ TOUCH_PX = 44  # the smallest target a finger hits reliably (WCAG 2.5.5, Apple's
 @pytest.fixture
 def template(tour_template: Template[Tour]) -> Template[Tour]:
     return tour_template
-
-
-def open_page(browser: Browser, live: str, persona: str, path: str, size: str, *,
-              clock: bool = False) -> Page:
-    if persona == ANONYMOUS:
-        width, height = SIZES[size]
-        context = browser.new_context(base_url=live, viewport={"width": width, "height": height})
-        context.set_default_timeout(WAIT)
-        page = context.new_page()
-        page.goto(path, wait_until="load")
-        return page
-    return logged_in(browser, live, persona, path, size=SIZES[size], clock=clock)
 
 
 # What pokes out of the screen: the outermost elements wider than the window that are not

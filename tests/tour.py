@@ -18,6 +18,7 @@ from sqlmodel import Session
 from coi.core.clock import FrozenClock
 from coi.models import coi_of, serial_of
 from coi.services import alarms, enrolment, labels, tokens
+from tests.browser import SIZES, WAIT, logged_in
 from tests.databases import Databases, Template
 from tests.helpers import Flow, World, make_case
 
@@ -97,3 +98,16 @@ def tour(template: Template[Any], tour_template: Template[Tour], database_url: s
     a module using it overrides `template` to return `tour_template`."""
     assert template is tour_template, f"the test's database is a copy of {template.name}"
     return copy.deepcopy(tour_template.records)
+
+
+def open_page(browser: Any, live: str, persona: str, path: str, size: str, *,
+              clock: bool = False) -> Any:
+    """`path` opened by `persona` (or nobody: ANONYMOUS) on a screen of `size` (a SIZES name)."""
+    if persona == ANONYMOUS:
+        width, height = SIZES[size]
+        context = browser.new_context(base_url=live, viewport={"width": width, "height": height})
+        context.set_default_timeout(WAIT)
+        page = context.new_page()
+        page.goto(path, wait_until="load")
+        return page
+    return logged_in(browser, live, persona, path, size=SIZES[size], clock=clock)
