@@ -198,7 +198,8 @@ def test_the_case_page_shows_the_timeline_in_local_time(client, session, case):
     login(client, "coordinator")  # at manufacturing: sees the timeline, not the patient
     page = client.get(f"/cases/{coi_of(case).text}").get_data(as_text=True)
     assert "Timeline" in page and "Unit registered" in page and "Enrolled" in page
-    assert "2026-11-22 04:01 EST" in page  # 09:01 UTC in Boston, where it happened
+    assert "2026-11-22 03:01 CST" in page  # 09:01 UTC in the reader's zone (manufacturing's)
+    assert "04:01 EST" not in page
     assert "Staff Person" in page and "Ann Example" not in page
 
 
