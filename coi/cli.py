@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from pathlib import Path
 from typing import TextIO
 
 import click
@@ -21,8 +20,8 @@ from coi.db import session_scope, snapshot
 from coi.models import Patient, User
 from coi.problems import size_text
 from coi.services import integrity, ledger, users
-from coi.services.loggers import formats, intake, rawfiles
-from coldchain import ColumnMapping
+from coi.services.loggers import intake, rawfiles
+from coldchain import BadMapping, ColumnMapping, read_mapping
 
 cli = AppGroup("coi", help="Chain-of-identity platform commands.")
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
@@ -165,19 +164,13 @@ def import_logger(shipment_id: int, path: str, username: str, logger_serial: str
 
 
 def _mapping_option(text: str | None) -> ColumnMapping | None:
-    """--mapping: JSON, or the path of a JSON file."""
+    """--mapping: JSON, or the path of a JSON file (as `python -m coldchain inspect` takes it)."""
     if text is None:
         return None
-    if not text.lstrip().startswith("{"):
-        try:
-            text = Path(text).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise click.ClickException(f"The mapping {text!r} is neither JSON nor a readable JSON "
-                                       f"file ({getattr(error, 'strerror', None) or error}).") from None
     try:
-        return formats.mapping_given(text)
-    except DomainError as error:
-        raise click.ClickException(error.message) from None
+        return read_mapping(text)
+    except BadMapping as error:
+        raise click.ClickException(f"The column mapping cannot be used: {error}.") from None
 
 
 def _engine():  # type: ignore[no-untyped-def]

@@ -46,7 +46,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from coldchain.layout import BadMapping, Layout, layout_of, mapping_document, mapping_from
+from coldchain.layout import BadMapping, Layout, layout_of, mapping_document, mapping_from, read_mapping
 from coldchain.model import ColumnMapping, DaySummary, Problem, Reading, ReadOptions, Source, Unreadable
 from coldchain.normalise import Tally, clock_offset_from_handoff, normalise
 from coldchain.readers import read, stated_logger
@@ -93,6 +93,7 @@ __all__ = [
     "mapping_from",
     "normalise",
     "read",
+    "read_mapping",
     "stability_budget",
     "stated_logger",
 ]

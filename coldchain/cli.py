@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from coldchain.layout import BadMapping, layout_of, mapping_from
+from coldchain.layout import BadMapping, layout_of, read_mapping
 from coldchain.model import ColumnMapping, DaySummary, Problem, ReadOptions, Unreadable
 from coldchain.normalise import normalise
 from coldchain.readers import read
@@ -287,15 +287,8 @@ examples:
 
 def _mapping(text: str) -> ColumnMapping:
     """--mapping: JSON, or the path of a JSON file."""
-    source = text
-    if not text.lstrip().startswith("{"):
-        try:
-            source = Path(text).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise Refused(f"the mapping {text!r} is neither JSON nor a readable JSON file "
-                          f"({getattr(error, 'strerror', None) or error})") from None
     try:
-        return mapping_from(source)
+        return read_mapping(text)
     except BadMapping as error:
         raise Refused(f"the mapping cannot be used: {error}") from None
 

@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from coldchain.model import ColumnMapping, Unreadable
@@ -169,6 +170,19 @@ def mapping_from(data: Mapping[str, Any] | str) -> ColumnMapping:
                          date=_columnar(given["date"], "date") if "date" in given else None,
                          unit=unit, order=order, time_format=time_format, delimiter=delimiter,
                          decimal=decimal, first_data_line=first)
+
+
+def read_mapping(text: str) -> ColumnMapping:
+    """A mapping as a command line gives it: JSON, or the path of a file holding the JSON.
+    Raises BadMapping."""
+    source = text
+    if not text.lstrip().startswith("{"):
+        try:
+            source = Path(text).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise BadMapping(f"the mapping {text!r} is neither JSON nor a readable JSON file "
+                             f"({getattr(error, 'strerror', None) or error})") from None
+    return mapping_from(source)
 
 
 def mapping_document(mapping: ColumnMapping) -> dict[str, Any]:

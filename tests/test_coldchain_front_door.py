@@ -44,6 +44,7 @@ HOMES = {
     "local_to_utc": "coldchain.readers.common", "logger_key": "coldchain.readers.common",
     "BadMapping": "coldchain.layout", "Layout": "coldchain.layout", "layout_of": "coldchain.layout",
     "mapping_document": "coldchain.layout", "mapping_from": "coldchain.layout",
+    "read_mapping": "coldchain.layout",
 }
 
 
