@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from coi.core.errors import Forbidden
 
@@ -84,7 +84,23 @@ class Actor:
         return {role for _site, role in self.grants}
 
 
-def allowed(actor: Actor | None, name: str, site_id: int | None = None) -> bool:
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """The installation's operator on the command line (`flask coi user ...`). Whoever can
+    run those commands holds the database and the keys, so the operator acts as a global
+    administrator (accounts, grants, tokens, sessions, the audit trail; never PHI): the
+    services' checks see `global_admin` and no site grant. It has no account: the audit trail
+    names it (`name`, e.g. the operating-system user and host) and its channel (`via`)."""
+
+    name: str
+    via: str = "command line"
+    user_id: ClassVar[None] = None  # no account: never "yourself", never an audit actor_id
+    global_admin: ClassVar[bool] = True
+    grants: ClassVar[frozenset[tuple[int, str]]] = frozenset()
+    scopes: ClassVar[None] = None  # not a token
+
+
+def allowed(actor: Actor | Operator | None, name: str, site_id: int | None = None) -> bool:
     """May `actor` use permission `name` at `site_id` (or at any of their sites, if None)?"""
     if name == PUBLIC:
         return True
@@ -107,7 +123,7 @@ def within_scopes(actor: Actor, name: str) -> bool:
     return any(name in SCOPES[scope] for scope in actor.scopes)
 
 
-def require(actor: Actor | None, name: str, site_id: int | None = None, *, doing: str) -> None:
+def require(actor: Actor | Operator | None, name: str, site_id: int | None = None, *, doing: str) -> None:
     if not allowed(actor, name, site_id):
         raise Forbidden(f"You are not allowed to {doing}.")
 

@@ -16,7 +16,7 @@ from sqlalchemy import select as select_columns
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from coi.core.access import Actor, allowed, sites_for
+from coi.core.access import Actor, Operator, allowed, sites_for
 from coi.core.errors import Forbidden, InvalidInput
 from coi.core.identifiers import CoiId, IdentifierError, UnitSerial
 from coi.core.phi import SEALED
@@ -53,7 +53,7 @@ def record(
     *,
     session: Session,
     now: datetime,
-    actor: Actor | None,
+    actor: Actor | Operator | None,
     entity: str,
     entity_id: object,
     action: str,
@@ -66,20 +66,22 @@ def record(
     """Append one entry per changed field (or one for a change without fields). `sites`: the
     sites the change concerns (their people may read it); when not given, the sites the
     record concerns now (`sites_concerned`). `via` defaults to the actor's channel (the
-    session or token the request came through)."""
+    session or token the request came through). An Operator (the command line) is named as
+    it names itself, with no account (actor_id None, as the system's entries)."""
     if not reason.strip():
         raise InvalidInput("A reason is required for every change to master data.",
                            [{"field": "reason", "message": "Give a reason for the change."}])
-    if sites is None:
+    person = actor if isinstance(actor, Actor) else None
+    if sites is None:  # an operator administers no site of its own: the record's sites only
         sites = sites_concerned(session=session, entity=entity, entity_id=str(entity_id),
-                                actor=actor, changes=changes)
-    name = actor_name or (f"{actor.full_name} ({actor.username})" if actor else SYSTEM_NAME)
+                                actor=person, changes=changes)
+    name = actor_name or _name_of(actor)
     items: list[tuple[str | None, object, object]] = [
         (field, old, new) for field, (old, new) in changes.items() if old != new]
     rows = [
         AuditEntry(
             at=now,
-            actor_id=actor.user_id if actor else None,
+            actor_id=person.user_id if person else None,
             actor_name=name,
             entity=entity,
             entity_id=str(entity_id),
@@ -100,6 +102,12 @@ def record(
                          for row in rows for site in concerned])
         session.flush()
     return rows
+
+
+def _name_of(actor: Actor | Operator | None) -> str:
+    if isinstance(actor, Operator):
+        return actor.name
+    return f"{actor.full_name} ({actor.username})" if actor else SYSTEM_NAME
 
 
 def history(*, session: Session, entity: str, entity_id: object) -> list[AuditEntry]:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from coi.core.access import Actor
+from coi.core.access import Actor, Operator
 from coi.models import User, WebSession
 from coi.services import audit
 
@@ -89,8 +89,8 @@ def end(*, session: Session, now: datetime, row: WebSession, reason: str) -> Non
 
 
 def end_all(
-    *, session: Session, now: datetime, user_id: int, reason: str, actor: Actor | None = None,
-    audit_reason: str | None = None,
+    *, session: Session, now: datetime, user_id: int, reason: str,
+    actor: Actor | Operator | None = None, audit_reason: str | None = None,
 ) -> int:
     """End every live session of `user_id`; with `audit_reason`, the act is audited."""
     ended = session.execute(
@@ -101,6 +101,19 @@ def end_all(
                      action="update", reason=audit_reason,
                      changes={"sessions_ended": (None, ended)})
     return int(ended or 0)
+
+
+def live(*, session: Session, now: datetime, limits: Limits,
+         user_id: int | None = None) -> list[tuple[WebSession, User]]:
+    """The sessions living at `now` (what `judge` lets through: not ended, not idle, not past
+    their lifetime), of everyone or of `user_id`, oldest first, each with its person."""
+    query = (select(WebSession, User).join(User, col(User.id) == WebSession.user_id)
+             .where(col(WebSession.ended_at).is_(None),
+                    col(WebSession.created_at) > now - limits.lifetime,
+                    col(WebSession.last_seen_at) > now - limits.idle))
+    if user_id is not None:
+        query = query.where(WebSession.user_id == user_id)
+    return list(session.exec(query.order_by(col(WebSession.id))).all())
 
 
 def explain(reason: str, limits: Limits) -> str:

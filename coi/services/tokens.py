@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from coi.core.access import DEFAULT_SCOPES, SCOPES, Actor
+from coi.core.access import DEFAULT_SCOPES, SCOPES, Actor, Operator
 from coi.core.errors import AuthenticationFailed, Forbidden, InvalidInput, NotFound
 from coi.models import ApiToken, User
 from coi.services import audit
@@ -24,20 +24,20 @@ def token_hash(token: str) -> str:
 
 
 def issue_token(
-    *, session: Session, now: datetime, actor: Actor | None, user_id: int, name: str,
-    days: int, reason: str, scopes: Iterable[str] = DEFAULT_SCOPES,
+    *, session: Session, now: datetime, actor: Actor | Operator | None, user_id: int,
+    name: str, days: int, reason: str, scopes: Iterable[str] = DEFAULT_SCOPES,
 ) -> tuple[str, ApiToken]:
     """A new token for `user_id`, who must be the person asking (`actor`): a token acts as
     the person who created it, never as someone else. `actor` None is the system (tests,
-    benchmarks, the operator's command line). Returns the token text (shown once) and its
-    record."""
+    benchmarks); an Operator, the installation's operator on the command line, who issues
+    one for anyone (audited as such). Returns the token text (shown once) and its record."""
     user = session.get(User, user_id)
     if user is None or not user.active:
         raise NotFound("No such active user.")
-    if actor is not None and actor.user_id != user_id:
+    if isinstance(actor, Actor) and actor.user_id != user_id:
         raise Forbidden("A token acts as the person who creates it: that person issues their "
                         "own tokens, logged in as themselves.")
-    if actor is not None and actor.scopes is not None:
+    if isinstance(actor, Actor) and actor.scopes is not None:
         raise Forbidden("A token cannot issue tokens: log in to issue one.")
     chosen = sorted(set(scopes))
     if not chosen or not set(chosen) <= set(SCOPES):
@@ -50,9 +50,10 @@ def issue_token(
         raise InvalidInput("A token lives 1 to 730 days.",
                            [{"field": "days", "message": "1 to 730."}])
     text = PREFIX + secrets.token_urlsafe(32)
+    # The system and the operator have no account to name here: the audit entry names them.
     token = ApiToken(user_id=user_id, name=name.strip(), token_hash=token_hash(text),
                      prefix=text[:12], created_at=now,
-                     created_by_id=actor.user_id if actor else user_id,
+                     created_by_id=actor.user_id if isinstance(actor, Actor) else user_id,
                      expires_at=now + timedelta(days=days), scopes=" ".join(chosen))
     session.add(token)
     session.flush()
@@ -81,7 +82,7 @@ def user_for_token(*, session: Session, now: datetime, text: str) -> tuple[User,
 
 
 def revoke_token(
-    *, session: Session, now: datetime, actor: Actor, token_id: int, reason: str,
+    *, session: Session, now: datetime, actor: Actor | Operator, token_id: int, reason: str,
 ) -> ApiToken:
     token = session.get(ApiToken, token_id)
     if token is None:
@@ -99,7 +100,7 @@ def revoke_token(
     return token
 
 
-def list_tokens(*, session: Session, actor: Actor,
+def list_tokens(*, session: Session, actor: Actor | Operator,
                 own: bool = False) -> list[tuple[ApiToken, User]]:
     """The actor's own tokens (`own`), or those of the people the actor administers."""
     query = select(ApiToken, User).join(User, col(User.id) == ApiToken.user_id)

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from coi import throttle
-from coi.core.access import GLOBAL_ADMIN_PERMISSIONS, Actor, allowed, require
+from coi.core.access import GLOBAL_ADMIN_PERMISSIONS, Actor, Operator, allowed, require
 from coi.core.emails import email_problems
 from coi.core.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound, Throttled
 from coi.db import keep
-from coi.models import ROLES, RoleGrant, Site, User
+from coi.models import ROLES, RoleGrant, Site, User, WebSession
 from coi.passwords import hash_password, password_matches, password_problem
 from coi.services import attempts, audit, sessions
 
@@ -27,14 +27,15 @@ def create_user(
     *,
     session: Session,
     now: datetime,
-    actor: Actor | None,
+    actor: Actor | Operator | None,
     username: str,
     full_name: str,
     password: str,
     email: str | None = None,
     reason: str,
 ) -> User:
-    """Create an account. `actor` None is the system (the demo loader, first admin)."""
+    """Create an account. `actor` None is the system (the demo loader, first admin); an
+    Operator, the installation's operator on the command line."""
     if actor is not None:
         require(actor, "user.manage", doing="create user accounts")
     username = normalise_username(username)
@@ -64,7 +65,7 @@ def create_user(
 
 
 def grant_role(
-    *, session: Session, now: datetime, actor: Actor | None, user_id: int, site_id: int,
+    *, session: Session, now: datetime, actor: Actor | Operator | None, user_id: int, site_id: int,
     role: str, reason: str,
 ) -> RoleGrant:
     if actor is not None:
@@ -91,7 +92,7 @@ def grant_role(
 
 
 def revoke_role(
-    *, session: Session, now: datetime, actor: Actor, grant_id: int, reason: str,
+    *, session: Session, now: datetime, actor: Actor | Operator, grant_id: int, reason: str,
 ) -> None:
     grant = session.get(RoleGrant, grant_id)
     if grant is None:
@@ -108,7 +109,7 @@ def revoke_role(
     session.flush()
 
 
-def require_manager_of(session: Session, actor: Actor, permission: str, user_id: int,
+def require_manager_of(session: Session, actor: Actor | Operator, permission: str, user_id: int,
                        *, doing: str) -> None:
     """An administrator manages the people of their own sites only: an account whose every
     role grant is at a site the administrator administers, or a new account with no grant
@@ -129,7 +130,7 @@ def require_manager_of(session: Session, actor: Actor, permission: str, user_id:
 
 
 def set_active(
-    *, session: Session, now: datetime, actor: Actor, user_id: int, active: bool, reason: str,
+    *, session: Session, now: datetime, actor: Actor | Operator, user_id: int, active: bool, reason: str,
 ) -> User:
     user = session.get(User, user_id)
     if user is None:
@@ -186,7 +187,7 @@ def change_password(
 
 
 def reset_password(
-    *, session: Session, now: datetime, actor: Actor, user_id: int, reason: str,
+    *, session: Session, now: datetime, actor: Actor | Operator, user_id: int, reason: str,
 ) -> tuple[User, str]:
     """An administrator resets a password: a one-time password is made (shown once to the
     administrator), the person must choose their own at the next login, and their sessions
@@ -211,7 +212,7 @@ def reset_password(
     return user, temporary
 
 
-def end_sessions(*, session: Session, now: datetime, actor: Actor, user_id: int,
+def end_sessions(*, session: Session, now: datetime, actor: Actor | Operator, user_id: int,
                  reason: str) -> int:
     """An administrator ends every session of a person they manage; audited."""
     require_manager_of(session, actor, "user.manage", user_id, doing="end this person's sessions")
@@ -219,6 +220,25 @@ def end_sessions(*, session: Session, now: datetime, actor: Actor, user_id: int,
         raise NotFound("No such user.")
     return sessions.end_all(session=session, now=now, user_id=user_id, reason="ended_by_admin",
                             actor=actor, audit_reason=reason)
+
+
+def end_session(*, session: Session, now: datetime, actor: Actor | Operator, session_id: int,
+                limits: sessions.Limits, reason: str) -> WebSession:
+    """An administrator ends one live session of a person they manage (the laptop left
+    behind, while their other browser goes on); audited. A session over already (ended,
+    idle or past its lifetime under `limits`) is refused: there is nothing to end."""
+    row = session.get(WebSession, session_id)
+    if row is None:
+        raise NotFound(f"No session {session_id}.")
+    require_manager_of(session, actor, "user.manage", row.user_id,
+                       doing="end this person's sessions")
+    over = sessions.judge(row, now, limits)
+    if over is not None:
+        raise Conflict(f"Session {session_id} is over already ({over}): nothing to end.")
+    audit.record(session=session, now=now, actor=actor, entity="web_session", entity_id=row.id,
+                 action="update", reason=reason, changes={"ended_at": (None, now)})
+    sessions.end(session=session, now=now, row=row, reason="ended_by_admin")
+    return row
 
 
 def password_expired(user: User, now: datetime, max_age_days: int) -> bool:
@@ -258,7 +278,7 @@ def authenticate(
 
 
 def set_global_admin(
-    *, session: Session, now: datetime, actor: Actor | None, user_id: int, value: bool,
+    *, session: Session, now: datetime, actor: Actor | Operator | None, user_id: int, value: bool,
     reason: str,
 ) -> User:
     """Make or unmake a global administrator: only a global administrator may (or the
@@ -315,7 +335,7 @@ def list_users(*, session: Session) -> list[tuple[User, list[tuple[RoleGrant, Si
     return [(user, by_user.get(user.id, [])) for user in users]  # type: ignore[arg-type]
 
 
-def manages(session: Session, actor: Actor, permission: str, user_id: int) -> bool:
+def manages(session: Session, actor: Actor | Operator, permission: str, user_id: int) -> bool:
     """Does `actor` administer this person (`require_manager_of` without the refusal)?"""
     try:
         require_manager_of(session, actor, permission, user_id, doing="manage this account")
