@@ -13,7 +13,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlmodel import select
 
-from coi import demo, handlers, migrate
+from coi import demo, handlers, manage, migrate
 from coi.core.errors import DomainError
 from coi.core.phi import PhiCipher
 from coi.db import session_scope, snapshot
@@ -30,6 +30,10 @@ ledger_cli = AppGroup("ledger", help="The tamper-evident custody ledger.")
 cli.add_command(db_cli)
 cli.add_command(phi_cli)
 cli.add_command(ledger_cli)
+cli.add_command(manage.user_cli)
+cli.add_command(manage.role_cli)
+cli.add_command(manage.token_cli)
+cli.add_command(manage.session_cli)
 
 
 @ledger_cli.command("verify")
