@@ -203,6 +203,8 @@ def test_the_trail_and_its_exports_name_the_os_user_and_the_command_line(app, wo
     login(client, "root")
     page = client.get("/admin/audit?entity=user").get_data(as_text=True)
     assert OPERATOR in page and "command line" in page
+    assert OPERATOR in client.get("/admin/audit?actor=system&q=on+leave").get_data(as_text=True)
+    assert OPERATOR not in client.get("/admin/audit?actor=admin").get_data(as_text=True)
     rows = list(csv.DictReader(io.StringIO(
         client.get("/admin/audit.csv?q=on+leave").get_data(as_text=True))))
     assert [(r["actor"], r["actor_id"], r["via"], r["field"]) for r in rows] == [
