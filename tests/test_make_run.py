@@ -1,7 +1,8 @@
 """`make run` runs the whole platform: the web server and the scheduler under honcho
 (Procfile.dev). Started here as `make run` starts them, on a demo database of its own: the
 web server answers, the scheduler keeps the demo's alarm e-mails in the development outbox,
-both log to the one terminal, and Ctrl-C (SIGINT to honcho) stops both."""
+both log to the one terminal, Ctrl-C (SIGINT to honcho) stops both, and one dying stops the
+other."""
 
 from __future__ import annotations
 
@@ -167,3 +168,20 @@ def test_make_run_serves_the_web_and_runs_the_scheduler_and_ctrl_c_stops_both(pl
     assert in_group(web) == [], f"the web server outlived Ctrl-C:\n{terminal.text}"
     assert in_group(scheduler) == [], f"the scheduler outlived Ctrl-C:\n{terminal.text}"
     assert not healthy(port), "something still answers on the web server's port"
+
+
+def test_when_one_process_dies_make_run_stops_the_other(platform, environment):
+    honcho, terminal = platform
+    port = int(environment["PORT"])
+    web, scheduler = (wait_for(f"honcho starting {name}", lambda n=name: terminal.pid_of(n), terminal)
+                      for name in STARTED)
+    wait_for(f"/healthz answering on port {port}", lambda: healthy(port), terminal)
+
+    os.killpg(scheduler, signal.SIGKILL)  # the scheduler crashes
+    try:
+        honcho.wait(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"honcho still runs {WAIT_S:.0f} s after the scheduler died:\n{terminal.text}")
+
+    assert honcho.returncode != 0, "make run ended as if nothing had gone wrong"
+    assert in_group(web) == [], f"the web server outlived the scheduler:\n{terminal.text}"

@@ -162,6 +162,16 @@ def test_a_global_administrator_reads_each_kept_email_newest_first(app, client, 
     assert "1 message." in text
 
 
+def test_the_alarms_delivery_log_says_the_email_was_kept_not_sent(app, client, session, world, clock):
+    alarm, _notification = email_to_qa(app, session, world, clock)
+    deliver(session, clock.now(), settings=DEVELOPMENT, transport=NoNetwork())
+
+    login(client, "qa")
+    page = client.get(f"/alarms/{alarm.id}").get_data(as_text=True)
+
+    assert "qa@example.org" in page and "kept in the development outbox (no mail server configured)" in page
+
+
 def test_the_page_says_when_it_shows_only_the_newest(app, client, session, world, clock, monkeypatch):
     alarm, notification = email_to_qa(app, session, world, clock)
     for second in range(3):
