@@ -43,7 +43,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 run: system-deps $(VENV)/.installed-app
 	$(FLASK) coi init
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
 # Runs the suite on SQLite and, when COI_TEST_POSTGRES_URL is set, again on PostgreSQL.
 test: system-deps $(VENV)/.installed-test

@@ -67,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_USERNAME": "",
     "MAIL_PASSWORD": "",
     "MAIL_STARTTLS": False,
+    # Development: alarm e-mails kept in the outbox table (/admin/outbox), not sent. None: on in
+    # development mode when MAIL_SERVER is empty, off otherwise.
+    "MAIL_OUTBOX": None,
     "NOTIFY_MAX_ATTEMPTS": 10,
     "LOGGER_SILENCE_MINUTES": 60,  # in transit, logger data older than this has "stopped"
     # The scheduler process (flask coi scheduler) and the dashboard.
@@ -119,7 +122,28 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
     lifetime = int(config["SESSION_LIFETIME_HOURS"]) * 3600
     config["PERMANENT_SESSION_LIFETIME"] = config["WTF_CSRF_TIME_LIMIT"] = lifetime
     _check_rate_limit_storage(config["RATE_LIMIT_STORAGE"])
+    config["MAIL_OUTBOX"] = _mail_outbox(config["MAIL_OUTBOX"], mode=mode,
+                                         server=config.get("MAIL_SERVER"))
     return config
+
+
+def _mail_outbox(value: str | bool | None, *, mode: str, server: str | None) -> bool:
+    """Whether alarm e-mails are kept in the development outbox instead of sent. Refused where
+    it would silently keep alarms from people: in production, or beside a mail server."""
+    if value is None or value == "":
+        return mode == "development" and not server
+    if isinstance(value, str):
+        if value.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"COI_MAIL_OUTBOX is {value!r}; use on or off (or leave it unset).")
+        value = value.lower() in ("1", "true", "yes", "on")
+    if value and mode == "production":
+        raise ConfigError("Refusing to start in production mode: COI_MAIL_OUTBOX is on, so alarm "
+                          "e-mails would be kept in a table and never reach anyone. Unset it and "
+                          "configure COI_MAIL_SERVER.")
+    if value and server:
+        raise ConfigError("COI_MAIL_OUTBOX is on and COI_MAIL_SERVER is set: alarm e-mails go to "
+                          "one or the other. Unset one of them.")
+    return bool(value)
 
 
 def _check_rate_limit_storage(url: str) -> None:
@@ -299,6 +323,7 @@ def alerting_settings(config: dict[str, Any]) -> alerting.Alerting:
             mail=alerting.parse_mail(config.get("MAIL_SERVER"), config.get("MAIL_FROM"),
                                      config.get("MAIL_USERNAME"), config.get("MAIL_PASSWORD"),
                                      bool(config.get("MAIL_STARTTLS"))),
+            outbox=bool(config.get("MAIL_OUTBOX")),
             base_url=str(config["LABEL_VERIFY_BASE_URL"]).rstrip("/"),
             max_attempts=int(config["NOTIFY_MAX_ATTEMPTS"]),
             logger_silence=timedelta(minutes=int(config["LOGGER_SILENCE_MINUTES"])),

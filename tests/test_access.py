@@ -70,6 +70,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "admin.audit_trail": frozenset({"admin", "root", "qa"}),
     "admin.audit_csv": frozenset({"admin", "root", "qa"}),
     "admin.audit_json": frozenset({"admin", "root", "qa"}),
+    "admin.outbox_messages": frozenset({"root"}),  # only a global administrator
     "account.password": LOGGED_IN,
     "account.token_list": LOGGED_IN,
     # A token is revoked by the person it acts as (staff2 here) or their administrator.

@@ -3,11 +3,13 @@ and read in a browser (tests/test_browser_layout.py, tests/test_accessibility.py
 plugin (loaded by conftest.py) with the `tour` fixture, whose database is made once per run.
 
 A page is judged as the persona who sees most of it would see it: a case with a collected
-bag, a shipment with its logger file and chart, labels printed, an open alarm, an API token."""
+bag, a shipment with its logger file and chart, labels printed, an open alarm, an API token,
+the alarm's e-mail kept in the development outbox."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +18,8 @@ from flask import Flask
 from sqlmodel import Session
 
 from coi.core.clock import FrozenClock
-from coi.models import coi_of, serial_of
-from coi.services import alarms, enrolment, labels, tokens
+from coi.models import Notification, coi_of, serial_of
+from coi.services import alarms, delivery, enrolment, labels, tokens
 from tests.browser import SIZES, WAIT, logged_in
 from tests.databases import Databases, Template
 from tests.helpers import Flow, World, make_case
@@ -52,6 +54,7 @@ class Tour:
             "users": ("root", "/admin/users"),
             "admin-tokens": ("root", "/admin/tokens"),
             "audit": ("root", "/admin/audit"),
+            "outbox": ("root", "/admin/outbox"),
             "verify": (ANONYMOUS, "/verify"),
             "login": (ANONYMOUS, "/login"),
         }
@@ -82,8 +85,19 @@ def build_tour(app: Flask, session: Session, clock: FrozenClock, world: World) -
                                                                     mrn="M-2")).text,
                                     kind="apheresis_bag")
     session.commit()
+    _keep_an_email(app, session, clock, alarm.id, world)  # type: ignore[arg-type]
     return Tour(coi=flow.coi.text, bag=flow.bag, shipment_id=shipment.id,  # type: ignore[arg-type]
                 alarm_id=alarm.id, fresh_bag=serial_of(fresh).text)  # type: ignore[arg-type]
+
+
+def _keep_an_email(app: Flask, session: Session, clock: FrozenClock, alarm_id: int, world: World) -> None:
+    """The alarm's e-mail to QA, kept in the development outbox by the delivery job (committed)."""
+    session.add(Notification(alarm_id=alarm_id, channel="email", target="qa@example.org",
+                             user_id=world.actor("qa").user_id, next_attempt_at=clock.now(),
+                             created_at=clock.now()))
+    session.commit()
+    settings = dataclasses.replace(app.extensions["coi.alerting"], outbox=True)
+    assert delivery.deliver(session, clock.now(), settings=settings) == 1
 
 
 @pytest.fixture(scope="session")

@@ -44,12 +44,15 @@ POLICY: dict[str, frozenset[str]] = {
     "alarm.acknowledge": frozenset({"site_staff", "coordinator", "qa", "courier"}),
     "alarm.resolve": frozenset({"qa"}),
     "dashboard.view": frozenset({"coordinator", "qa", "site_staff"}),
+    # The development outbox holds every site's alarm e-mails: no site role reads it, only a
+    # global administrator (GLOBAL_ADMIN_PERMISSIONS).
+    "outbox.view": frozenset(),
 }
 
 
 # Global administration is its own explicit role (app_user.global_admin), held by nobody by
 # default: it manages every site's accounts and reads every site's audit trail, never PHI.
-GLOBAL_ADMIN_PERMISSIONS = frozenset({"user.manage", "token.manage", "audit.view"})
+GLOBAL_ADMIN_PERMISSIONS = frozenset({"user.manage", "token.manage", "audit.view", "outbox.view"})
 
 # What an API token may be used for. A token acts as the person who created it, and only
 # within its scopes; every other permission (administration, corrections, signatures at the

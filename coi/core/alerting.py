@@ -54,6 +54,8 @@ class Alerting:
     levels: tuple[Level, ...]
     webhooks: tuple[Webhook, ...] = ()
     mail: Mail | None = None  # None: no SMTP server configured, e-mails are not sent
+    # Development: e-mails are kept in the outbox table (coi.services.outbox), never sent.
+    outbox: bool = False
     base_url: str = "http://127.0.0.1:5000"  # links in messages point here
     max_attempts: int = 10  # a notification is given up after this many failed attempts
     # While a shipment is in transit, logger data older than this counts as stopped.

@@ -20,6 +20,7 @@ from coi.models.custody import COMPLETING_KINDS, CustodyEvent, LedgerCheckpoint
 from coi.models.label import Label, LabelKey, LabelRevocation
 from coi.models.logger_day import LoggerDaySummary
 from coi.models.logger_format import LoggerFormat
+from coi.models.outbox import OutboxMessage
 from coi.models.patient import Patient
 from coi.models.product import Product, ProductRoute
 from coi.models.seal import RecordSeal
@@ -62,6 +63,7 @@ __all__ = [
     "Notification",
     "NotificationAttempt",
     "OUTCOMES",
+    "OutboxMessage",
     "CASE_STATES",
     "MEANINGS",
     "ROLES",

@@ -4,7 +4,9 @@ The alarm service writes `notification` rows (an outbox) in the transaction that
 alarm; this job sends the ones that are due, by e-mail or as a signed webhook call, and logs
 every attempt in `notification_attempt`. Delivery is at least once: a process that dies after
 sending but before recording sends again after its claim lapses, so webhook receivers drop
-duplicates by `X-COI-Delivery`.
+duplicates by `X-COI-Delivery`. On a development machine with no mail server (COI_MAIL_OUTBOX)
+an e-mail is not sent but kept in the outbox table (coi.services.outbox), in the transaction
+that records it as sent.
 
 Unlike the other services this job owns its transactions: it commits its claim before sending
 (so another scheduler does not send the same message) and each outcome at once (a message
@@ -46,6 +48,7 @@ from coi.models import (
     coi_of,
     serial_of,
 )
+from coi.services import outbox
 
 log = logging.getLogger(__name__)
 
@@ -217,10 +220,16 @@ def _prepare(session: Session, notification: Notification, now: datetime, settin
     alarm = session.get_one(Alarm, notification.alarm_id)
     about = _about(session, alarm, settings)
     if notification.channel == "email":
+        subject, text = _email_text(notification, alarm, about)
+        if settings.outbox:  # a development machine: kept where admins read it, in this transaction
+            return partial(outbox.keep, session=session, now=now,
+                           notification_id=cast(int, notification.id), alarm_id=cast(int, alarm.id),
+                           recipient=notification.target, user_id=notification.user_id,
+                           subject=subject, body=text)
         if settings.mail is None:
             raise DeliveryFailed("no mail server is configured (COI_MAIL_SERVER)", permanent=True)
         return partial(transport.send_mail, settings.mail,
-                       _email(settings.mail, notification, alarm, about))
+                       _email(settings.mail, notification.target, subject, text))
     if notification.channel == "webhook":
         hook = next((h for h in settings.webhooks if h.name == notification.target), None)
         if hook is None:
@@ -265,7 +274,8 @@ def _about(session: Session, alarm: Alarm, settings: Alerting) -> _About:
                   rule=json.loads(alarm.rule), url=f"{settings.base_url.rstrip('/')}/alarms/{alarm.id}")
 
 
-def _email(mail: Mail, notification: Notification, alarm: Alarm, about: _About) -> EmailMessage:
+def _email_text(notification: Notification, alarm: Alarm, about: _About) -> tuple[str, str]:
+    """The subject and the text of an alarm e-mail: identifiers and a link, never patient data."""
     lines = [alarm.summary, "", f"Case (COI):       {about.case or '-'}"]
     if about.unit:
         lines.append(f"Unit:             {about.unit}")
@@ -279,12 +289,16 @@ def _email(mail: Mail, notification: Notification, alarm: Alarm, about: _About) 
               "", f"You are told because {why}.", "",
               f"Open the alarm: {about.url}", "",
               "Patient details are never sent by e-mail: open the alarm to see the case."]
+    title = alarm.code.replace("_", " ").capitalize()
+    return f"[COI {alarm.severity}] {title}: {about.name(alarm)}", "\n".join(lines) + "\n"
+
+
+def _email(mail: Mail, recipient: str, subject: str, body: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = mail.sender
-    message["To"] = notification.target
-    title = alarm.code.replace("_", " ").capitalize()
-    message["Subject"] = f"[COI {alarm.severity}] {title}: {about.name(alarm)}"
-    message.set_content("\n".join(lines) + "\n")
+    message["To"] = recipient
+    message["Subject"] = subject
+    message.set_content(body)
     return message
 
 

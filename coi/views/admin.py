@@ -1,4 +1,5 @@
-"""Administration: accounts, role grants, API tokens, and the audit trail."""
+"""Administration: accounts, role grants, API tokens, the audit trail, and the development
+outbox."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from coi.core.errors import DomainError
 from coi.db import session_scope
 from coi.models import ROLES, User
 from coi.ratelimits import the_throttle
-from coi.services import audit, audit_export, masterdata, throttling, tokens, users
+from coi.services import audit, audit_export, masterdata, outbox, throttling, tokens, users
 from coi.web import actor, carry_out, now, request_session, whole_number
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
@@ -48,7 +49,7 @@ def user_list() -> Any:
                                   if allowed(me, "user.manage", s.id)],
                            delays=throttling.delays(guard=the_throttle(), now=now(),
                                                     people=[user for user, _g in people]),
-                           now_seconds=now().timestamp()), status
+                           now_seconds=now().timestamp(), outbox_in_use=_outbox_in_use()), status
 
 
 @blueprint.route("/users/<int:user_id>/password", methods=["POST"])
@@ -182,6 +183,19 @@ def audit_csv() -> Any:
 @permission("audit.view")
 def audit_json() -> Any:
     return _audit_export("json")
+
+
+@blueprint.route("/outbox")
+@permission("outbox.view")
+def outbox_messages() -> Any:
+    """The alarm e-mails a development machine kept instead of sending (COI_MAIL_OUTBOX)."""
+    return render_template("admin/outbox.html",
+                           page=outbox.newest(session=request_session(), limit=outbox.SHOWN),
+                           in_use=_outbox_in_use())
+
+
+def _outbox_in_use() -> bool:
+    return bool(current_app.extensions["coi.alerting"].outbox)
 
 
 def _audit_export(kind: str) -> Response:
