@@ -44,12 +44,16 @@ POLICY: dict[str, frozenset[str]] = {
     "alarm.acknowledge": frozenset({"site_staff", "coordinator", "qa", "courier"}),
     "alarm.resolve": frozenset({"qa"}),
     "dashboard.view": frozenset({"coordinator", "qa", "site_staff"}),
+    # Told when the scheduler is silent (deadlines unchecked, nobody told of alarms): the
+    # people who follow cases across sites and can get an administrator to act.
+    "scheduler.watch": frozenset({"coordinator", "qa"}),
 }
 
 
 # Global administration is its own explicit role (app_user.global_admin), held by nobody by
 # default: it manages every site's accounts and reads every site's audit trail, never PHI.
-GLOBAL_ADMIN_PERMISSIONS = frozenset({"user.manage", "token.manage", "audit.view"})
+GLOBAL_ADMIN_PERMISSIONS = frozenset({"user.manage", "token.manage", "audit.view",
+                                      "scheduler.watch"})
 
 # What an API token may be used for. A token acts as the person who created it, and only
 # within its scopes; every other permission (administration, corrections, signatures at the
