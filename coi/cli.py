@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from datetime import timedelta
 from typing import TextIO
 
 import click
@@ -193,12 +194,15 @@ def scheduler(once: bool) -> None:
     from apscheduler.triggers.interval import IntervalTrigger
 
     from coi import jobs
+    from coi.jobs.recording import run_recorded
 
     engine, clock = _engine(), current_app.extensions["coi.clock"]
     settings = current_app.extensions["coi.alerting"]
-    sweeps, telling = jobs.deadline_jobs(settings), jobs.notification_jobs(settings)
+    kept = timedelta(days=int(current_app.config["SCHEDULER_RUNS_KEPT_DAYS"]))
+    sweeps, telling = jobs.deadline_jobs(settings, runs_kept=kept), jobs.notification_jobs(settings)
     if once:
-        found = {**jobs.run(engine, clock, sweeps), **jobs.run(engine, clock, telling)}
+        found = {**run_recorded(engine, clock, "sweeps", sweeps),
+                 **run_recorded(engine, clock, "notifications", telling)}
         click.echo("; ".join(f"{name} {count}" for name, count in found.items()))
         return
     sweep_every = int(current_app.config["SWEEP_INTERVAL_SECONDS"])
@@ -213,10 +217,12 @@ def scheduler(once: bool) -> None:
     # One run at a time per job; runs missed while one was slow are merged into one.
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None,
               "next_run_time": clock.now()}
-    runner.add_job(jobs.run, IntervalTrigger(seconds=sweep_every), args=(engine, clock, sweeps),
-                   id="sweeps", **common)
-    runner.add_job(jobs.run, IntervalTrigger(seconds=tell_every), args=(engine, clock, telling),
-                   id="telling", executor="telling", **common)
+    # Each run is recorded (coi.jobs.recording): readiness and a banner see when it stops.
+    runner.add_job(run_recorded, IntervalTrigger(seconds=sweep_every),
+                   args=(engine, clock, "sweeps", sweeps), id="sweeps", **common)
+    runner.add_job(run_recorded, IntervalTrigger(seconds=tell_every),
+                   args=(engine, clock, "notifications", telling), id="telling", executor="telling",
+                   **common)
     signal.signal(signal.SIGTERM, lambda *_: runner.shutdown(wait=False))
     click.echo(f"Scheduler started: sweeps every {sweep_every} s, notifications every {tell_every} s "
                "(Ctrl-C to stop).")

@@ -75,6 +75,10 @@ DEFAULTS: dict[str, Any] = {
     # The scheduler process (flask coi scheduler) and the dashboard.
     "SWEEP_INTERVAL_SECONDS": 60,
     "DELIVERY_INTERVAL_SECONDS": 15,
+    # Readiness (/healthz/ready) and a banner fail when the scheduler is silent; off where an
+    # installation runs the jobs some other way and watches them itself.
+    "SCHEDULER_EXPECTED": True,
+    "SCHEDULER_RUNS_KEPT_DAYS": 30,  # the scheduler's heartbeat: runs older are pruned by the sweep
     "DASHBOARD_REFRESH_SECONDS": 30,
 }
 
@@ -124,6 +128,9 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
     _check_rate_limit_storage(config["RATE_LIMIT_STORAGE"])
     config["MAIL_OUTBOX"] = _mail_outbox(config["MAIL_OUTBOX"], mode=mode,
                                          server=config.get("MAIL_SERVER"))
+    if int(config["SCHEDULER_RUNS_KEPT_DAYS"]) < 1:
+        raise ConfigError("COI_SCHEDULER_RUNS_KEPT_DAYS must be at least 1: readiness and the "
+                          "banner judge the scheduler by its latest recorded run.")
     return config
 
 

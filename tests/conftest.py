@@ -44,10 +44,13 @@ def pytest_report_header() -> str:
 def run_config() -> dict[str, Any]:
     """The app configuration of every test's app and of the apps that fill the templates (one
     PHI key per run: the templates' patient records must be readable by the tests' apps; a
-    secret key production accepts, since some tests start the app in production mode)."""
+    secret key production accepts, since some tests start the app in production mode). No
+    scheduler runs beside the tests' apps: readiness and the banner do not expect one, except
+    in the tests of the heartbeat, which turn SCHEDULER_EXPECTED on."""
     return {"MODE": "testing", "SECRET_KEY": "tests-only-session-key-0123456789-abcdefghij",
             "PHI_KEYS": [Fernet.generate_key().decode()], "PHI_INDEX_KEY": PHI_INDEX_KEY,
-            "INSTALLATION_SIGNING_KEY": INSTALLATION_KEY, "LABEL_VERIFY_BASE_URL": "https://coi.example.org"}
+            "INSTALLATION_SIGNING_KEY": INSTALLATION_KEY, "LABEL_VERIFY_BASE_URL": "https://coi.example.org",
+            "SCHEDULER_EXPECTED": False}
 
 
 @pytest.fixture(scope="session")

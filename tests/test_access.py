@@ -51,6 +51,8 @@ EXPECTED: dict[str, frozenset[str]] = {
     "auth.logout": LOGGED_IN,
     "home.index": LOGGED_IN,
     "health.healthz": EVERYONE,
+    "health.live": EVERYONE,
+    "health.ready": EVERYONE,
     "home.favicon": EVERYONE,
     "cases.index": CASE_READERS,
     "cases.enrol": SITE_STAFF,

@@ -47,12 +47,16 @@ POLICY: dict[str, frozenset[str]] = {
     # The development outbox holds every site's alarm e-mails: no site role reads it, only a
     # global administrator (GLOBAL_ADMIN_PERMISSIONS).
     "outbox.view": frozenset(),
+    # Told when the scheduler is silent (deadlines unchecked, nobody told of alarms): the
+    # people who follow cases across sites and can get an administrator to act.
+    "scheduler.watch": frozenset({"coordinator", "qa"}),
 }
 
 
 # Global administration is its own explicit role (app_user.global_admin), held by nobody by
 # default: it manages every site's accounts and reads every site's audit trail, never PHI.
-GLOBAL_ADMIN_PERMISSIONS = frozenset({"user.manage", "token.manage", "audit.view", "outbox.view"})
+GLOBAL_ADMIN_PERMISSIONS = frozenset({"user.manage", "token.manage", "audit.view", "outbox.view",
+                                      "scheduler.watch"})
 
 # What an API token may be used for. A token acts as the person who created it, and only
 # within its scopes; every other permission (administration, corrections, signatures at the

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy import Engine
@@ -18,21 +18,23 @@ from coi.core.alerting import Alerting
 from coi.core.clock import Clock
 from coi.db import for_writing
 from coi.jobs.sweeps import expiring_units, late_shipments, overdue_steps, silent_loggers
-from coi.services import alarms, delivery
+from coi.services import alarms, delivery, heartbeat
 
 log = logging.getLogger(__name__)
 
 Job = Callable[[Session, datetime], int]
 
 
-def deadline_jobs(settings: Alerting) -> dict[str, Job]:
-    """Deadlines and escalation, run every sweep interval."""
+def deadline_jobs(settings: Alerting, *, runs_kept: timedelta = heartbeat.RUNS_KEPT) -> dict[str, Job]:
+    """Deadlines and escalation, run every sweep interval; the sweep also forgets the
+    scheduler's own runs older than `runs_kept` (its heartbeat)."""
     return {
         "overdue_steps": overdue_steps,
         "late_shipments": late_shipments,
         "silent_loggers": partial(silent_loggers, settings=settings),
         "expiring_units": expiring_units,
         "escalate": partial(alarms.escalate, settings=settings),
+        "old_scheduler_runs": partial(heartbeat.prune_runs, kept=runs_kept),
     }
 
 

@@ -23,6 +23,7 @@ from coi.models.logger_format import LoggerFormat
 from coi.models.outbox import OutboxMessage
 from coi.models.patient import Patient
 from coi.models.product import Product, ProductRoute
+from coi.models.scheduler_run import SCHEDULER_GROUPS, SchedulerRun
 from coi.models.seal import RecordSeal
 from coi.models.shipment import (
     SHIPMENT_LEGS,
@@ -53,6 +54,7 @@ __all__ = [
     "ALARM_STATES",
     "APPEND_ONLY_TABLES",
     "COMPLETING_KINDS",
+    "SCHEDULER_GROUPS",
     "SEVERITIES",
     "Alarm",
     "AlarmDeviation",
@@ -96,6 +98,7 @@ __all__ = [
     "ProductRoute",
     "RecordSeal",
     "RoleGrant",
+    "SchedulerRun",
     "Shipment",
     "ShipmentLogger",
     "Signature",

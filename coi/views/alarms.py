@@ -15,6 +15,7 @@ from coi.core.errors import InvalidInput
 from coi.models import HOLDING_OUTCOMES, OUTCOMES, SECOND_DECISIONS, SEVERITIES
 from coi.services import alarms, delivery, holds
 from coi.services.loggers import evaluation
+from coi.views import health
 from coi.web import actor, carry_out, now, request_session
 
 blueprint = Blueprint("alarms", __name__)
@@ -54,9 +55,10 @@ def show(alarm_id: int) -> Any:
     found = alarms.detail(session=db, actor=me, alarm_id=alarm_id)
     alarm = found.alarm
     going_on = alarm.state == "acknowledged" and evaluation.still_going_on(session=db, now=now(), alarm=alarm)
+    deliveries = delivery.delivery_log(db, alarm_id)
     return render_template(
-        "alarms/show.html", found=found,
-        deliveries=delivery.delivery_log(db, alarm_id), outcomes=OUTCOMES, going_on=going_on,
+        "alarms/show.html", found=found, deliveries=deliveries, outcomes=OUTCOMES, going_on=going_on,
+        telling=None if deliveries else health.notifications_silence(db),
         second_decisions={key: OUTCOMES[key] for key in SECOND_DECISIONS},
         awaits_decision=alarm.state == "resolved" and alarm.outcome in HOLDING_OUTCOMES,
         may_acknowledge=alarms.may(session=db, actor=me, alarm=alarm, permission="alarm.acknowledge"),
