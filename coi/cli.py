@@ -14,6 +14,7 @@ from flask.cli import AppGroup
 from sqlmodel import select
 
 from coi import demo, handlers, migrate
+from coi.backup import backup_cli
 from coi.core.errors import DomainError
 from coi.core.phi import PhiCipher
 from coi.db import session_scope, snapshot
@@ -30,6 +31,7 @@ ledger_cli = AppGroup("ledger", help="The tamper-evident custody ledger.")
 cli.add_command(db_cli)
 cli.add_command(phi_cli)
 cli.add_command(ledger_cli)
+cli.add_command(backup_cli)
 
 
 @ledger_cli.command("verify")
