@@ -198,7 +198,13 @@ class Drill:
 
 
 def read_manifest(path: Path) -> tuple[dict[str, Any], Path]:
-    """The manifest and the dump it describes, from the path of either."""
+    """The manifest and the dump it describes, from the path of either, or of the folder
+    that holds them (its newest backup: names sort by time)."""
+    if path.is_dir():
+        found = sorted(path.glob(f"coi-*{MANIFEST_SUFFIX}"))
+        if not found:
+            raise BackupError(f"No backup in {path}: flask coi backup create {path} makes one.")
+        path = found[-1]
     manifest_path = path if path.name.endswith(MANIFEST_SUFFIX) else path.with_name(
         path.name.removesuffix(".dump") + MANIFEST_SUFFIX)
     if not manifest_path.is_file():
@@ -329,12 +335,13 @@ def create_command(folder: Path) -> None:
 
 
 @backup_cli.command("drill")
-@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", metavar="FILE", type=click.Path(exists=True, path_type=Path))
 def drill_command(path: Path) -> None:
-    """Restore a backup (its dump or its manifest) into a scratch database on the configured
-    server, run the ledger verification there with this installation's PHI and signing keys,
-    compare every table's rows with the manifest, and drop the scratch database. Exit status
-    1, with each difference listed, if anything differs."""
+    """Restore a backup (its dump or its manifest; of a folder, the newest) into a scratch
+    database on the configured server, run the ledger verification there with this
+    installation's PHI and signing keys, compare every table's rows with the manifest, and
+    drop the scratch database. Exit status 1, with each difference listed, if anything
+    differs."""
     app = current_app
     report = drill(app.extensions["coi.engine"], path, app.extensions["coi.phi"],
                    app.extensions["coi.signer"].public_key_text, app.extensions["coi.clock"].now())

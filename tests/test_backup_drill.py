@@ -67,9 +67,10 @@ def test_a_backup_of_the_demo_restores_intact_with_the_same_counts(app, engine, 
         assert manifest["tables"]["public.custody_event"] == connection.execute(
             text("SELECT count(*) FROM custody_event")).scalar_one() > 0
 
-    result = app.test_cli_runner().invoke(args=["coi", "backup", "drill", str(dump)])
+    result = app.test_cli_runner().invoke(args=["coi", "backup", "drill", str(tmp_path)])  # newest
 
     assert result.exit_code == 0, result.output
+    assert f"Dump {dump.name}: SHA-256 as in the manifest" in result.output
     assert "Ledger intact" in result.output
     assert "Row counts: all" in result.output
     assert "Drill passed: the backup restores intact." in result.output
