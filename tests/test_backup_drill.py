@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import Engine, text
 
 from coi import demo
+from coi.app import create_app
 from tests.databases import ENGINE, Databases, Template
 
 
@@ -73,6 +75,7 @@ def test_a_backup_of_the_demo_restores_intact_with_the_same_counts(app, engine, 
     assert f"Dump {dump.name}: SHA-256 as in the manifest" in result.output
     assert "Ledger intact" in result.output
     assert "Row counts: all" in result.output
+    assert f"Patient data: all {len(demo.PATIENTS)} record(s) decrypt" in result.output
     assert "Drill passed: the backup restores intact." in result.output
     assert not drills(engine)  # the scratch database was dropped
 
@@ -103,6 +106,22 @@ def test_a_backup_of_a_database_changed_behind_the_apps_back_fails_the_drill(app
     assert result.exit_code == 1, result.output
     assert "Row counts: all" in result.output  # the counts agree: the ledger tells
     assert "ledger: TAMPERED unit" in result.output
+    assert not drills(engine)
+
+
+@postgres_only
+def test_a_drill_with_other_phi_keys_than_the_backups_fails(app, app_config, engine, tmp_path) -> None:
+    """What an escrow test catches: the keys kept are not those the patient data needs."""
+    manifest_path = backup(app, tmp_path)
+    other = create_app(app_config | {"PHI_KEYS": [Fernet.generate_key().decode()]})
+    try:
+        result = other.test_cli_runner().invoke(args=["coi", "backup", "drill", str(manifest_path)])
+    finally:
+        other.extensions["coi.engine"].dispose()
+
+    assert result.exit_code == 1, result.output
+    count = len(demo.PATIENTS)
+    assert f"patient data: {count} of {count} record(s) cannot be decrypted" in result.output
     assert not drills(engine)
 
 
