@@ -138,6 +138,21 @@ def test_a_dump_changed_after_the_backup_is_refused_before_any_restore(app, engi
     assert not drills(engine)
 
 
+@postgres_only
+def test_a_pg_dump_older_than_the_server_is_refused_by_name(app, tmp_path, monkeypatch) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "pg_dump").write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 11.22'\n")
+    (tools / "pg_dump").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+
+    result = app.test_cli_runner().invoke(args=["coi", "backup", "create", str(tmp_path / "b")])
+
+    assert result.exit_code == 1
+    assert "pg_dump is version 11" in result.output and "install postgresql-client-" in result.output
+    assert not list((tmp_path / "b").iterdir())  # nothing half-written
+
+
 @pytest.mark.skipif(ENGINE != "sqlite", reason="the SQLite refusal")
 def test_on_sqlite_backup_refuses_and_points_at_the_file_copy(app, tmp_path) -> None:
     result = app.test_cli_runner().invoke(args=["coi", "backup", "create", str(tmp_path / "b")])
