@@ -153,8 +153,13 @@ def create(engine: Engine, folder: Path, now: datetime) -> Path:
     if dump.exists() or manifest.exists():
         raise BackupError(f"{dump} exists already: one backup per second and folder.")
     partial = folder / f".{stem}.dump.partial"
+    manifest_partial = folder / f".{stem}{MANIFEST_SUFFIX}.partial"
     command_url, env = _libpq(engine.url)
+    complete = False
     try:
+        # Made 0600 before pg_dump writes into it: encrypted patient data, but password
+        # hashes and everything else in clear.
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         with engine.connect().execution_options(isolation_level="REPEATABLE READ") as connection:
             with connection.begin():
                 connection.execute(text("SET TRANSACTION READ ONLY"))
@@ -169,20 +174,20 @@ def create(engine: Engine, folder: Path, now: datetime) -> Path:
                      f"--dbname={command_url}"], env=env, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     raise BackupError(f"pg_dump failed: {done.stderr.strip()}")
-        os.chmod(partial, 0o600)  # encrypted patient data and password hashes, still
         document = {
             "format": FORMAT, "created_at": now.isoformat(), "revision": revision,
             "server_version": shown, "pg_dump": pg_dump, "pg_dump_major": dump_major,
             "database": engine.url.database, "tables": counts,
             "dump": {"file": dump.name, "bytes": partial.stat().st_size, "sha256": sha256_of(partial)},
         }
-        manifest_partial = folder / f".{stem}{MANIFEST_SUFFIX}.partial"
+        os.close(os.open(manifest_partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         manifest_partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-        os.chmod(manifest_partial, 0o600)
         partial.rename(dump)
         manifest_partial.rename(manifest)
+        complete = True
     finally:
-        for leftover in (partial, folder / f".{stem}{MANIFEST_SUFFIX}.partial"):
+        leftovers = [partial, manifest_partial] + ([] if complete else [dump, manifest])
+        for leftover in leftovers:
             leftover.unlink(missing_ok=True)
     return manifest
 
