@@ -6,17 +6,20 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 FLASK  := $(BIN)/flask --app wsgi
 
-.PHONY: run test system-deps lint clean screenshots
+.PHONY: run test system-deps lint clean screenshots lock
 
 # System packages, installed where we can (root with apt-get):
 # - libzbar0 for pyzbar; without it the app decodes with zxing-cpp alone (see /healthz);
 # - chromium for the browser tests of the scan page (Playwright drives Debian's chromium and
 #   never downloads a browser); without it those tests skip, unless COI_REQUIRE_BROWSER=1
-#   (CI) makes them fail.
+#   (CI) makes them fail;
+# - postgresql-client for pg_dump and pg_restore (flask coi backup create / drill, and the
+#   drill's test on PostgreSQL).
 system-deps:
 	@missing=""; \
 	ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0' || missing="$$missing libzbar0"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v pg_dump >/dev/null || missing="$$missing postgresql-client"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "Installing$$missing"; \
@@ -25,21 +28,39 @@ system-deps:
 		echo "warning: could not install$$missing (see the comment above system-deps)"; \
 	else \
 		echo "note:$$missing not installed and cannot be installed here (need root + apt-get);"; \
-		echo "      decoding falls back to zxing-cpp alone, browser tests skip."; \
+		echo "      decoding falls back to zxing-cpp alone, browser tests skip, no backups."; \
 	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# Stamps make a second `make run` start at once; editing pyproject.toml reinstalls.
-$(VENV)/.installed-app: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+# Installs are reproducible: every package at the version and hashes of the lock files
+# (requirements/, made by `make lock`), then the project itself without its dependencies.
+# Stamps make a second `make run` start at once; editing pyproject.toml or a lock reinstalls.
+INSTALL := $(BIN)/python -m pip install -q
+$(VENV)/.installed-app: pyproject.toml requirements/app.txt | $(BIN)/python
+	$(INSTALL) --require-hashes -r requirements/app.txt
+	$(INSTALL) --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test]'
+# The test extras and the dev extras (ruff, mypy, pip-tools) share one lock.
+$(VENV)/.installed-test: pyproject.toml requirements/test.txt | $(BIN)/python
+	$(INSTALL) --require-hashes -r requirements/test.txt
+	$(INSTALL) --no-deps -e .
 	touch $@ $(VENV)/.installed-app
+
+# The lock files again from pyproject.toml, against PyPI alone whatever this machine's pip
+# configuration (local indexes, wheel folders, constraints), so that they install anywhere.
+# Pins still allowed are kept; `make lock LOCK_ARGS=--upgrade` moves every pin to the newest.
+# The project itself stays out of them (the dev extra names it): `pip install --no-deps -e .`.
+LOCK := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL \
+	PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile -q \
+	--generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+	--index-url https://pypi.org/simple --unsafe-package coi-platform $(LOCK_ARGS)
+lock: $(VENV)/.installed-test
+	$(LOCK) -o requirements/app.txt pyproject.toml requirements/lock-extra.in
+	$(LOCK) --extra test --extra dev -o requirements/test.txt pyproject.toml requirements/lock-extra.in
 
 run: system-deps $(VENV)/.installed-app
 	$(FLASK) coi init
@@ -56,7 +77,6 @@ test: system-deps $(VENV)/.installed-test
 	fi
 
 lint: $(VENV)/.installed-test
-	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/ruff check .
 	$(BIN)/mypy coi coldchain
 
@@ -65,5 +85,4 @@ clean:
 
 # README screenshots (Debian's chromium, installed by system-deps).
 screenshots: system-deps $(VENV)/.installed-test
-	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python docs/screenshots.py

@@ -15,6 +15,7 @@ from flask.cli import AppGroup
 from sqlmodel import select
 
 from coi import demo, handlers, manage, migrate
+from coi.backup import backup_cli
 from coi.core.errors import DomainError
 from coi.core.phi import PhiCipher
 from coi.db import session_scope, snapshot
@@ -35,6 +36,7 @@ cli.add_command(manage.user_cli)
 cli.add_command(manage.role_cli)
 cli.add_command(manage.token_cli)
 cli.add_command(manage.session_cli)
+cli.add_command(backup_cli)
 
 
 @ledger_cli.command("verify")
