@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from coi import logs
 from coi.core import alerting
 from coldchain import Profile, load_profiles
 
@@ -73,6 +74,10 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_INTERVAL_SECONDS": 60,
     "DELIVERY_INTERVAL_SECONDS": 15,
     "DASHBOARD_REFRESH_SECONDS": 30,
+    # Logs (coi/logs.py) and the Prometheus metrics at /metrics (coi/metrics.py).
+    "LOG_FORMAT": "json",  # json (one object per line) or text (a developer's terminal)
+    "LOG_LEVEL": "INFO",
+    "METRICS_TOKEN": "",  # bearer token for /metrics; empty: loopback clients only
 }
 
 SECRET_NAMES = ("SECRET_KEY", "PHI_KEYS", "PHI_INDEX_KEY", "INSTALLATION_SIGNING_KEY")
@@ -119,6 +124,10 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
     lifetime = int(config["SESSION_LIFETIME_HOURS"]) * 3600
     config["PERMANENT_SESSION_LIFETIME"] = config["WTF_CSRF_TIME_LIMIT"] = lifetime
     _check_rate_limit_storage(config["RATE_LIMIT_STORAGE"])
+    config["LOG_LEVEL"] = str(config["LOG_LEVEL"]).upper()
+    problem = logs.check(config["LOG_FORMAT"], config["LOG_LEVEL"])
+    if problem:
+        raise ConfigError(problem)
     return config
 
 
