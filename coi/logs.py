@@ -38,11 +38,14 @@ REQUEST_FIELDS = ("request_id", "user", "user_id", "sites", "endpoint", "method"
 ACCESS_FIELDS = ("status", "duration_ms", "remote_addr")
 UNMATCHED = "unmatched"  # the endpoint of a request no route matched (404, 405)
 log = logging.getLogger("coi.access")
+# Loggers kept to warnings: alembic lists its plugins at import; Werkzeug's development
+# server logs each request with its query string, which the access line here replaces.
+QUIET = {"alembic.runtime.plugins": "WARNING", "werkzeug": "WARNING"}
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: UTC time with its zone, level, logger, message, the request's
-    fields when there is one, the exception's text when there is one."""
+    """One JSON object per line: UTC time with its zone, level, logger, message, process id,
+    the request's fields when there is one, the exception's text when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -50,6 +53,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which gunicorn worker, or the scheduler
         }
         for name in (*REQUEST_FIELDS, *ACCESS_FIELDS):
             value = getattr(record, name, None)
@@ -125,10 +129,8 @@ def configure(log_format: str, level: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler(log_format))
     root.setLevel(level)
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    # Werkzeug's development server logs each request with its query string: the access line
-    # here replaces it.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    for name, quiet in QUIET.items():
+        logging.getLogger(name).setLevel(quiet)
 
 
 def check(log_format: str, level: str) -> str | None:
