@@ -51,6 +51,9 @@ EXPECTED: dict[str, frozenset[str]] = {
     "auth.logout": LOGGED_IN,
     "home.index": LOGGED_IN,
     "health.healthz": EVERYONE,
+    # Not a persona's page: the scraper's, by token or from this machine (tests/test_metrics.py);
+    # the test client is local, so every persona gets it.
+    "metrics.scrape": EVERYONE,
     "home.favicon": EVERYONE,
     "cases.index": CASE_READERS,
     "cases.enrol": SITE_STAFF,
