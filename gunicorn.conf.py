@@ -39,6 +39,11 @@ keepalive = 5
 max_requests = _number("COI_MAX_REQUESTS", 2000)
 max_requests_jitter = max_requests // 10
 
+# gunicorn 27's control socket (gunicornc: add workers, reload, stop) sits at one default path
+# per user: off unless COI_CONTROL_SOCKET names where this installation's goes.
+control_socket = os.environ.get("COI_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
+
 accesslog = None  # the app's own JSON access line replaces it
 errorlog = "-"
 loglevel = os.environ.get("COI_LOG_LEVEL", "info").lower()
@@ -52,7 +57,6 @@ logconfig_dict: dict[str, Any] = {
         "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
         # The app's quiet loggers (coi.logs.QUIET): the workers import it before create_app.
         "alembic.runtime.plugins": {"level": "WARNING"},
-        "werkzeug": {"level": "WARNING"},
     },
     "handlers": {"coi": {"()": "coi.logs.handler"}},  # COI_LOG_FORMAT: json (default) or text
     "formatters": {},

@@ -38,9 +38,9 @@ REQUEST_FIELDS = ("request_id", "user", "user_id", "sites", "endpoint", "method"
 ACCESS_FIELDS = ("status", "duration_ms", "remote_addr")
 UNMATCHED = "unmatched"  # the endpoint of a request no route matched (404, 405)
 log = logging.getLogger("coi.access")
-# Loggers kept to warnings: alembic lists its plugins at import; Werkzeug's development
-# server logs each request with its query string, which the access line here replaces.
-QUIET = {"alembic.runtime.plugins": "WARNING", "werkzeug": "WARNING"}
+# Loggers kept to warnings: alembic lists its plugins at import.
+QUIET = {"alembic.runtime.plugins": "WARNING"}
+WERKZEUG_REQUEST_LINE = '"%s" %s %s'  # werkzeug.serving's request line, query string and all
 
 
 class JsonFormatter(logging.Formatter):
@@ -91,6 +91,15 @@ class RequestContext(logging.Filter):
         return True
 
 
+class DevServerRequests(logging.Filter):
+    """Drops the development server's own request lines (`flask run`): they carry the query
+    string, and the access line replaces them. Its other lines (the address it serves on)
+    stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return WERKZEUG_REQUEST_LINE not in str(record.msg)
+
+
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever sys.stderr is when a line is written (not when the handler was
     made), so a test capturing stderr, or gunicorn redirecting it, sees every line."""
@@ -131,6 +140,9 @@ def configure(log_format: str, level: str) -> None:
     root.setLevel(level)
     for name, quiet in QUIET.items():
         logging.getLogger(name).setLevel(quiet)
+    werkzeug = logging.getLogger("werkzeug")
+    if not any(isinstance(f, DevServerRequests) for f in werkzeug.filters):
+        werkzeug.addFilter(DevServerRequests())
 
 
 def check(log_format: str, level: str) -> str | None:

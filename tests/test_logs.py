@@ -54,6 +54,12 @@ def phi_in(lines: list[str], patients: list[PatientIdentity] = PATIENTS) -> list
 
 
 @pytest.fixture
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    """The suite logs warnings only (tests/conftest.py); these tests read every line."""
+    return app_config | {"LOG_LEVEL": "INFO"}
+
+
+@pytest.fixture
 def written(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """What the configured handler writes, wherever sys.stderr points at the time (the CLI
     runner swaps it)."""
@@ -194,3 +200,13 @@ def test_an_unknown_log_format_refuses_to_start(app_config):
 
     with pytest.raises(ConfigError, match="COI_LOG_FORMAT"):
         create_app(app_config | {"LOG_FORMAT": "xml"})
+
+
+def test_the_development_server_logs_its_address_but_not_its_own_request_lines(app, written):
+    from werkzeug._internal import _log
+
+    _log("info", ' * Running on http://127.0.0.1:5000')
+    request_line = f"GET /cases?mrn={NEW_PATIENT.mrn} HTTP/1.1"
+    _log("info", '127.0.0.1 - - [05/Dec/2026 10:00:00] "%s" %s %s', request_line, 200, "-")
+    messages = [json.loads(line)["message"] for line in lines_of(written)]
+    assert messages == [" * Running on http://127.0.0.1:5000"]
