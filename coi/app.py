@@ -3,13 +3,12 @@ migrates a database, calls the network or starts a scheduler."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask
 from flask_wtf import CSRFProtect
 
-from coi import auth, config, problems, ratelimits, security, templating
+from coi import auth, config, logs, problems, ratelimits, security, templating
 from coi.api.v1 import blueprint as api_v1
 from coi.cli import cli
 from coi.config import signing_key_from
@@ -22,6 +21,7 @@ from coi.labels.decoders import log_availability
 from coi.services.keys import Signer
 from coi.version import __version__
 from coi.views import account, admin, alarms, cases, dashboard, health, home, labels, login, scan, shipments
+from coi.views import metrics as metrics_view
 
 csrf = CSRFProtect()
 
@@ -30,8 +30,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(config.load(app.instance_path, overrides))
     app.config["VERSION"] = __version__
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Here, not in wsgi.py: the scheduler and the `flask coi` commands make the app too.
+    logs.configure(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
 
     app.extensions["coi.engine"] = make_engine(app.config["DATABASE_URL"])
     app.extensions["coi.clock"] = app.config.pop("CLOCK", None) or SystemClock()
@@ -43,9 +43,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.teardown_appcontext(close_request_session)
 
     app.url_map.converters.update(CONVERTERS)  # before the blueprints' rules are made
-    for module in (login, account, home, cases, labels, admin, health, scan, shipments, alarms, dashboard):
+    for module in (login, account, home, cases, labels, admin, health, scan, shipments, alarms, dashboard,
+                   metrics_view):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(api_v1)
+    logs.install(app)  # first: whatever the hooks below log carries the request id
+    metrics_view.install(app)
     app.before_request(upload_limit)
     app.before_request(refuse_nul)
     # CSRF is checked by coi.auth once the login is known, so that a form sent after its

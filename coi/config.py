@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from coi import logs
 from coi.core import alerting
 from coldchain import Profile, load_profiles
 
@@ -80,6 +81,10 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_EXPECTED": True,
     "SCHEDULER_RUNS_KEPT_DAYS": 30,  # the scheduler's heartbeat: runs older are pruned by the sweep
     "DASHBOARD_REFRESH_SECONDS": 30,
+    # Logs (coi/logs.py) and the Prometheus metrics at /metrics (coi/metrics.py).
+    "LOG_FORMAT": "json",  # json (one object per line) or text (a developer's terminal)
+    "LOG_LEVEL": "INFO",
+    "METRICS_TOKEN": "",  # bearer token for /metrics; empty: loopback clients only
 }
 
 SECRET_NAMES = ("SECRET_KEY", "PHI_KEYS", "PHI_INDEX_KEY", "INSTALLATION_SIGNING_KEY")
@@ -131,6 +136,10 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
     if int(config["SCHEDULER_RUNS_KEPT_DAYS"]) < 1:
         raise ConfigError("COI_SCHEDULER_RUNS_KEPT_DAYS must be at least 1: readiness and the "
                           "banner judge the scheduler by its latest recorded run.")
+    config["LOG_LEVEL"] = str(config["LOG_LEVEL"]).upper()
+    problem = logs.check(config["LOG_FORMAT"], config["LOG_LEVEL"])
+    if problem:
+        raise ConfigError(problem)
     return config
 
 

@@ -32,6 +32,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for the app's database. Its sessions seal what they write to the identity
     chain (coi.services.seals): every engine of the app is made here, scripts' included."""
     seals.install()
+    # A statement that fails is logged with its SQL, never with its values: they can be what
+    # someone scanned or typed.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         connect_args: dict[str, Any] = {"timeout": BUSY_TIMEOUT}
         database = make_url(url).database

@@ -50,7 +50,11 @@ def run_config() -> dict[str, Any]:
     return {"MODE": "testing", "SECRET_KEY": "tests-only-session-key-0123456789-abcdefghij",
             "PHI_KEYS": [Fernet.generate_key().decode()], "PHI_INDEX_KEY": PHI_INDEX_KEY,
             "INSTALLATION_SIGNING_KEY": INSTALLATION_KEY, "LABEL_VERIFY_BASE_URL": "https://coi.example.org",
-            "SCHEDULER_EXPECTED": False}
+            "SCHEDULER_EXPECTED": False,
+            # Warnings and errors only: an access line per request, and the INFO lines of
+            # threads outliving a test (an SMTP server's), would fill the run's output.
+            # tests/test_logs.py asks for INFO.
+            "LOG_LEVEL": "WARNING"}
 
 
 @pytest.fixture(scope="session")

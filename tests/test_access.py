@@ -53,6 +53,9 @@ EXPECTED: dict[str, frozenset[str]] = {
     "health.healthz": EVERYONE,
     "health.live": EVERYONE,
     "health.ready": EVERYONE,
+    # Not a persona's page: the scraper's, by token or from this machine (tests/test_metrics.py);
+    # the test client is local, so every persona gets it.
+    "metrics.scrape": EVERYONE,
     "home.favicon": EVERYONE,
     "cases.index": CASE_READERS,
     "cases.enrol": SITE_STAFF,

@@ -86,6 +86,7 @@ class Actor:
     scopes: frozenset[str] | None = None  # a token's scopes; None: a person in a session
     global_admin: bool = False
     site_names: dict[int, str] = field(default_factory=dict, compare=False)
+    site_codes: dict[int, str] = field(default_factory=dict, compare=False)  # for log lines
 
     def roles(self) -> set[str]:
         return {role for _site, role in self.grants}

@@ -14,6 +14,7 @@ from functools import partial
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from coi import metrics
 from coi.core.alerting import Alerting
 from coi.core.clock import Clock
 from coi.db import for_writing
@@ -64,6 +65,7 @@ def run(engine: Engine, clock: Clock, jobs: dict[str, Job]) -> dict[str, int]:
                 log.exception("job %s failed; it runs again at the next interval", name)
                 continue
         elapsed = (time.monotonic() - started) * 1000
+        metrics.observe_sweep(name, elapsed / 1000)
         if found[name]:
             log.info("%s: %d found in %.0f ms", name, found[name], elapsed)
     return found

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select, SelectOfScalar
 
+from coi import metrics
 from coi.core.access import Actor
 from coi.core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, Throttled
 from coi.core.identifiers import CoiId, IdentifierError, UnitSerial, foreign_description, parse_scan
@@ -208,6 +209,7 @@ def record_unplaced(*, session: Session, now: datetime, actor: Actor, entries: l
                  action="refuse", reason=error.message + (" " + " ".join(reasons) if reasons else ""),
                  changes={"scans": (None, [{"text": e.text, "method": e.method} for e in entries])},
                  sites=[site for site, _role in actor.grants])
+    metrics.count_scan(session, [error.code])
 
 
 @dataclass(frozen=True)
@@ -289,8 +291,8 @@ def scan(
                            [{"field": "step", "message": "Name the route step."}])
     request_key = _request_key(actor, idempotency_key)
     try:
-        return _scan(session, now, actor, entries, step_name, coi_text, site_id, own_password,
-                     verifiers, device, device_at, request_key, partial, remote_addr)
+        outcome = _scan(session, now, actor, entries, step_name, coi_text, site_id, own_password,
+                        verifiers, device, device_at, request_key, partial, remote_addr)
     except IntegrityError:
         # The unique request key: this request was recorded before (a retry, an offline
         # queue sending again, or the same request racing itself). Answer as then.
@@ -303,6 +305,9 @@ def scan(
             raise
         return _replay(session, earlier, case_named(session, entries, coi_text), entries,
                        step_name)
+    if outcome.event is not None:  # recorded (an accepted partial scan is not)
+        metrics.count_scan(session, [reason.code for reason in outcome.verdict.refusals])
+    return outcome
 
 
 def _scan(

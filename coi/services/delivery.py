@@ -34,6 +34,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col, select
 
+from coi import metrics
 from coi.core import alerting
 from coi.core.alerting import Alerting, Mail
 from coi.models import (
@@ -195,6 +196,9 @@ def _deliver_one(session: Session, notification_id: int, seen: datetime, now: da
     session.commit()
     if not ok:
         log.warning("notification %s not delivered: %s", notification_id, detail)
+        notification = session.get_one(Notification, notification_id)
+        # permanent: no attempt follows (refused for good, or out of attempts)
+        metrics.count_notification_failure(notification.channel, notification.state == "failed")
     return True
 
 

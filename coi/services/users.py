@@ -315,7 +315,8 @@ def actor_for(
     return Actor(user_id=user.id, username=user.username,  # type: ignore[arg-type]
                  full_name=user.full_name, grants=grants, timezone=timezone,  # type: ignore[arg-type]
                  token_id=token_id, via=via, scopes=scopes, global_admin=user.global_admin,
-                 site_names={site.id: site.name for _g, site in rows})  # type: ignore[misc]
+                 site_names={site.id: site.name for _g, site in rows},  # type: ignore[misc]
+                 site_codes={site.id: site.code for _g, site in rows})  # type: ignore[misc]
 
 
 def load_actor(*, session: Session, user_id: int, via: str | None = None) -> Actor | None:

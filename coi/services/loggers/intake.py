@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+from coi import metrics
 from coi.core.access import Actor
 from coi.core.canonical import canonical_json
 from coi.core.display import local_text
@@ -552,6 +553,7 @@ def store(
     heard_from(session, shipment_id, span.last)
     fed = {chosen.serial: evaluator.result()} if evaluator else None
     raised = raise_alarms(session=session, now=now, view=view, fed=fed)
+    metrics.count_readings(session, via, span.count)
     return Stored(file, True, result, raised)
 
 
