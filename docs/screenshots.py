@@ -1,6 +1,7 @@
 """Screenshots of the main pages for the README: `make screenshots`.
 
-Serves a fresh demo instance with gunicorn on 127.0.0.1 and drives Debian's Chromium with
+Serves a fresh demo instance with gunicorn on 127.0.0.1, with its scheduler beside it as in
+production (so no page shows the banner of a silent scheduler), and drives Debian's Chromium with
 Playwright (no browser download; the flags keep Chromium off the network)."""
 
 from __future__ import annotations
@@ -38,22 +39,27 @@ def main() -> None:
                        check=True, capture_output=True)
         server = subprocess.Popen([bin_dir / "gunicorn", "-w", "2", "-b", f"127.0.0.1:{PORT}",
                                    "wsgi:app"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+        scheduler = subprocess.Popen([bin_dir / "flask", "--app", "wsgi", "coi", "scheduler"],
+                                     env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         try:
             _wait_for_server()
             shoot()
         finally:
-            server.terminate()
-            server.wait(timeout=10)
+            for process in (scheduler, server):
+                process.terminate()
+                process.wait(timeout=10)
 
 
 def _wait_for_server() -> None:
-    for _ in range(100):
+    """Until readiness says yes: the app answers and the scheduler has swept once."""
+    for _ in range(300):
         try:
-            urllib.request.urlopen(BASE + "/healthz", timeout=1)  # noqa: S310 - our own server
+            urllib.request.urlopen(BASE + "/healthz/ready", timeout=1)  # noqa: S310 - our own server
             return
-        except OSError:
+        except OSError:  # refused while starting; HTTPError 503 until the first sweep
             time.sleep(0.1)
-    raise SystemExit("the app did not start")
+    raise SystemExit("the app or its scheduler did not start")
 
 
 def login(page: Page, username: str) -> None:
