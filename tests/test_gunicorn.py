@@ -108,27 +108,27 @@ def sample(metrics: str, name: str, **labels: str) -> float:
 
 
 def test_gunicorn_serves_counts_and_logs_across_two_workers_and_stops_on_sigterm(server):
+    # The scheduler, started beside the web with the same directory: readiness sees its run,
+    # and its sweeps show up in the web's /metrics.
+    once = subprocess.run([str(Path(sys.executable).with_name("flask")), "--app", "wsgi", "coi",
+                           "scheduler", "--once"], cwd=ROOT, env=server.env, capture_output=True,
+                          timeout=120, check=False)
+    assert once.returncode == 0, once.stderr
     with ThreadPoolExecutor(4) as pool:  # concurrent, so both workers take requests
-        answers = list(pool.map(lambda _n: server.get("/healthz"), range(REQUESTS)))
+        answers = list(pool.map(lambda _n: server.get("/healthz/ready"), range(REQUESTS)))
     assert [status for status, _h, _b in answers] == [200] * REQUESTS
 
     status, _headers, _body = server.get("/metrics")
     assert status == 401  # no token
     status, _headers, metrics = server.get("/metrics", {"Authorization": f"Bearer {TOKEN}"})
     assert status == 200
-    assert sample(metrics, "coi_http_requests_total", endpoint="health.healthz", method="GET",
+    assert sample(metrics, "coi_http_requests_total", endpoint="health.ready", method="GET",
                   status="200") == REQUESTS
-    assert sample(metrics, "coi_http_request_duration_seconds_count", endpoint="health.healthz") == REQUESTS
+    assert sample(metrics, "coi_http_request_duration_seconds_count", endpoint="health.ready") == REQUESTS
     assert sample(metrics, "coi_alarms_open", severity="critical") == 0
+    assert sample(metrics, "coi_sweep_duration_seconds_count", job="overdue_steps") == 1
 
     forwarded = server.get("/login", {"X-Forwarded-For": "203.0.113.7"})
-    # The scheduler, started beside the web with the same directory: its sweeps show up here.
-    once = subprocess.run([str(Path(sys.executable).with_name("flask")), "--app", "wsgi", "coi",
-                           "scheduler", "--once"], cwd=ROOT, env=server.env, capture_output=True,
-                          timeout=120, check=False)
-    assert once.returncode == 0, once.stderr
-    _status, _headers, metrics = server.get("/metrics", {"Authorization": f"Bearer {TOKEN}"})
-    assert sample(metrics, "coi_sweep_duration_seconds_count", job="overdue_steps") == 1
 
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=STARTUP_S) == 0
@@ -138,7 +138,7 @@ def test_gunicorn_serves_counts_and_logs_across_two_workers_and_stops_on_sigterm
     assert len(served_by) == 2  # both workers answered, and /metrics counted both
     assert access[forwarded[1]["X-Request-ID"]]["remote_addr"] == "203.0.113.7"
     assert all(line["remote_addr"] == "127.0.0.1" for _id, line in access.items()
-               if line["path"] == "/healthz")
+               if line["path"] == "/healthz/ready")
     gunicorn = [line["message"] for line in lines if line["logger"] == "gunicorn.error"]
     assert any("Booting worker" in message for message in gunicorn)
     assert any("Shutting down" in message for message in gunicorn)
