@@ -38,8 +38,11 @@ REQUEST_FIELDS = ("request_id", "user", "user_id", "sites", "endpoint", "method"
 ACCESS_FIELDS = ("status", "duration_ms", "remote_addr")
 UNMATCHED = "unmatched"  # the endpoint of a request no route matched (404, 405)
 log = logging.getLogger("coi.access")
-# Loggers kept to warnings: alembic lists its plugins at import.
-QUIET = {"alembic.runtime.plugins": "WARNING"}
+# Loggers kept to warnings: alembic lists its plugins at import; APScheduler writes two lines
+# per job run ("Running job", "executed successfully"), every few seconds, which the
+# scheduler's heartbeat (scheduler_run) records better. Its start, stop and missed runs stay.
+QUIET = {"alembic.runtime.plugins": "WARNING", "apscheduler.executors.default": "WARNING",
+         "apscheduler.executors.telling": "WARNING"}
 WERKZEUG_REQUEST_LINE = '"%s" %s %s'  # werkzeug.serving's request line, query string and all
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 from coi.db import for_writing
 
 ROOT = Path(__file__).resolve().parent.parent
+_MIGRATION_LOG = logging.getLogger("alembic.runtime.migration")
 
 
 def alembic_config() -> Config:
@@ -32,5 +34,14 @@ def head_revision() -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The database's migration, read without a word in the log: readiness probes ask it every
+    few seconds, and alembic logs two INFO lines ("Context impl ...") each time it looks (an
+    upgrade still logs them)."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        level = _MIGRATION_LOG.level
+        _MIGRATION_LOG.setLevel(logging.WARNING)
+        try:
+            context = MigrationContext.configure(connection)
+        finally:
+            _MIGRATION_LOG.setLevel(level)
+        return context.get_current_revision()

@@ -210,3 +210,19 @@ def test_the_development_server_logs_its_address_but_not_its_own_request_lines(a
     _log("info", '127.0.0.1 - - [05/Dec/2026 10:00:00] "%s" %s %s', request_line, 200, "-")
     messages = [json.loads(line)["message"] for line in lines_of(written)]
     assert messages == [" * Running on http://127.0.0.1:5000"]
+
+
+def test_a_readiness_probe_writes_its_access_line_and_nothing_else(client, written):
+    """Probes come every few seconds: alembic's "Context impl" lines on each would bury the
+    log (an upgrade still writes them)."""
+    assert client.get("/healthz/ready").status_code == 200
+    assert [json.loads(line)["logger"] for line in lines_of(written)] == ["coi.access"]
+
+
+def test_the_scheduler_does_not_log_every_job_run(app, written):
+    """APScheduler's "Running job ... executed successfully" lines, two per run every few
+    seconds, are left out; the heartbeat table records the runs."""
+    for name in ("apscheduler.executors.default", "apscheduler.executors.telling"):
+        logging.getLogger(name).info("Running job %s", "sweeps")
+    logging.getLogger("apscheduler.scheduler").info("Scheduler started")
+    assert [json.loads(line)["message"] for line in lines_of(written)] == ["Scheduler started"]
