@@ -401,11 +401,20 @@ def run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> dict[str, An
           and all(seen == 0 for seen, _sent in checks["metrics_counted"]["baseline"].values())
           and all(v == 1 for v in checks["access_lines_per_request"]["shipped"].values())
           and all(v == 0 for v in checks["access_lines_per_request"]["baseline"].values()))
-    return {"engine": args.engine, "workers": args.workers, "worker_class": "sync",
+    return {"engine": args.engine, "workers": args.workers,
+            "worker_class": _worker_class(servers["shipped"].log_path),
             "clients": args.clients, "rounds": args.rounds, "seconds": args.seconds,
             "cpus": os.cpu_count(), "load_average": {"before": load_before, "after": load_after},
             "results": results, "checks": checks, "ok": ok, "failure_examples": failures[:5],
             "access_line_example": log_sample}
+
+
+def _worker_class(path: Path) -> str:
+    """As gunicorn told it at INFO in the shipped server's log ("Using worker: sync")."""
+    for line in path.read_text(errors="replace").splitlines():
+        if "Using worker: " in line:
+            return line.split("Using worker: ", 1)[1].split('"', 1)[0]
+    return "?"
 
 
 def _last_access_line(path: Path) -> str | None:
