@@ -12,6 +12,10 @@ the login cookie. The table is made here with raw SQL, never by the app's migrat
 
 Configuration comes from the environment: COI_BENCH_DATABASE_URL (required) and the usual
 COI_* settings (see coi/config.py); bench/scan.py sets all of them.
+
+`gunicorn 'bench.bench_app:uninstrumented()'` is the baseline of bench/observability.py: the
+production app (`wsgi:app`, configured from COI_* alone) without its request instrumentation,
+no request id, access line or request metrics.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from typing import Any
 from flask import Blueprint, Flask, jsonify
 from sqlalchemy import Engine, text
 
+from coi import logs
 from coi.app import create_app, csrf
 from coi.core.access import AUTHENTICATED, permission
 from coi.db import for_writing, request_session
+from coi.views import metrics as metrics_view
 from coi.web import actor, json_body, now
 
 BARE_PATH = "/api/bench/bare"
@@ -81,3 +87,30 @@ def build(overrides: dict[str, Any] | None = None) -> Flask:
     ensure_table(application.extensions["coi.engine"])
     return application
 
+
+
+# The request instrumentation create_app installs (coi.logs.install, coi.views.metrics.install):
+# (hook list, function).
+INSTRUMENTATION = (("before_request_funcs", logs._start), ("after_request_funcs", logs._finish),
+                   ("after_request_funcs", metrics_view._count_request))
+
+
+def remove_instrumentation(application: Flask) -> None:
+    """Take the request id, the access line and the request metrics out of an app made by
+    create_app. Fails if a hook is not where it was installed: a baseline that silently kept
+    them would measure nothing."""
+    for attribute, hook in INSTRUMENTATION:
+        hooks = getattr(application, attribute).get(None, [])
+        if hook not in hooks:
+            raise RuntimeError(f"{hook.__module__}.{hook.__name__} is not in app.{attribute}: "
+                               "has coi.logs or coi.views.metrics changed how they install?")
+        hooks.remove(hook)
+
+
+def uninstrumented() -> Flask:
+    """`wsgi:app` without the request instrumentation; the gunicorn factory of the baseline of
+    bench/observability.py (`bench.bench_app:uninstrumented()`). Run it with COI_LOG_LEVEL=WARNING
+    and no PROMETHEUS_MULTIPROC_DIR, as that benchmark does."""
+    application = create_app()
+    remove_instrumentation(application)
+    return application
