@@ -14,7 +14,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlmodel import select
 
-from coi import demo, handlers, manage, migrate
+from coi import config, demo, handlers, manage, migrate
 from coi.backup import backup_cli
 from coi.core.errors import DomainError
 from coi.core.phi import PhiCipher
@@ -298,4 +298,4 @@ def _print_logins(logins: list[tuple[str, str, str]]) -> None:
         click.echo(f"\nDemo logins (password for all: {logins[0][1]}):")
     for username, _password, shows in logins:
         click.echo(f"  {username:<15} {shows}")
-    click.echo("\nOpen http://127.0.0.1:5000 and log in.\n")
+    click.echo(f"\nOpen {config.local_url()} and log in.\n")

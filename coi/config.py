@@ -119,7 +119,7 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
         if mode == "production":
             raise ConfigError("COI_LABEL_VERIFY_BASE_URL is not set: labels carry a link to the "
                               "public verify page, e.g. https://coi.example.org")
-        config["LABEL_VERIFY_BASE_URL"] = "http://127.0.0.1:5000"
+        config["LABEL_VERIFY_BASE_URL"] = local_url()
     if mode == "production":
         _check_secret_key(config["SECRET_KEY"])
         _check_verify_base_url(config["LABEL_VERIFY_BASE_URL"])
@@ -256,6 +256,16 @@ def _repeats(raw: bytes) -> bool:
     """`raw` is a shorter piece written again and again ("abcabcabc", "password" * 4)."""
     return any(raw == (raw[:period] * (len(raw) // period + 1))[:len(raw)]
                for period in range(1, len(raw) // 2 + 1))
+
+
+def local_url() -> str:
+    """Where a development server on this machine answers: port PORT (what `PORT=8000 make
+    run` gives the web server), else 5000. Labels' links and alarm e-mails of a development
+    machine point there unless COI_LABEL_VERIFY_BASE_URL says otherwise."""
+    port = os.environ.get("PORT", "").strip() or "5000"
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError(f"PORT is {port!r}: the development server's port, a number from 1 to 65535.")
+    return f"http://127.0.0.1:{int(port)}"
 
 
 def _check_verify_base_url(url: str) -> None:

@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import col, func, select
 
 from coi import demo
+from coi.config import ConfigError
 from coi.core.workflow import Entry
 from coi.models import (
     Alarm,
@@ -379,3 +380,22 @@ def test_the_demo_loads_at_any_hour_of_the_day(app_config, tmp_path, hour):
     result = app.test_cli_runner().invoke(args=["coi", "init"])
     assert result.exit_code == 0, (result.output, result.exception)
     app.extensions["coi.engine"].dispose()
+
+
+def test_make_run_on_another_port_points_the_logins_and_links_there(app_config, tmp_path, monkeypatch):
+    """`PORT=8000 make run`: the web server listens there, so the printed address, the labels'
+    links and the alarm e-mails' links of the development machine say so too."""
+    from coi.app import create_app
+
+    monkeypatch.setenv("PORT", "8123")
+    app = create_app(app_config | {"MODE": "development", "LABEL_VERIFY_BASE_URL": None,
+                                   "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"})
+    assert app.config["LABEL_VERIFY_BASE_URL"] == "http://127.0.0.1:8123"
+    assert app.extensions["coi.alerting"].base_url == "http://127.0.0.1:8123"
+    result = app.test_cli_runner().invoke(args=["coi", "init"])
+    assert result.exit_code == 0, result.output
+    assert "Open http://127.0.0.1:8123 and log in." in result.output
+    app.extensions["coi.engine"].dispose()
+    monkeypatch.setenv("PORT", "80a")
+    with pytest.raises(ConfigError, match="PORT is '80a'"):
+        create_app(app_config | {"MODE": "development", "LABEL_VERIFY_BASE_URL": None})
