@@ -26,7 +26,7 @@ from coi.jobs.recording import run_recorded
 from coi.models import Alarm, SchedulerRun
 from coi.services import heartbeat
 from tests.databases import ENGINE
-from tests.helpers import login, make_case
+from tests.helpers import login, make_case, post_form
 
 SWEEP = timedelta(seconds=60)  # the default COI_SWEEP_INTERVAL_SECONDS
 BANNER = 'class="scheduler-silent" role="alert"'
@@ -163,6 +163,19 @@ def test_coordinators_qa_and_global_admins_are_told_since_when_the_scheduler_is_
     assert local_text(last, zone) in page  # the reader's own zone, named
     assert MEANING in page and "flask --app wsgi coi scheduler" in page
     assert BANNER in client.get("/account/tokens").get_data(as_text=True)  # on every page
+
+
+def test_a_form_shown_again_with_its_error_carries_the_banner_too(client, session, world, clock):
+    """A refused form is answered from a POST, whose own transaction writes: the banner is
+    read in a session of its own, and the refusal is shown with it."""
+    beat(session, clock.now())
+    login(client, "coordinator")
+    clock.advance(seconds=2 * SWEEP.total_seconds() + 1)
+    answer = post_form(client, "/account/password", "/account/password",
+                       {"current": "not the password", "new": "x", "repeated": "y"})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code >= 400 and "Nothing was changed" in page
+    assert BANNER in page and "The scheduler has been silent since" in page
 
 
 @pytest.mark.parametrize("persona", ["staff", "courier", "admin"])
