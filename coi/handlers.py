@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from flask import current_app, request, url_for
 
+from coi import logs
 from coi.auth import is_api_request
 from coi.core.display import local_text, localise_text
 from coi.core.errors import DomainError, InvalidInput
@@ -92,6 +93,7 @@ def perform_scan(raw: Any) -> dict[str, Any]:
         raise
     answer = scan_verdict(outcome, me.timezone)
     db.commit()
+    logs.concerns(site=answer["site"], case=answer["case"])
     return answer
 
 

@@ -34,7 +34,7 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 REQUEST_ID_HEADER = "X-Request-ID"
 # What a line made during a request carries, in this order.
-REQUEST_FIELDS = ("request_id", "user", "user_id", "sites", "endpoint", "method", "path")
+REQUEST_FIELDS = ("request_id", "user", "user_id", "sites", "site", "case", "endpoint", "method", "path")
 ACCESS_FIELDS = ("status", "duration_ms", "remote_addr")
 UNMATCHED = "unmatched"  # the endpoint of a request no route matched (404, 405)
 log = logging.getLogger("coi.access")
@@ -196,15 +196,30 @@ def endpoint_name() -> str:
 
 def request_fields() -> dict[str, Any]:
     """The request's fields for a log line: who (username and id once the login is known,
-    their sites' codes), what (endpoint, method, path without its query string)."""
+    their sites' codes), what (endpoint, method, path without its query string, and the site
+    and case it concerned when a handler named them: `concerns`)."""
     fields: dict[str, Any] = {"request_id": request_id(), "endpoint": endpoint_name(),
                               "method": request.method, "path": request.path}
+    for name in ("site", "case"):
+        if g.get(f"log_{name}"):
+            fields[name] = g.get(f"log_{name}")
     actor = g.get("actor")
     if actor is not None:
         fields["user"], fields["user_id"] = actor.username, actor.user_id
         codes: Mapping[int, str] = getattr(actor, "site_codes", {})
         fields["sites"] = sorted({codes.get(site, str(site)) for site, _role in actor.grants})
     return fields
+
+
+def concerns(*, site: str | None = None, case: str | None = None) -> None:
+    """Name, for this request's later log lines and its access line, the site it acted at and
+    the case it concerned (a site code and a COI identifier: never patient data). For requests
+    whose path does not say so, e.g. a scan, whose case and site travel in its body."""
+    if has_request_context():
+        if site:
+            g.log_site = site
+        if case:
+            g.log_case = case
 
 
 def _finish(response: Response) -> Response:

@@ -162,6 +162,11 @@ def test_no_log_line_names_a_patient_from_the_demo_load_to_a_day_of_use(demo_app
     endpoints = {record["endpoint"] for record in access.values()}
     assert {"cases.show", "cases.enrol", "scan.judge", logs.UNMATCHED} <= endpoints
     assert any(r.get("user") == "courier" and r.get("sites") == ["DEP"] for r in access.values())
+    # A scan's path names no case: its line says which case, and at which site, it recorded.
+    recorded = answers[-2].get_json()
+    scanned = access[answers[-2].headers["X-Request-ID"]]
+    assert recorded["case"] and recorded["site"]
+    assert (scanned["site"], scanned["case"]) == (recorded["site"], recorded["case"])
 
 
 def test_the_check_finds_a_patient_named_in_a_log_line_by_mistake(app, written):
