@@ -88,7 +88,6 @@ def build(overrides: dict[str, Any] | None = None) -> Flask:
     return application
 
 
-
 # The request instrumentation create_app installs (coi.logs.install, coi.views.metrics.install):
 # (hook list, function).
 INSTRUMENTATION = (("before_request_funcs", logs._start), ("after_request_funcs", logs._finish),

@@ -182,15 +182,8 @@ def wait_ready(server: Server, workers: int, timeout: float = 60) -> None:
             raise RuntimeError(f"{server.variant}: gunicorn exited while starting:\n"
                                + scan.tail(server.log_path))
         with contextlib.suppress(OSError):
-            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-            connection.request("GET", "/healthz/live")
-            response = connection.getresponse()
-            response.read()
-            connection.close()
-            if response.status == 200:
-                server.answered["health.live"] = server.answered.get("health.live", 0) + 1
-                if len(server.meter.worker_pids()) >= workers:
-                    return
+            if get_live(server, timeout=5).status == 200 and len(server.meter.worker_pids()) >= workers:
+                return
         if time.monotonic() > deadline:
             raise RuntimeError(f"{server.variant}: no answer within {timeout:.0f} s:\n"
                                + scan.tail(server.log_path))
@@ -256,15 +249,21 @@ def run_phase(server: Server, target: Target, seconds: float, clients: int) -> P
 # ---------------------------------------------------------------- checks
 
 
-def request_id_header(server: Server) -> str | None:
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+def get_live(server: Server, timeout: float) -> http.client.HTTPResponse:
+    """One GET /healthz/live outside the load, read and closed; an answer counted as the
+    server's /metrics will count it."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
     connection.request("GET", "/healthz/live")
     response = connection.getresponse()
     response.read()
     connection.close()
     if response.status == 200:
         server.answered["health.live"] = server.answered.get("health.live", 0) + 1
-    return response.getheader("X-Request-ID")
+    return response
+
+
+def request_id_header(server: Server) -> str | None:
+    return get_live(server, timeout=10).getheader("X-Request-ID")
 
 
 def counted(server: Server) -> dict[str, int]:

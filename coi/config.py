@@ -87,6 +87,10 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_TOKEN": "",  # bearer token for /metrics; empty: loopback clients only
 }
 
+# How a setting says yes or no in the environment.
+YES = ("1", "true", "yes", "on")
+NO = ("0", "false", "no", "off")
+
 SECRET_NAMES = ("SECRET_KEY", "PHI_KEYS", "PHI_INDEX_KEY", "INSTALLATION_SIGNING_KEY")
 # Settings renamed: the old name is still read (with a warning) so that an upgrade keeps its key.
 RENAMED = {"LABEL_SIGNING_KEY": "INSTALLATION_SIGNING_KEY"}
@@ -125,7 +129,7 @@ def load(instance_path: str, overrides: dict[str, Any] | None) -> dict[str, Any]
         _check_verify_base_url(config["LABEL_VERIFY_BASE_URL"])
     config["ZPL_PRINTERS"] = _printers(config["ZPL_PRINTERS"])
     secure = config.get("SESSION_COOKIE_SECURE", mode == "production")
-    config["SESSION_COOKIE_SECURE"] = (secure.lower() in ("1", "true", "yes", "on")
+    config["SESSION_COOKIE_SECURE"] = (secure.lower() in YES
                                        if isinstance(secure, str) else bool(secure))
     # The cookie and its CSRF token last no longer than the server-side session may.
     lifetime = int(config["SESSION_LIFETIME_HOURS"]) * 3600
@@ -149,9 +153,9 @@ def _mail_outbox(value: str | bool | None, *, mode: str, server: str | None) -> 
     if value is None or value == "":
         return mode == "development" and not server
     if isinstance(value, str):
-        if value.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        if value.lower() not in YES + NO:
             raise ConfigError(f"COI_MAIL_OUTBOX is {value!r}; use on or off (or leave it unset).")
-        value = value.lower() in ("1", "true", "yes", "on")
+        value = value.lower() in YES
     if value and mode == "production":
         raise ConfigError("Refusing to start in production mode: COI_MAIL_OUTBOX is on, so alarm "
                           "e-mails would be kept in a table and never reach anyone. Unset it and "
@@ -188,7 +192,7 @@ def _from_environment() -> dict[str, Any]:
         key = name[len("COI_") :]
         default = DEFAULTS.get(key)
         if isinstance(default, bool):
-            found[key] = value.lower() in ("1", "true", "yes", "on")
+            found[key] = value.lower() in YES
         elif isinstance(default, int):
             try:
                 found[key] = int(value)

@@ -48,14 +48,7 @@ ACCEPTED, REFUSED, NO_REASON = "accepted", "refused", "none"
 
 def after_commit(session: Session, count: Callable[[], None]) -> None:
     """Run `count` when `session`'s transaction commits; forget it if it rolls back."""
-    _install_session_events()
     session.info.setdefault(PENDING, []).append(count)
-
-
-def _install_session_events() -> None:
-    if not event.contains(OrmSession, "after_commit", _committed):
-        event.listen(OrmSession, "after_commit", _committed)
-        event.listen(OrmSession, "after_rollback", _rolled_back)
 
 
 # Both events fire for savepoints too (begin_nested): only the outermost transaction decides.
@@ -69,6 +62,11 @@ def _committed(session: OrmSession) -> None:
 def _rolled_back(session: OrmSession) -> None:
     if not session.in_nested_transaction():
         session.info.pop(PENDING, None)
+
+
+# Once, when the module is imported (before any count can be pending), not on every count.
+event.listen(OrmSession, "after_commit", _committed)
+event.listen(OrmSession, "after_rollback", _rolled_back)
 
 
 def count_scan(session: Session, refusal_codes: list[str]) -> None:

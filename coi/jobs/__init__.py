@@ -64,8 +64,8 @@ def run(engine: Engine, clock: Clock, jobs: dict[str, Job]) -> dict[str, int]:
                 session.rollback()
                 log.exception("job %s failed; it runs again at the next interval", name)
                 continue
-        elapsed = (time.monotonic() - started) * 1000
-        metrics.observe_sweep(name, elapsed / 1000)
+        seconds = time.monotonic() - started
+        metrics.observe_sweep(name, seconds)
         if found[name]:
-            log.info("%s: %d found in %.0f ms", name, found[name], elapsed)
+            log.info("%s: %d found in %.0f ms", name, found[name], seconds * 1000)
     return found
